@@ -1,0 +1,23 @@
+namespace Ion.Messages;
+
+/// <summary>A validated <c>send</c> message (contract version 1). Built only by <see cref="MessageParser"/>.</summary>
+public sealed record EmailMessage
+{
+    /// <summary>The client's idempotency key, when it gave one.</summary>
+    public string? Id { get; init; }
+    public required IReadOnlyList<string> To { get; init; }
+    public IReadOnlyList<string> Cc { get; init; } = [];
+    public IReadOnlyList<string> Bcc { get; init; } = [];
+    /// <summary>The sender the client asked for (already checked against the allowed senders), or null for the default.</summary>
+    public string? From { get; init; }
+    public string? ReplyTo { get; init; }
+    public required string Subject { get; init; }
+    public string? BodyText { get; init; }
+    public string? BodyHtml { get; init; }
+    /// <summary>Custom <c>X-</c> headers, in the order given.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> Headers { get; init; } = [];
+    public IReadOnlyList<Attachment> Attachments { get; init; } = [];
+    public IReadOnlyList<string> Tags { get; init; } = [];
+}
+
+public sealed record Attachment(string FileName, string ContentType, byte[] Content);

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every test of ion. Installs what the tests need first (Debian packages, NuGet packages),
+# so it works on a fresh machine. Usage: ./test.sh [extra dotnet test arguments]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+need_apt=()
+[ -x /usr/sbin/smtp-sink ] || need_apt+=(postfix)     # smtp-sink: the SMTP relay the tests deliver to
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "test.sh: installing ${need_apt[*]} (apt-get)" >&2
+  SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  # postfix asks how to configure itself; the tests only use its smtp-sink binary.
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+log=$(mktemp -t ion-test.XXXXXX.log)
+trap 'rm -f "$log"' EXIT
+set +e
+dotnet test ion.slnx "$@" 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+# One closing line that CI and people can read at a glance.
+awk '/^  succeeded:/{p=$2} /^  failed:/{f=$2} /^  skipped:/{s=$2}
+     END { if (p == "") p = 0; if (f == "") f = 0; if (s == "") s = 0; print p " passed, " f " failed, " s " skipped" }' "$log"
+if [ "$rc" = 0 ] && ! grep -qE '^  succeeded: *[1-9]' "$log"; then
+  echo "test.sh: no test ran" >&2
+  exit 1
+fi
+exit "$rc"
