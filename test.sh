@@ -6,12 +6,19 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 
 need_apt=()
 [ -x /usr/sbin/smtp-sink ] || need_apt+=(postfix)     # smtp-sink: the SMTP relay the tests deliver to
+command -v node >/dev/null && command -v npm >/dev/null || need_apt+=(nodejs npm)   # runs tools/ (TLS relay)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test.sh: installing ${need_apt[*]} (apt-get)" >&2
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
   # postfix asks how to configure itself; the tests only use its smtp-sink binary.
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+# Node packages the tests start (tools/package.json), pinned by package-lock.json.
+if [ ! -d tools/node_modules ] || [ tools/package-lock.json -nt tools/node_modules ]; then
+  echo "test.sh: installing tools/ (npm ci)" >&2
+  (cd tools && npm ci --no-audit --no-fund --loglevel=error >&2 && touch node_modules)
 fi
 
 log=$(mktemp -t ion-test.XXXXXX.log)

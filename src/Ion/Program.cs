@@ -1,4 +1,10 @@
 using System.CommandLine;
+using Ion.Cli;
 
 RootCommand root = new("ion: queued email delivery");
+root.Subcommands.Add(ServeCommand.Create());
+root.Subcommands.Add(SendCommand.Create());
+root.Subcommands.Add(PublishCommand.Create());
+root.Subcommands.Add(StatusCommand.Create());
+root.Subcommands.Add(DeadLettersCommand.Create());
 return await root.Parse(args).InvokeAsync();

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Starts ion on this machine with its embedded queue (a SQLite file in .data/).
+#
+# With no relay configured, it also starts a local try-out inbox (smtp4dev, a dotnet tool installed into .tools/)
+# on 127.0.0.1, points ion at it and sends one email, so you can watch it arrive at http://127.0.0.1:5080 with
+# no account anywhere. To use a real relay instead, set Ion__Smtp__Host (and friends, see README) in the
+# environment or in ion.secrets.json. Ctrl-C stops everything this script started.
+#
+# Usage: ./run.sh [--Ion:Section:Key=value …]   (extra settings go to `ion serve`)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+INBOX_SMTP_PORT=${INBOX_SMTP_PORT:-2525}
+INBOX_WEB_PORT=${INBOX_WEB_PORT:-5080}
+ION_URL=${ION_URL:-http://127.0.0.1:8780}
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+port_in_use() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
+wait_port() {  # $1 port, $2 seconds, $3 name
+  for _ in $(seq 1 $(( $2 * 10 ))); do port_in_use "$1" && return 0; sleep 0.1; done
+  echo "run.sh: $3 did not start listening on port $1" >&2; return 1
+}
+
+echo "run.sh: building ion (Release)…" >&2
+dotnet build src/Ion -c Release -o .build/ion -v quiet -nologo >&2
+ion() { dotnet .build/ion/ion.dll "$@"; }
+
+if [ -z "${Ion__Smtp__Host:-}" ] && [ ! -f ion.secrets.json ]; then
+  if [ ! -x .tools/smtp4dev ]; then
+    echo "run.sh: installing the try-out inbox (dotnet tool Rnwood.Smtp4dev 3.15.0)…" >&2
+    dotnet tool install Rnwood.Smtp4dev --version 3.15.0 --tool-path .tools >&2
+  fi
+  for p in "$INBOX_SMTP_PORT" "$INBOX_WEB_PORT"; do
+    if port_in_use "$p"; then echo "run.sh: port $p is in use (set INBOX_SMTP_PORT / INBOX_WEB_PORT)" >&2; exit 1; fi
+  done
+  mkdir -p .data/smtp4dev
+  .tools/smtp4dev --urls="http://127.0.0.1:$INBOX_WEB_PORT" --smtpport="$INBOX_SMTP_PORT" --imapport=0 --pop3port=0 \
+    --bindaddress=127.0.0.1 --db="$PWD/.data/smtp4dev/smtp4dev.db" >.data/smtp4dev/smtp4dev.log 2>&1 &
+  pids+=($!)
+  wait_port "$INBOX_SMTP_PORT" 60 "the try-out inbox (SMTP)"
+  wait_port "$INBOX_WEB_PORT" 60 "the try-out inbox (web page)"
+  export Ion__Smtp__Host=127.0.0.1 Ion__Smtp__Port=$INBOX_SMTP_PORT Ion__Smtp__Security=None
+  DEMO=1
+  echo "run.sh: try-out inbox at http://127.0.0.1:$INBOX_WEB_PORT (SMTP 127.0.0.1:$INBOX_SMTP_PORT)" >&2
+fi
+
+ion serve --urls="$ION_URL" "$@" &
+pids+=($!)
+for _ in $(seq 1 300); do curl -sf "$ION_URL/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+curl -sf "$ION_URL/healthz" >/dev/null || { echo "run.sh: ion did not start (see the messages above)" >&2; exit 1; }
+echo "run.sh: ion is listening at $ION_URL" >&2
+
+if [ "${DEMO:-0}" = 1 ]; then
+  # The original Lambda's message, as an application would publish it.
+  id=$(curl -sf -X POST "$ION_URL/v1/messages" -H 'Content-Type: application/json' -d '{
+    "action": "send", "recipient": "you@example.com", "subject": "Hello from ion",
+    "body_text": "ion queued this durably and delivered it through SMTP.",
+    "body_html": "<p><b>ion</b> queued this durably and delivered it through SMTP.</p>" }' | sed -E 's/.*"id":"([^"]+)".*/\1/')
+  for _ in $(seq 1 100); do
+    state=$(curl -sf "$ION_URL/v1/messages/$id" | sed -E 's/.*"state":"([^"]+)".*/\1/')
+    [ "$state" = sent ] && break; sleep 0.1
+  done
+  echo "run.sh: message $id is $state — open http://127.0.0.1:$INBOX_WEB_PORT to read it" >&2
+  echo "run.sh: send more: curl -X POST $ION_URL/v1/messages -H 'Content-Type: application/json' -d '{\"action\":\"send\",\"recipient\":\"a@example.com\",\"subject\":\"Hi\",\"body_text\":\"Hello\"}'" >&2
+fi
+echo "run.sh: Ctrl-C to stop" >&2
+wait "${pids[-1]}"

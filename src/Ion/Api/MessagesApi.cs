@@ -1,0 +1,80 @@
+using System.Text;
+using Ion.Log;
+using Ion.Queues;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+
+namespace Ion.Api;
+
+public static class MessagesApi
+{
+    public static IEndpointRouteBuilder MapMessagesApi(this IEndpointRouteBuilder app)
+    {
+        var messages = app.MapGroup("/v1/messages");
+        messages.MapPost("/", PublishAsync);
+        messages.MapGet("/{id}", GetAsync);
+        return app;
+    }
+
+    /// <summary>202 once the message is on disk; 400 naming the field when it is invalid; 413 when too large.</summary>
+    private static async Task<Results<Accepted<Published>, ProblemHttpResult>> PublishAsync(
+        HttpRequest request, Publisher publisher, IOptions<IonOptions> options, CancellationToken cancellationToken)
+    {
+        var limit = options.Value.MaxMessageBytes;
+        var body = await ReadBodyAsync(request, limit, cancellationToken);
+        if (body is null)
+        {
+            return TypedResults.Problem(
+                statusCode: StatusCodes.Status413PayloadTooLarge,
+                title: "Message too large",
+                detail: $"the message is larger than Ion:MaxMessageBytes ({limit} bytes)");
+        }
+        var result = await publisher.PublishAsync([body], cancellationToken);
+        if (result.Errors is [var error, ..])
+        {
+            return TypedResults.Problem(
+                statusCode: StatusCodes.Status400BadRequest,
+                title: "Invalid message",
+                detail: error.Error.Reason,
+                extensions: new Dictionary<string, object?> { ["field"] = error.Error.Field });
+        }
+        var id = result.Ids[0];
+        return TypedResults.Accepted($"/v1/messages/{Uri.EscapeDataString(id)}", new Published(id));
+    }
+
+    private static async Task<Results<Ok<DeliveryRecord>, ProblemHttpResult>> GetAsync(
+        string id, DeliveryLog log, CancellationToken cancellationToken)
+    {
+        var record = await log.GetAsync(id, cancellationToken);
+        return record is null
+            ? TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, title: "Unknown message", detail: $"no message with id '{id}' in the delivery log")
+            : TypedResults.Ok(record);
+    }
+
+    /// <summary>The body as text, or null when it is over the limit (declared or actual).</summary>
+    private static async Task<string?> ReadBodyAsync(HttpRequest request, long limit, CancellationToken cancellationToken)
+    {
+        if (request.ContentLength > limit)
+            return null;
+        using var buffer = new MemoryStream();
+        var chunk = new byte[16 * 1024];
+        try
+        {
+            int read;
+            while ((read = await request.Body.ReadAsync(chunk, cancellationToken)) > 0)
+            {
+                if (buffer.Length + read > limit)
+                    return null;
+                buffer.Write(chunk, 0, read);
+            }
+        }
+        catch (BadHttpRequestException error) when (error.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            return null;
+        }
+        // Invalid UTF-8 becomes U+FFFD and then fails validation or is sent as such; it never throws here.
+        return Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
+    }
+}
+
+public sealed record Published(string Id);

@@ -1,0 +1,56 @@
+using Microsoft.Extensions.Options;
+
+namespace Ion.Cli;
+
+/// <summary>Exit codes and the one-line error every command ends with when it fails.</summary>
+internal static class CliOutput
+{
+    public const int Ok = 0;
+    /// <summary>The work failed (not found, queue unavailable).</summary>
+    public const int Failed = 1;
+    /// <summary>The input or the configuration is wrong.</summary>
+    public const int Invalid = 2;
+
+    public static int Fail(int code, string message)
+    {
+        Console.Error.WriteLine($"ion: {message}");
+        return code;
+    }
+
+    /// <summary>Runs a command body, turning configuration and I/O failures into one line on stderr.</summary>
+    public static async Task<int> RunAsync(Func<Task<int>> body)
+    {
+        try
+        {
+            return await body();
+        }
+        catch (OptionsValidationException error)
+        {
+            return Fail(Invalid, $"configuration: {string.Join("; ", error.Failures)}");
+        }
+        catch (OperationCanceledException)
+        {
+            return Fail(Failed, "cancelled");
+        }
+        catch (Exception error) when (error is IOException or UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException or InvalidOperationException)
+        {
+            return Fail(Failed, error.Message);
+        }
+    }
+
+    /// <summary>Settings given on the command line as <c>--Ion:Section:Key=value</c> (or <c>--urls=…</c>); anything
+    /// else left over is a mistake, not a setting.</summary>
+    public static string[]? SettingArguments(IReadOnlyList<string> unmatched, out string? error)
+    {
+        foreach (var token in unmatched)
+        {
+            if (!token.StartsWith("--", StringComparison.Ordinal) || !token.Contains('=', StringComparison.Ordinal))
+            {
+                error = $"unexpected argument '{token}' (settings are given as --Ion:Section:Key=value)";
+                return null;
+            }
+        }
+        error = null;
+        return [.. unmatched];
+    }
+}

@@ -1,0 +1,49 @@
+using System.CommandLine;
+using System.Text.Json;
+using Ion.Queues;
+
+namespace Ion.Cli;
+
+/// <summary><c>ion send</c>: builds one message from options and queues it (straight into the queue, no server needed).</summary>
+internal static class SendCommand
+{
+    public static Command Create()
+    {
+        Option<string[]> to = new("--to") { Description = "Recipient address (repeat for more)", Required = true, AllowMultipleArgumentsPerToken = true };
+        Option<string> subject = new("--subject") { Description = "Subject line", Required = true };
+        Option<string?> text = new("--text") { Description = "Plain-text body" };
+        Option<string?> html = new("--html") { Description = "HTML body" };
+        Option<string?> from = new("--from") { Description = "Sender (must be the default or an allowed sender)" };
+        Option<string[]> cc = new("--cc") { Description = "Cc address (repeat for more)" };
+        Option<string[]> bcc = new("--bcc") { Description = "Bcc address (repeat for more)" };
+        Option<string?> id = new("--id") { Description = "Idempotency key: a message with an id already sent is not sent again" };
+        Command command = new("send", "Queue one email.") { to, subject, text, html, from, cc, bcc, id };
+        command.TreatUnmatchedTokensAsErrors = false;
+        command.SetAction((parse, cancellationToken) => CliOutput.RunAsync(async () =>
+        {
+            var settings = CliOutput.SettingArguments(parse.UnmatchedTokens, out var error);
+            if (settings is null)
+                return CliOutput.Fail(CliOutput.Invalid, error!);
+            var message = new Dictionary<string, object?>
+            {
+                ["action"] = "send",
+                ["id"] = parse.GetValue(id),
+                ["to"] = parse.GetValue(to),
+                ["cc"] = parse.GetValue(cc) is { Length: > 0 } ccs ? ccs : null,
+                ["bcc"] = parse.GetValue(bcc) is { Length: > 0 } bccs ? bccs : null,
+                ["from"] = parse.GetValue(from),
+                ["subject"] = parse.GetValue(subject),
+                ["body_text"] = parse.GetValue(text),
+                ["body_html"] = parse.GetValue(html),
+            };
+            var json = JsonSerializer.Serialize(message.Where(p => p.Value is not null).ToDictionary());
+            using var host = IonApp.BuildTool(settings);
+            var result = await host.Services.GetRequiredService<Publisher>().PublishAsync([json], cancellationToken);
+            if (result.Errors is [var invalid, ..])
+                return CliOutput.Fail(CliOutput.Invalid, invalid.Error.Reason);
+            Console.WriteLine(result.Ids[0]);
+            return CliOutput.Ok;
+        }));
+        return command;
+    }
+}

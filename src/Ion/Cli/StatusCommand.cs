@@ -1,0 +1,38 @@
+using System.CommandLine;
+using System.Globalization;
+using Ion.Log;
+
+namespace Ion.Cli;
+
+/// <summary><c>ion status ID</c>: the state and every attempt of one message, from the delivery log.</summary>
+internal static class StatusCommand
+{
+    public static Command Create()
+    {
+        Argument<string> id = new("id") { Description = "The message id (the client's id, or the one ion printed when queuing)" };
+        Command command = new("status", "Show the state and attempts of a message.") { id };
+        command.TreatUnmatchedTokensAsErrors = false;
+        command.SetAction((parse, cancellationToken) => CliOutput.RunAsync(async () =>
+        {
+            var settings = CliOutput.SettingArguments(parse.UnmatchedTokens, out var error);
+            if (settings is null)
+                return CliOutput.Fail(CliOutput.Invalid, error!);
+            using var host = IonApp.BuildTool(settings);
+            var record = await host.Services.GetRequiredService<DeliveryLog>().GetAsync(parse.GetValue(id)!, cancellationToken);
+            if (record is null)
+                return CliOutput.Fail(CliOutput.Failed, $"no message with id '{parse.GetValue(id)}' in the delivery log");
+            var state = record.State.ToString().ToLowerInvariant();
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{record.Id}: {state} (since {record.UpdatedAt:u})"));
+            if (record.LastReason is { } reason && record.State != MessageState.Sent)
+                Console.WriteLine($"  reason: {reason}");
+            var n = 0;
+            foreach (var attempt in record.Attempts)
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"  attempt {++n}: {attempt.At:u} {attempt.Outcome} {attempt.Duration.TotalMilliseconds:F0} ms: {attempt.Reply}"));
+            }
+            return CliOutput.Ok;
+        }));
+        return command;
+    }
+}

@@ -1,0 +1,15 @@
+using Ion.Log;
+
+namespace Ion.Queues;
+
+/// <summary>Moves dead letters back to the queue and tells the delivery log: used by the API, the CLI and the
+/// <c>redrive</c> action message alike.</summary>
+public sealed class Redriver(IMessageQueue queue, DeliveryLog log)
+{
+    public async Task<IReadOnlyList<string>> RedriveAsync(IReadOnlyCollection<string>? ids, CancellationToken cancellationToken)
+    {
+        var moved = await queue.RedriveAsync(ids, cancellationToken);
+        await log.RecordStateAsync(moved, MessageState.Queued, null, cancellationToken);
+        return moved;
+    }
+}

@@ -1,0 +1,153 @@
+using Ion.Queues;
+using Ion.Tests.Fixtures;
+
+namespace Ion.Tests.Cli;
+
+/// <summary>The ion command line, each command run as a real process on a temp data folder.</summary>
+public sealed class CliTests : IDisposable
+{
+    private readonly string _data = Directory.CreateTempSubdirectory("ion-cli-").FullName;
+
+    public void Dispose()
+    {
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        Directory.Delete(_data, recursive: true);
+    }
+
+    [Fact]
+    public async Task Send_QueuesTheMessage_PrintsItsId_AndStatusShowsIt()
+    {
+        var sent = await IonCli.RunAsync(_data, ["send", "--to", "a@example.com", "--subject", "Hi", "--text", "hello", "--id", "cli-1"]);
+
+        Assert.Equal(0, sent.ExitCode);
+        Assert.Equal("cli-1", sent.Out.Trim());
+        var status = await IonCli.RunAsync(_data, ["status", "cli-1"]);
+        Assert.Equal(0, status.ExitCode);
+        Assert.StartsWith("cli-1: queued", status.Out, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Send_WithABadAddress_Exits2_WithOneLineNamingTheField()
+    {
+        var result = await IonCli.RunAsync(_data, ["send", "--to", "not-an-address", "--subject", "Hi", "--text", "x"]);
+
+        Assert.Equal(2, result.ExitCode);
+        var line = Assert.Single(result.Error.Trim().Split('\n'));
+        Assert.StartsWith("ion: invalid: to", line, StringComparison.Ordinal);
+        Assert.Equal("", result.Out);
+    }
+
+    [Fact]
+    public async Task Publish_JsonLines_QueuesEveryMessage()
+    {
+        var file = Path.Combine(_data, "messages.jsonl");
+        await File.WriteAllLinesAsync(file,
+        [
+            """{ "action": "send", "recipient": "a@example.com", "subject": "Hi", "body_text": "plain part", "body_html": "<p>html part</p>" }""",
+            "",
+            """{"action":"send","id":"line-3","to":["b@example.com","c@example.com"],"subject":"Two","body_html":"<p>x</p>"}""",
+            """{ "action": "redrive" }""",
+        ], TestContext.Current.CancellationToken);
+
+        var result = await IonCli.RunAsync(_data, ["publish", file]);
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.Equal(3, result.Out.Trim().Split('\n').Length);
+        Assert.Contains("line-3", result.Out, StringComparison.Ordinal);
+        Assert.Equal(3, (await CountsAsync()).Ready);
+    }
+
+    [Fact]
+    public async Task Publish_OneDocumentFromStdin_IsQueued()
+    {
+        var result = await IonCli.RunAsync(_data, ["publish", "-"], """
+            {
+              "action": "send", "recipient": "a@example.com",
+              "subject": "Hi", "body_text": "spread over lines"
+            }
+            """);
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.Equal(1, (await CountsAsync()).Ready);
+    }
+
+    [Fact]
+    public async Task Publish_WithOneBadLine_QueuesNothing_AndSaysWhichLine()
+    {
+        var file = Path.Combine(_data, "mixed.jsonl");
+        await File.WriteAllLinesAsync(file,
+        [
+            """{"action":"send","recipient":"a@example.com","subject":"Hi","body_text":"x"}""",
+            """{"action":"send","recipient":"a@example.com","subject":"Hi","bodytext":"typo"}""",
+        ], TestContext.Current.CancellationToken);
+
+        var result = await IonCli.RunAsync(_data, ["publish", file]);
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("line 2: invalid:", result.Error, StringComparison.Ordinal);
+        Assert.Contains("nothing was queued", result.Error, StringComparison.Ordinal);
+        Assert.Equal(0, (await CountsAsync()).Ready);
+    }
+
+    [Fact]
+    public async Task Status_OfAnUnknownId_Exits1()
+    {
+        var result = await IonCli.RunAsync(_data, ["status", "nope"]);
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.StartsWith("ion: no message with id 'nope'", result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task DeadLetters_AreListed_AndRedrivenById()
+    {
+        await using (var queue = CreateQueue())
+        {
+            await queue.EnqueueAsync([new("dead-1", "{\"action\":\"send\"}"), new("dead-2", "{}")], TestContext.Current.CancellationToken);
+            foreach (var message in await queue.ReceiveAsync(10, TestContext.Current.CancellationToken))
+                await queue.DeadLetterAsync(message, $"rejected: 550 5.1.1 No such user ({message.Id})", TestContext.Current.CancellationToken);
+        }
+
+        var list = await IonCli.RunAsync(_data, ["dead-letters", "list"]);
+        Assert.Equal(0, list.ExitCode);
+        Assert.Contains("dead-1", list.Out, StringComparison.Ordinal);
+        Assert.Contains("550 5.1.1 No such user (dead-2)", list.Out, StringComparison.Ordinal);
+
+        var redrive = await IonCli.RunAsync(_data, ["dead-letters", "redrive", "--id", "dead-2"]);
+        Assert.Equal(0, redrive.ExitCode);
+        Assert.Equal("redriven: 1", redrive.Out.Trim());
+        var counts = await CountsAsync();
+        Assert.Equal(1, counts.Ready);
+        Assert.Equal(1, counts.Dead);
+
+        var unknown = await IonCli.RunAsync(_data, ["dead-letters", "redrive", "--id", "dead-2"]);
+        Assert.Equal(1, unknown.ExitCode);
+    }
+
+    [Fact]
+    public async Task Serve_WithoutARelay_Exits2_NamingTheSetting()
+    {
+        var result = await IonCli.RunAsync(_data, ["serve", "--urls=http://127.0.0.1:0", "--Ion:Smtp:Host="]);
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("Ion:Smtp:Host is not set", result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task UnknownArgument_Exits2()
+    {
+        var result = await IonCli.RunAsync(_data, ["status", "x", "stray"]);
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("stray", result.Error, StringComparison.Ordinal);
+    }
+
+    private SqliteQueue CreateQueue() =>
+        new(new SqliteQueueOptions { DatabasePath = Path.Combine(_data, "ion.db") }, TimeProvider.System);
+
+    private async Task<QueueCounts> CountsAsync()
+    {
+        await using var queue = CreateQueue();
+        return await queue.CountAsync(TestContext.Current.CancellationToken);
+    }
+}

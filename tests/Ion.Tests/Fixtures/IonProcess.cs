@@ -1,0 +1,87 @@
+using System.Diagnostics;
+
+namespace Ion.Tests.Fixtures;
+
+/// <summary><c>ion serve</c> as a separate process (the built ion.dll run by dotnet), for what only a real process
+/// shows: kill -9 and a restart on the same data.</summary>
+public sealed class IonProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+
+    private IonProcess(Process process, int port)
+    {
+        _process = process;
+        Port = port;
+        Client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+    }
+
+    public int Port { get; }
+    public HttpClient Client { get; }
+
+    public static async Task<IonProcess> StartAsync(int port, IEnumerable<string> settings)
+    {
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        info.ArgumentList.Add(IonDll());
+        info.ArgumentList.Add("serve");
+        info.ArgumentList.Add($"--urls=http://127.0.0.1:{port}");
+        foreach (var setting in settings)
+            info.ArgumentList.Add(setting);
+        var process = Process.Start(info) ?? throw new InvalidOperationException("could not start ion");
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var ion = new IonProcess(process, port);
+        var deadline = Environment.TickCount64 + 30_000;
+        while (true)
+        {
+            if (process.HasExited)
+                throw new InvalidOperationException($"ion exited with {process.ExitCode} at start");
+            try
+            {
+                using var health = await ion.Client.GetAsync("/healthz");
+                if (health.IsSuccessStatusCode)
+                    return ion;
+            }
+            catch (HttpRequestException) when (Environment.TickCount64 < deadline)
+            {
+            }
+            await Task.Delay(100);
+        }
+    }
+
+    /// <summary>SIGKILL: no shutdown, no cleanup, like a power cut to the process.</summary>
+    public async Task KillAsync()
+    {
+        if (_process.HasExited)
+            return;
+        _process.Kill();
+        await _process.WaitForExitAsync();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        await KillAsync();
+        _process.Dispose();
+    }
+
+    /// <summary>src/Ion's build output, in the same configuration as this test assembly.</summary>
+    public static string IonDll()
+    {
+        var testBin = AppContext.BaseDirectory;                  // …/tests/Ion.Tests/bin/Debug/net10.0/
+        var configuration = new DirectoryInfo(testBin).Parent!.Name;
+        var root = new DirectoryInfo(testBin);
+        while (root is not null && !File.Exists(Path.Combine(root.FullName, "ion.slnx")))
+            root = root.Parent;
+        if (root is null)
+            throw new InvalidOperationException($"no ion.slnx above {testBin}");
+        var dll = Path.Combine(root.FullName, "src", "Ion", "bin", configuration, "net10.0", "ion.dll");
+        return File.Exists(dll) ? dll : throw new InvalidOperationException($"{dll} not built");
+    }
+}
