@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json.Nodes;
 using Ion.Messages;
 
@@ -456,6 +457,49 @@ public class MessageParserTests
 
         Assert.Equal("attachments", invalid.Field);
         AssertSafeToStore(invalid);
+    }
+
+    [Fact]
+    public void MangledMessages_NeverThrow()
+    {
+        // Random edits of a message that uses every field, with a fixed seed so a failure repeats.
+        var original = Send(
+            ("id", "order-42"), ("to", Strings(["b@example.com"])), ("cc", Strings(["c@example.com"])),
+            ("from", "news@example.com"), ("reply_to", "r@example.com"), ("body_html", "<p>x</p>"),
+            ("headers", new JsonObject { ["X-A"] = "v" }), ("attachments", new JsonArray(Attachment())),
+            ("tags", Strings(["t"])));
+        const string alphabet = "{}[]\",:\\ \r\n\t\0\ud800\udc00\u2028a@.-_0123456789eE+truefalsnul<>;()";
+        var random = new Random(20250314);
+
+        for (var i = 0; i < 3000; i++)
+        {
+            var text = new StringBuilder(original);
+            for (var edits = random.Next(1, 6); edits > 0 && text.Length > 0; edits--)
+            {
+                var at = random.Next(text.Length);
+                switch (random.Next(3))
+                {
+                    case 0:
+                        text.Remove(at, Math.Min(random.Next(1, 8), text.Length - at));
+                        break;
+                    case 1:
+                        text.Insert(at, alphabet[random.Next(alphabet.Length)]);
+                        break;
+                    default:
+                        text[at] = alphabet[random.Next(alphabet.Length)];
+                        break;
+                }
+            }
+
+            var parsed = MessageParser.Parse(text.ToString(), Rules);
+
+            Assert.NotNull(parsed);
+            if (parsed is InvalidMessage invalid)
+            {
+                Assert.StartsWith("invalid: ", invalid.Reason, StringComparison.Ordinal);
+                AssertSafeToStore(invalid);
+            }
+        }
     }
 
     // A reason is stored with the dead letter, logged and returned over HTTP: one short line.
