@@ -13,5 +13,6 @@ public sealed record MessageRules(
     public const int MaxRecipients = 50;
     public const int MaxHeaders = 20;
     public const int MaxTags = 10;
+    public const int MaxAttachments = 20;
     public const int MaxSubjectLength = 998;
 }
