@@ -308,8 +308,6 @@ public static class MessageParser
             return invalid;
         if (SingleLineProblem(subject) is { } problem)
             return Invalid("subject", problem);
-        if (string.IsNullOrWhiteSpace(subject))
-            return Invalid("subject", "must not be empty");
         if (subject.Length > MessageRules.MaxSubjectLength)
             return Invalid("subject", $"is longer than {MessageRules.MaxSubjectLength} characters");
         return null;
