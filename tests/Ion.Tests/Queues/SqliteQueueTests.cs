@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Ion.Queues;
+using Ion.Tests.Fixtures;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Ion.Tests.Queues;
@@ -9,6 +10,7 @@ public sealed class SqliteQueueTests : QueueContract, IDisposable
     private static readonly TimeSpan Visibility = TimeSpan.FromMinutes(5);
 
     private readonly string _folder = Directory.CreateTempSubdirectory("ion-queue-").FullName;
+    private string DatabasePath => Path.Combine(_folder, "queue.db");
     private readonly List<SqliteQueue> _queues = [];
     private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 3, 1, 9, 0, 0, TimeSpan.Zero));
 
@@ -255,10 +257,60 @@ public sealed class SqliteQueueTests : QueueContract, IDisposable
         Assert.Equal(new QueueCounts(0, 0, 0), await first.CountAsync(Cancellation));
     }
 
+    [Fact]
+    public async Task AnotherProcessHoldingTheWriteLock_MakesEnqueueWait_NotFail()
+    {
+        var queue = Open(Visibility, _time);
+        await queue.CountAsync(Cancellation);
+        using var other = Sqlite3Shell.Start(DatabasePath);
+        await other.RunAsync("BEGIN IMMEDIATE;", Cancellation);
+
+        // Microsoft.Data.Sqlite runs synchronously inside its async methods: without Task.Run the
+        // wait for the lock would happen right here, before there is a task to look at.
+        var enqueue = Task.Run(() => queue.EnqueueAsync([new OutgoingMessage("id-1", "{}")], Cancellation), Cancellation);
+        await Task.Delay(TimeSpan.FromMilliseconds(500), Cancellation);
+        Assert.False(enqueue.IsCompleted);
+
+        await other.RunAsync("COMMIT;", Cancellation);
+        await enqueue.WaitAsync(TimeSpan.FromSeconds(5), Cancellation);
+        Assert.Equal(["id-1"], await other.RunAsync("SELECT message_id FROM queue;", Cancellation));
+    }
+
+    [Fact]
+    public async Task AnotherProcessKilledInsideAWriteTransaction_LeavesTheQueueWorking_WithoutItsWrite()
+    {
+        var queue = Open(Visibility, _time);
+        await queue.CountAsync(Cancellation);
+        using (var other = Sqlite3Shell.Start(DatabasePath))
+        {
+            await other.RunAsync("""
+                BEGIN IMMEDIATE;
+                INSERT INTO queue (message_id, body, enqueued_at, visible_at, receive_count, attempts)
+                VALUES ('never-committed', '{}', 0, 0, 0, 0);
+                """, Cancellation);
+            other.Kill();
+        }
+
+        await queue.EnqueueAsync([new OutgoingMessage("id-1", "{}")], Cancellation);
+
+        Assert.Equal("id-1", Assert.Single(await queue.ReceiveAsync(10, Cancellation)).Id);
+    }
+
+    [Fact]
+    public async Task Database_IsInWalMode_ForEveryProcess()
+    {
+        var queue = Open(Visibility, _time);
+        await queue.CountAsync(Cancellation);
+        using var other = Sqlite3Shell.Start(DatabasePath);
+
+        // journal_mode=WAL is stored in the file, so a process that never asked for it gets it too.
+        Assert.Equal(["wal"], await other.RunAsync("PRAGMA journal_mode;", Cancellation));
+    }
+
     private SqliteQueue Open(TimeSpan visibility, TimeProvider time, string? path = null)
     {
         var queue = new SqliteQueue(
-            new SqliteQueueOptions { DatabasePath = path ?? Path.Combine(_folder, "queue.db"), VisibilityTimeout = visibility },
+            new SqliteQueueOptions { DatabasePath = path ?? DatabasePath, VisibilityTimeout = visibility },
             time);
         _queues.Add(queue);
         return queue;
