@@ -14,7 +14,8 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
     //   message_id is the client's id and is not unique: a client may publish the same id twice and
     //   delivery, not the queue, dedupes. receipt is the token of the current receive (NULL when
     //   nobody holds the message); the handle given out is "seq:receipt", so completing finds the
-    //   row by primary key and a stale handle simply matches nothing.
+    //   row by primary key and a stale handle simply matches nothing (even if SQLite reuses a deleted
+    //   seq, which it may without AUTOINCREMENT: the new row's receipt is a different random token).
     // dead_letters: messages that will not be delivered without a redrive. Its own seq because ids
     //   repeat; indexed by dead_at for listing and by message_id for redrive by id.
     // Times are unix milliseconds from the injected TimeProvider.
