@@ -7,6 +7,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 need_apt=()
 [ -x /usr/sbin/smtp-sink ] || need_apt+=(postfix)     # smtp-sink: the SMTP relay the tests deliver to
 command -v node >/dev/null && command -v npm >/dev/null || need_apt+=(nodejs npm)   # runs tools/ (TLS relay)
+command -v sqlite3 >/dev/null || need_apt+=(sqlite3)   # a second process on the queue's SQLite file
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test.sh: installing ${need_apt[*]} (apt-get)" >&2
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo

@@ -1,0 +1,386 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Microsoft.Data.Sqlite;
+
+namespace Ion.Queues;
+
+/// <summary>The one-machine <see cref="IMessageQueue"/>: an SQLite file with SQS semantics, safe to share
+/// between several instances and processes.</summary>
+public sealed class SqliteQueue : IMessageQueue, IDisposable
+{
+    // queue: one row per message waiting or in flight. seq is the rowid, so the index on visible_at
+    //   holds (visible_at, seq) and serves "visible now, oldest first" without touching the table.
+    //   message_id is the client's id and is not unique: a client may publish the same id twice and
+    //   delivery, not the queue, dedupes. receipt is the token of the current receive (NULL when
+    //   nobody holds the message); the handle given out is "seq:receipt", so completing finds the
+    //   row by primary key and a stale handle simply matches nothing (even if SQLite reuses a deleted
+    //   seq, which it may without AUTOINCREMENT: the new row's receipt is a different random token).
+    // dead_letters: messages that will not be delivered without a redrive. Its own seq because ids
+    //   repeat; indexed by dead_at for listing and by message_id for redrive by id.
+    // Times are unix milliseconds from the injected TimeProvider.
+    private const string Schema = """
+        CREATE TABLE IF NOT EXISTS queue (
+            seq INTEGER PRIMARY KEY,
+            message_id TEXT NOT NULL,
+            body TEXT NOT NULL,
+            enqueued_at INTEGER NOT NULL,
+            visible_at INTEGER NOT NULL,
+            receive_count INTEGER NOT NULL,
+            attempts INTEGER NOT NULL,
+            receipt TEXT
+        );
+        CREATE INDEX IF NOT EXISTS queue_visible_at ON queue (visible_at);
+        CREATE TABLE IF NOT EXISTS dead_letters (
+            seq INTEGER PRIMARY KEY,
+            message_id TEXT NOT NULL,
+            body TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            enqueued_at INTEGER NOT NULL,
+            dead_at INTEGER NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS dead_letters_dead_at ON dead_letters (dead_at);
+        CREATE INDEX IF NOT EXISTS dead_letters_message_id ON dead_letters (message_id);
+        """;
+
+    // Other instances and processes on the same file hold the write lock for one short transaction at
+    // a time; waiting this long for it means something is stuck, and failing says so.
+    private const int BusyTimeoutSeconds = 5;
+
+    private readonly string _databasePath;
+    private readonly string _connectionString;
+    private readonly long _visibilityTimeoutMs;
+    private readonly TimeProvider _time;
+
+    // One connection per instance, used by one operation at a time. SQLite admits one writer per file
+    // anyway, so callers queue here on an async wait instead of blocking thread-pool threads in
+    // SQLite's sleeping busy handler; the busy handler is left for other instances and processes.
+    // It also means Dispose closes exactly this instance's file handle, which a shared pool can't.
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private SqliteConnection? _connection;
+    private bool _disposed;
+
+    public SqliteQueue(SqliteQueueOptions options, TimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(time);
+        ArgumentException.ThrowIfNullOrWhiteSpace(options.DatabasePath);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.VisibilityTimeout, TimeSpan.Zero);
+
+        _databasePath = Path.GetFullPath(options.DatabasePath);
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = _databasePath,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Pooling = false,
+            // Microsoft.Data.Sqlite retries SQLITE_BUSY itself until the command timeout; keep both
+            // limits equal so a stuck writer fails after one timeout, not six.
+            DefaultTimeout = BusyTimeoutSeconds,
+        }.ToString();
+        _visibilityTimeoutMs = Milliseconds(options.VisibilityTimeout);
+        _time = time;
+    }
+
+    public Task EnqueueAsync(IReadOnlyList<OutgoingMessage> messages, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        if (messages.Count == 0)
+            return Task.CompletedTask;
+
+        // One transaction for the whole batch: one fsync, and all or none of it is queued.
+        return WriteAsync(async (connection, transaction) =>
+        {
+            using var insert = connection.CreateCommand();
+            insert.Transaction = transaction;
+            insert.CommandText = """
+                INSERT INTO queue (message_id, body, enqueued_at, visible_at, receive_count, attempts, receipt)
+                VALUES ($id, $body, $now, $now, 0, 0, NULL)
+                """;
+            var id = insert.Parameters.Add("$id", SqliteType.Text);
+            var body = insert.Parameters.Add("$body", SqliteType.Text);
+            insert.Parameters.AddWithValue("$now", Now());
+            foreach (var message in messages)
+            {
+                id.Value = message.Id;
+                body.Value = message.Body;
+                await insert.ExecuteNonQueryAsync(CancellationToken.None);
+            }
+            return 0;
+        }, cancellationToken);
+    }
+
+    public Task<IReadOnlyList<QueuedMessage>> ReceiveAsync(int maxMessages, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxMessages);
+
+        return WriteAsync<IReadOnlyList<QueuedMessage>>(async (connection, transaction) =>
+        {
+            var now = Now();
+            // One token per receive is enough: the handle carries seq, so it is still unique per message.
+            var receipt = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+            using var take = connection.CreateCommand();
+            take.Transaction = transaction;
+            // Picking and hiding in one statement, under the write lock, is what keeps two receivers
+            // (in this process or another) from taking the same row.
+            take.CommandText = """
+                UPDATE queue
+                SET visible_at = $hidden_until, receive_count = receive_count + 1, receipt = $receipt
+                WHERE seq IN (SELECT seq FROM queue WHERE visible_at <= $now ORDER BY visible_at, seq LIMIT $max)
+                RETURNING seq, message_id, body, attempts, receive_count, enqueued_at
+                """;
+            take.Parameters.AddWithValue("$hidden_until", now + _visibilityTimeoutMs);
+            take.Parameters.AddWithValue("$receipt", receipt);
+            take.Parameters.AddWithValue("$now", now);
+            take.Parameters.AddWithValue("$max", maxMessages);
+
+            var received = new List<QueuedMessage>();
+            using var reader = await take.ExecuteReaderAsync(CancellationToken.None);
+            while (await reader.ReadAsync(CancellationToken.None))
+            {
+                received.Add(new QueuedMessage(
+                    Id: reader.GetString(1),
+                    Body: reader.GetString(2),
+                    Attempts: reader.GetInt32(3),
+                    ReceiveCount: reader.GetInt32(4),
+                    EnqueuedAt: DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(5)),
+                    ReceiptHandle: FormatHandle(reader.GetInt64(0), receipt)));
+            }
+            return received;
+        }, cancellationToken);
+    }
+
+    public Task CompleteAsync(QueuedMessage message, CancellationToken cancellationToken)
+    {
+        var (seq, receipt) = ParseHandle(message);
+        return WriteAsync(async (connection, transaction) =>
+        {
+            using var delete = connection.CreateCommand();
+            delete.Transaction = transaction;
+            delete.CommandText = "DELETE FROM queue WHERE seq = $seq AND receipt = $receipt";
+            delete.Parameters.AddWithValue("$seq", seq);
+            delete.Parameters.AddWithValue("$receipt", receipt);
+            return await delete.ExecuteNonQueryAsync(CancellationToken.None);
+        }, cancellationToken);
+    }
+
+    public Task RetryLaterAsync(QueuedMessage message, TimeSpan delay, CancellationToken cancellationToken) =>
+        HideAsync(message, delay, countsAttempt: true, cancellationToken);
+
+    public Task ReleaseAsync(QueuedMessage message, TimeSpan delay, CancellationToken cancellationToken) =>
+        HideAsync(message, delay, countsAttempt: false, cancellationToken);
+
+    private Task<int> HideAsync(QueuedMessage message, TimeSpan delay, bool countsAttempt, CancellationToken cancellationToken)
+    {
+        var (seq, receipt) = ParseHandle(message);
+        ArgumentOutOfRangeException.ThrowIfLessThan(delay, TimeSpan.Zero);
+        var delayMs = Milliseconds(delay);
+
+        return WriteAsync(async (connection, transaction) =>
+        {
+            using var hide = connection.CreateCommand();
+            hide.Transaction = transaction;
+            // Clearing the receipt makes the caller's handle stale: the message is no longer theirs.
+            hide.CommandText = """
+                UPDATE queue
+                SET visible_at = $visible_at, attempts = attempts + $counted, receipt = NULL
+                WHERE seq = $seq AND receipt = $receipt
+                """;
+            hide.Parameters.AddWithValue("$visible_at", Now() + delayMs);
+            hide.Parameters.AddWithValue("$counted", countsAttempt ? 1 : 0);
+            hide.Parameters.AddWithValue("$seq", seq);
+            hide.Parameters.AddWithValue("$receipt", receipt);
+            return await hide.ExecuteNonQueryAsync(CancellationToken.None);
+        }, cancellationToken);
+    }
+
+    public Task DeadLetterAsync(QueuedMessage message, string reason, CancellationToken cancellationToken)
+    {
+        var (seq, receipt) = ParseHandle(message);
+        ArgumentNullException.ThrowIfNull(reason);
+
+        return WriteAsync(async (connection, transaction) =>
+        {
+            using var move = connection.CreateCommand();
+            move.Transaction = transaction;
+            // Body, id and attempts come from the row, not the caller's copy: the row is the record.
+            move.CommandText = """
+                INSERT INTO dead_letters (message_id, body, reason, attempts, enqueued_at, dead_at)
+                SELECT message_id, body, $reason, attempts + 1, enqueued_at, $now
+                FROM queue WHERE seq = $seq AND receipt = $receipt;
+                DELETE FROM queue WHERE seq = $seq AND receipt = $receipt;
+                """;
+            move.Parameters.AddWithValue("$reason", reason);
+            move.Parameters.AddWithValue("$now", Now());
+            move.Parameters.AddWithValue("$seq", seq);
+            move.Parameters.AddWithValue("$receipt", receipt);
+            return await move.ExecuteNonQueryAsync(CancellationToken.None);
+        }, cancellationToken);
+    }
+
+    public Task<IReadOnlyList<DeadLetter>> ListDeadLettersAsync(int limit, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(limit);
+
+        return ReadAsync<IReadOnlyList<DeadLetter>>(async connection =>
+        {
+            using var list = connection.CreateCommand();
+            list.CommandText = """
+                SELECT message_id, body, reason, attempts, enqueued_at, dead_at
+                FROM dead_letters ORDER BY dead_at, seq LIMIT $limit
+                """;
+            list.Parameters.AddWithValue("$limit", limit);
+
+            var dead = new List<DeadLetter>();
+            using var reader = await list.ExecuteReaderAsync(CancellationToken.None);
+            while (await reader.ReadAsync(CancellationToken.None))
+            {
+                dead.Add(new DeadLetter(
+                    Id: reader.GetString(0),
+                    Body: reader.GetString(1),
+                    Reason: reader.GetString(2),
+                    Attempts: reader.GetInt32(3),
+                    EnqueuedAt: DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(4)),
+                    DeadAt: DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(5))));
+            }
+            return dead;
+        }, cancellationToken);
+    }
+
+    public Task<int> RedriveAsync(IReadOnlyCollection<string>? ids, CancellationToken cancellationToken)
+    {
+        if (ids is { Count: 0 })
+            return Task.FromResult(0);
+
+        // The ids travel as one JSON array parameter, so any number of them fits in one statement.
+        var filter = ids is null ? "" : "WHERE message_id IN (SELECT value FROM json_each($ids))";
+        return WriteAsync(async (connection, transaction) =>
+        {
+            using var move = connection.CreateCommand();
+            move.Transaction = transaction;
+            // enqueued_at is kept: it is when the client published the message, and the age of the
+            // oldest message should not be reset by a redrive.
+            move.CommandText = $"""
+                INSERT INTO queue (message_id, body, enqueued_at, visible_at, receive_count, attempts, receipt)
+                SELECT message_id, body, enqueued_at, $now, 0, 0, NULL FROM dead_letters {filter} ORDER BY seq
+                """;
+            move.Parameters.AddWithValue("$now", Now());
+            if (ids is not null)
+                move.Parameters.AddWithValue("$ids", JsonSerializer.Serialize(ids));
+            var moved = await move.ExecuteNonQueryAsync(CancellationToken.None);
+
+            move.CommandText = $"DELETE FROM dead_letters {filter}";
+            await move.ExecuteNonQueryAsync(CancellationToken.None);
+            return moved;
+        }, cancellationToken);
+    }
+
+    public Task<QueueCounts> CountAsync(CancellationToken cancellationToken) =>
+        ReadAsync(async connection =>
+        {
+            using var count = connection.CreateCommand();
+            // One statement reads one snapshot, so the three numbers agree with each other.
+            count.CommandText = """
+                SELECT (SELECT count(*) FROM queue WHERE visible_at <= $now),
+                       (SELECT count(*) FROM queue WHERE visible_at > $now),
+                       (SELECT count(*) FROM dead_letters)
+                """;
+            count.Parameters.AddWithValue("$now", Now());
+            using var reader = await count.ExecuteReaderAsync(CancellationToken.None);
+            await reader.ReadAsync(CancellationToken.None);
+            return new QueueCounts(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));
+        }, cancellationToken);
+
+    public void Dispose()
+    {
+        // Waiting for the gate lets an operation in flight finish instead of losing its connection.
+        _gate.Wait();
+        try
+        {
+            _disposed = true;
+            _connection?.Dispose();
+            _connection = null;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, Task<T>> work, CancellationToken cancellationToken) =>
+        ReadAsync(async connection =>
+        {
+            // BEGIN IMMEDIATE takes the write lock up front (waiting on busy_timeout), so a transaction
+            // never reads under a snapshot and then fails to upgrade because another writer went first.
+            using var transaction = connection.BeginTransaction(deferred: false);
+            var result = await work(connection, transaction);
+            transaction.Commit();
+            return result;
+        }, cancellationToken);
+
+    private async Task<T> ReadAsync<T>(Func<SqliteConnection, Task<T>> work, CancellationToken cancellationToken)
+    {
+        // Cancellation is honoured until the work starts, never inside a transaction: these take
+        // milliseconds, and a completion rolled back at shutdown would mean a duplicate email.
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            _connection ??= await OpenAsync(cancellationToken);
+            return await work(_connection);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(_databasePath)!);
+        var connection = new SqliteConnection(_connectionString);
+        try
+        {
+            await connection.OpenAsync(cancellationToken);
+            using var setup = connection.CreateCommand();
+            // busy_timeout first, so switching to WAL and creating the schema wait for another process
+            // doing the same. WAL lets readers run beside the one writer; synchronous=FULL fsyncs the
+            // WAL at every commit, so an enqueue is on disk before EnqueueAsync returns.
+            setup.CommandText = $"""
+                PRAGMA busy_timeout = {BusyTimeoutSeconds * 1000};
+                PRAGMA journal_mode = WAL;
+                PRAGMA synchronous = FULL;
+                """;
+            await setup.ExecuteNonQueryAsync(cancellationToken);
+
+            using var transaction = connection.BeginTransaction(deferred: false);
+            setup.Transaction = transaction;
+            setup.CommandText = Schema;
+            await setup.ExecuteNonQueryAsync(cancellationToken);
+            transaction.Commit();
+            return connection;
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
+        }
+    }
+
+    private long Now() => _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    private static long Milliseconds(TimeSpan span) => span.Ticks / TimeSpan.TicksPerMillisecond;
+
+    private static string FormatHandle(long seq, string receipt) =>
+        string.Create(CultureInfo.InvariantCulture, $"{seq}:{receipt}");
+
+    private static (long Seq, string Receipt) ParseHandle(QueuedMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        var handle = message.ReceiptHandle;
+        var colon = handle.IndexOf(':', StringComparison.Ordinal);
+        if (colon <= 0 || !long.TryParse(handle.AsSpan(0, colon), NumberStyles.None, CultureInfo.InvariantCulture, out var seq))
+            throw new ArgumentException($"'{handle}' is not a receipt handle of an SQLite queue.", nameof(message));
+        return (seq, handle[(colon + 1)..]);
+    }
+}

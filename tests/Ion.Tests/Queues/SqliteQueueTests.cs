@@ -1,0 +1,318 @@
+using System.Collections.Concurrent;
+using Ion.Queues;
+using Ion.Tests.Fixtures;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Ion.Tests.Queues;
+
+public sealed class SqliteQueueTests : QueueContract, IDisposable
+{
+    private static readonly TimeSpan Visibility = TimeSpan.FromMinutes(5);
+
+    private readonly string _folder = Directory.CreateTempSubdirectory("ion-queue-").FullName;
+    private string DatabasePath => Path.Combine(_folder, "queue.db");
+    private readonly List<SqliteQueue> _queues = [];
+    private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 3, 1, 9, 0, 0, TimeSpan.Zero));
+
+    protected override Task<IMessageQueue> CreateQueueAsync(TimeSpan visibilityTimeout) =>
+        Task.FromResult<IMessageQueue>(Open(visibilityTimeout, TimeProvider.System));
+
+    public void Dispose()
+    {
+        foreach (var queue in _queues)
+            queue.Dispose();
+        Directory.Delete(_folder, recursive: true);
+    }
+
+    [Fact]
+    public async Task Enqueued_SurvivesANewInstanceOnTheSameFile()
+    {
+        using (var writer = Open(Visibility, _time))
+            await writer.EnqueueAsync([new OutgoingMessage("id-1", "{\"n\":1}")], Cancellation);
+
+        using var reader = Open(Visibility, _time);
+        var message = Assert.Single(await reader.ReceiveAsync(10, Cancellation));
+
+        Assert.Equal("id-1", message.Id);
+        Assert.Equal("{\"n\":1}", message.Body);
+    }
+
+    [Fact]
+    public async Task ReceivedByAnInstanceThatDied_IsReceivedAgainByTheNext_AfterTheVisibilityTimeout()
+    {
+        var crashed = Open(Visibility, _time);
+        await crashed.EnqueueAsync([new OutgoingMessage("id-1", "{}")], Cancellation);
+        Assert.Single(await crashed.ReceiveAsync(10, Cancellation));
+        crashed.Dispose();
+
+        using var next = Open(Visibility, _time);
+        Assert.Empty(await next.ReceiveAsync(10, Cancellation));
+        _time.Advance(Visibility);
+        var message = Assert.Single(await next.ReceiveAsync(10, Cancellation));
+
+        Assert.Equal(2, message.ReceiveCount);
+        Assert.Equal(0, message.Attempts);
+    }
+
+    [Fact]
+    public async Task Received_StaysHiddenForExactlyTheVisibilityTimeout()
+    {
+        var queue = Open(Visibility, _time);
+        await queue.EnqueueAsync([new OutgoingMessage("id-1", "{}")], Cancellation);
+        Assert.Single(await queue.ReceiveAsync(10, Cancellation));
+
+        _time.Advance(Visibility - TimeSpan.FromMilliseconds(1));
+        Assert.Empty(await queue.ReceiveAsync(10, Cancellation));
+        _time.Advance(TimeSpan.FromMilliseconds(1));
+        Assert.Single(await queue.ReceiveAsync(10, Cancellation));
+    }
+
+    [Fact]
+    public async Task RetryLater_HidesForExactlyTheDelay_AndForgetsTheReceipt()
+    {
+        var queue = Open(Visibility, _time);
+        await queue.EnqueueAsync([new OutgoingMessage("id-1", "{}")], Cancellation);
+        var message = Assert.Single(await queue.ReceiveAsync(10, Cancellation));
+
+        await queue.RetryLaterAsync(message, TimeSpan.FromSeconds(30), Cancellation);
+        // The handle is stale now: this must not count a second attempt.
+        await queue.RetryLaterAsync(message, TimeSpan.FromSeconds(30), Cancellation);
+
+        _time.Advance(TimeSpan.FromSeconds(30) - TimeSpan.FromMilliseconds(1));
+        Assert.Empty(await queue.ReceiveAsync(10, Cancellation));
+        _time.Advance(TimeSpan.FromMilliseconds(1));
+        var retried = Assert.Single(await queue.ReceiveAsync(10, Cancellation));
+        Assert.Equal(1, retried.Attempts);
+        Assert.Equal(2, retried.ReceiveCount);
+    }
+
+    [Fact]
+    public async Task Count_TellsReadyDelayedAndDead()
+    {
+        var queue = Open(Visibility, _time);
+        await queue.EnqueueAsync([.. Enumerable.Range(0, 6).Select(i => new OutgoingMessage($"id-{i}", "{}"))], Cancellation);
+        var received = await queue.ReceiveAsync(3, Cancellation);
+        await queue.RetryLaterAsync(received[0], TimeSpan.FromMinutes(1), Cancellation);
+        await queue.DeadLetterAsync(received[1], "550", Cancellation);
+
+        Assert.Equal(new QueueCounts(Ready: 3, Delayed: 2, Dead: 1), await queue.CountAsync(Cancellation));
+        _time.Advance(TimeSpan.FromMinutes(1));
+        Assert.Equal(new QueueCounts(Ready: 4, Delayed: 1, Dead: 1), await queue.CountAsync(Cancellation));
+    }
+
+    [Fact]
+    public async Task DeadLetters_AreListedOldestFirst_WithTheirTimes_UpToTheLimit()
+    {
+        var queue = Open(Visibility, _time);
+        var enqueuedAt = _time.GetUtcNow();
+        await queue.EnqueueAsync([new("a", "{}"), new("b", "{}"), new("c", "{}")], Cancellation);
+        var received = (await queue.ReceiveAsync(10, Cancellation)).ToDictionary(m => m.Id);
+        foreach (var id in (string[])["c", "a", "b"])
+        {
+            _time.Advance(TimeSpan.FromSeconds(1));
+            await queue.DeadLetterAsync(received[id], $"reason {id}", Cancellation);
+        }
+
+        var dead = await queue.ListDeadLettersAsync(2, Cancellation);
+
+        Assert.Equal(["c", "a"], dead.Select(d => d.Id));
+        Assert.Equal(["reason c", "reason a"], dead.Select(d => d.Reason));
+        Assert.Equal([enqueuedAt.AddSeconds(1), enqueuedAt.AddSeconds(2)], dead.Select(d => d.DeadAt));
+        Assert.All(dead, d => Assert.Equal(enqueuedAt, d.EnqueuedAt));
+        Assert.All(dead, d => Assert.Equal(1, d.Attempts));
+    }
+
+    [Fact]
+    public async Task Redriven_IsVisibleNow_KeepsEnqueuedAt_AndStartsCountingAfresh()
+    {
+        var queue = Open(Visibility, _time);
+        var enqueuedAt = _time.GetUtcNow();
+        await queue.EnqueueAsync([new OutgoingMessage("id-1", "{}")], Cancellation);
+        await queue.DeadLetterAsync(Assert.Single(await queue.ReceiveAsync(10, Cancellation)), "550", Cancellation);
+        _time.Advance(TimeSpan.FromHours(1));
+
+        Assert.Equal(1, await queue.RedriveAsync(["id-1"], Cancellation));
+
+        var message = Assert.Single(await queue.ReceiveAsync(10, Cancellation));
+        Assert.Equal(enqueuedAt, message.EnqueuedAt);
+        Assert.Equal(0, message.Attempts);
+        Assert.Equal(1, message.ReceiveCount);
+    }
+
+    [Fact]
+    public async Task RedriveOfNoIds_MovesNothing()
+    {
+        var queue = Open(Visibility, _time);
+        await queue.EnqueueAsync([new OutgoingMessage("id-1", "{}")], Cancellation);
+        await queue.DeadLetterAsync(Assert.Single(await queue.ReceiveAsync(10, Cancellation)), "550", Cancellation);
+
+        Assert.Equal(0, await queue.RedriveAsync([], Cancellation));
+        Assert.Single(await queue.ListDeadLettersAsync(10, Cancellation));
+    }
+
+    [Fact]
+    public async Task SameIdPublishedTwice_IsQueuedTwice()
+    {
+        var queue = Open(Visibility, _time);
+
+        await queue.EnqueueAsync([new OutgoingMessage("same", "{\"n\":1}")], Cancellation);
+        await queue.EnqueueAsync([new OutgoingMessage("same", "{\"n\":2}")], Cancellation);
+
+        var received = await queue.ReceiveAsync(10, Cancellation);
+        Assert.Equal(["{\"n\":1}", "{\"n\":2}"], received.Select(m => m.Body).Order());
+    }
+
+    [Fact]
+    public async Task DeadLetter_WithStaleReceipt_IsIgnored()
+    {
+        var queue = Open(Visibility, _time);
+        await queue.EnqueueAsync([new OutgoingMessage("id-1", "{}")], Cancellation);
+        var stale = Assert.Single(await queue.ReceiveAsync(10, Cancellation));
+        _time.Advance(Visibility);
+        var current = Assert.Single(await queue.ReceiveAsync(10, Cancellation));
+
+        await queue.DeadLetterAsync(stale, "550", Cancellation);
+
+        Assert.Empty(await queue.ListDeadLettersAsync(10, Cancellation));
+        await queue.CompleteAsync(current, Cancellation);
+        Assert.Equal(new QueueCounts(0, 0, 0), await queue.CountAsync(Cancellation));
+    }
+
+    [Fact]
+    public async Task ReceiptHandleOfAnotherBackend_IsRefused()
+    {
+        var queue = Open(Visibility, _time);
+        var foreign = new QueuedMessage("id-1", "{}", 0, 1, _time.GetUtcNow(), "AQEBzbVv...sqs-handle");
+
+        await Assert.ThrowsAsync<ArgumentException>(() => queue.CompleteAsync(foreign, Cancellation));
+    }
+
+    [Fact]
+    public async Task Constructor_TouchesNoFile_FirstUseCreatesFolderAndSchema()
+    {
+        var path = Path.Combine(_folder, "not", "yet", "queue.db");
+
+        var queue = Open(Visibility, _time, path);
+        Assert.False(Directory.Exists(Path.Combine(_folder, "not")));
+
+        Assert.Equal(new QueueCounts(0, 0, 0), await queue.CountAsync(Cancellation));
+        Assert.True(File.Exists(path));
+    }
+
+    [Fact]
+    public async Task ManyInstances_FirstUseAtOnce_AllCreateOrFindTheSchema()
+    {
+        var queues = Enumerable.Range(0, 4).Select(_ => Open(Visibility, _time)).ToList();
+
+        await Task.WhenAll(queues.Select((q, i) => Task.Run(() => q.EnqueueAsync([new OutgoingMessage($"id-{i}", "{}")], Cancellation), Cancellation)));
+
+        Assert.Equal(4, (await queues[0].CountAsync(Cancellation)).Ready);
+    }
+
+    [Fact]
+    public async Task TwoInstancesOnOneFile_RacingProducersAndConsumers_DeliverEveryMessageExactlyOnce()
+    {
+        const int total = 500;
+        // Separate instances have separate connections, so they meet only in SQLite's file locks,
+        // as two processes would.
+        var first = Open(Visibility, TimeProvider.System);
+        var second = Open(Visibility, TimeProvider.System);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(Cancellation);
+        deadline.CancelAfter(TimeSpan.FromSeconds(60));
+        var receipts = new ConcurrentDictionary<string, int>();
+        var completed = 0;
+
+        var producers = Enumerable.Range(0, 4).Select(p => Task.Run(async () =>
+        {
+            var queue = p % 2 == 0 ? first : second;
+            var mine = Enumerable.Range(0, total).Where(i => i % 4 == p).Select(i => new OutgoingMessage($"m{i:D3}", $"{{\"n\":{i}}}"));
+            // Batches of 1 to 5, so single and multi-row transactions interleave.
+            foreach (var batch in mine.Chunk(1 + p))
+                await queue.EnqueueAsync(batch, deadline.Token);
+        }, deadline.Token));
+
+        var consumers = Enumerable.Range(0, 4).Select(c => Task.Run(async () =>
+        {
+            var queue = c % 2 == 0 ? first : second;
+            while (Volatile.Read(ref completed) < total)
+            {
+                var received = await queue.ReceiveAsync(1 + c * 3, deadline.Token);
+                foreach (var message in received)
+                {
+                    receipts.AddOrUpdate(message.Id, 1, (_, n) => n + 1);
+                    Assert.Equal(1, message.ReceiveCount);
+                    await queue.CompleteAsync(message, deadline.Token);
+                    Interlocked.Increment(ref completed);
+                }
+                if (received.Count == 0)
+                    await Task.Delay(5, deadline.Token);
+            }
+        }, deadline.Token));
+
+        await Task.WhenAll(producers.Concat(consumers));
+
+        Assert.Equal(total, receipts.Count);
+        Assert.All(receipts, r => Assert.Equal(1, r.Value));
+        Assert.Equal(total, completed);
+        Assert.Equal(new QueueCounts(0, 0, 0), await first.CountAsync(Cancellation));
+    }
+
+    [Fact]
+    public async Task AnotherProcessHoldingTheWriteLock_MakesEnqueueWait_NotFail()
+    {
+        var queue = Open(Visibility, _time);
+        await queue.CountAsync(Cancellation);
+        using var other = Sqlite3Shell.Start(DatabasePath);
+        await other.RunAsync("BEGIN IMMEDIATE;", Cancellation);
+
+        // Microsoft.Data.Sqlite runs synchronously inside its async methods: without Task.Run the
+        // wait for the lock would happen right here, before there is a task to look at.
+        var enqueue = Task.Run(() => queue.EnqueueAsync([new OutgoingMessage("id-1", "{}")], Cancellation), Cancellation);
+        await Task.Delay(TimeSpan.FromMilliseconds(500), Cancellation);
+        Assert.False(enqueue.IsCompleted);
+
+        await other.RunAsync("COMMIT;", Cancellation);
+        await enqueue.WaitAsync(TimeSpan.FromSeconds(5), Cancellation);
+        Assert.Equal(["id-1"], await other.RunAsync("SELECT message_id FROM queue;", Cancellation));
+    }
+
+    [Fact]
+    public async Task AnotherProcessKilledInsideAWriteTransaction_LeavesTheQueueWorking_WithoutItsWrite()
+    {
+        var queue = Open(Visibility, _time);
+        await queue.CountAsync(Cancellation);
+        using (var other = Sqlite3Shell.Start(DatabasePath))
+        {
+            await other.RunAsync("""
+                BEGIN IMMEDIATE;
+                INSERT INTO queue (message_id, body, enqueued_at, visible_at, receive_count, attempts)
+                VALUES ('never-committed', '{}', 0, 0, 0, 0);
+                """, Cancellation);
+            other.Kill();
+        }
+
+        await queue.EnqueueAsync([new OutgoingMessage("id-1", "{}")], Cancellation);
+
+        Assert.Equal("id-1", Assert.Single(await queue.ReceiveAsync(10, Cancellation)).Id);
+    }
+
+    [Fact]
+    public async Task Database_IsInWalMode_ForEveryProcess()
+    {
+        var queue = Open(Visibility, _time);
+        await queue.CountAsync(Cancellation);
+        using var other = Sqlite3Shell.Start(DatabasePath);
+
+        // journal_mode=WAL is stored in the file, so a process that never asked for it gets it too.
+        Assert.Equal(["wal"], await other.RunAsync("PRAGMA journal_mode;", Cancellation));
+    }
+
+    private SqliteQueue Open(TimeSpan visibility, TimeProvider time, string? path = null)
+    {
+        var queue = new SqliteQueue(
+            new SqliteQueueOptions { DatabasePath = path ?? DatabasePath, VisibilityTimeout = visibility },
+            time);
+        _queues.Add(queue);
+        return queue;
+    }
+}
