@@ -145,13 +145,13 @@ public sealed class DeliveryWorker(
                 break;
             case OutcomeKind.Rejected:
                 var rejected = $"rejected: {outcome.Reply}";
-                await log.RecordAttemptAsync(message.Id, Attempt("rejected"), MessageState.Dead, CancellationToken.None);
+                await log.RecordAttemptAsync(message.Id, Attempt("rejected"), MessageState.Dead, CancellationToken.None, rejected);
                 await queue.DeadLetterAsync(message, rejected, CancellationToken.None);
                 Log.DeadLettered(logger, message.Id, attempts, rejected);
                 break;
             case OutcomeKind.RetryLater when attempts >= _options.MaxAttempts:
                 var gaveUp = $"gave up after {attempts} attempts: {outcome.Reply}";
-                await log.RecordAttemptAsync(message.Id, Attempt("retry"), MessageState.Dead, CancellationToken.None);
+                await log.RecordAttemptAsync(message.Id, Attempt("retry"), MessageState.Dead, CancellationToken.None, gaveUp);
                 await queue.DeadLetterAsync(message, gaveUp, CancellationToken.None);
                 Log.DeadLettered(logger, message.Id, attempts, gaveUp);
                 break;

@@ -48,6 +48,15 @@ public static class SmtpOutcomes
         return (int)e.StatusCode >= 500 || enhanced?.StartsWith('5') == true;
     }
 
+    private static string FirstLine(string text) => text.Split('\n', 2)[0].TrimEnd('\r', '.');
+
+    private static string CertificateErrors(string text)
+    {
+        var bullets = text.Split('\n').Select(l => l.Trim()).Where(l => l.StartsWith('•') && !l.EndsWith(':')).Select(l => l.TrimStart('•', ' '));
+        var joined = string.Join("; ", bullets);
+        return joined.Length == 0 ? "" : $" ({joined})";
+    }
+
     private static DeliveryOutcome FromCommand(SmtpCommandException e, OutcomeKind kind) =>
         new(kind, (int)e.StatusCode, SmtpReply.ParseEnhancedCode(e.Message), e.Message);
 
@@ -57,9 +66,10 @@ public static class SmtpOutcomes
         {
             SmtpCommandException e => $"{(int)e.StatusCode} {e.Message}",
             SocketException e => $"cannot connect: {e.Message}",
-            SslHandshakeException => $"TLS failed: {error.Message}",
-            AuthenticationException => $"authentication failed: {error.Message}",
-            _ => $"{error.GetType().Name}: {error.Message}",
+            // MailKit's TLS message is a page of advice; the first line and the validation errors are what matter.
+            SslHandshakeException => $"TLS failed: {FirstLine(error.Message)}{CertificateErrors(error.Message)}",
+            AuthenticationException => $"authentication failed: {FirstLine(error.Message)}",
+            _ => $"{error.GetType().Name}: {FirstLine(error.Message)}",
         };
         var code = error is SmtpCommandException c ? (int?)(int)c.StatusCode : null;
         return new DeliveryOutcome(OutcomeKind.RelayUnavailable, code, null, detail);

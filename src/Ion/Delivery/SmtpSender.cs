@@ -1,4 +1,5 @@
 using System.Net.Security;
+using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using MailKit.Net.Smtp;
@@ -14,6 +15,7 @@ namespace Ion.Delivery;
 public sealed class SmtpSender(SmtpOptions options, TimeProvider time) : IAsyncDisposable
 {
     private SmtpClient? _client;
+    private Socket? _socket;
     private long _lastUsed;
 
     public bool IsConnected => _client?.IsConnected == true;
@@ -45,7 +47,7 @@ public sealed class SmtpSender(SmtpOptions options, TimeProvider time) : IAsyncD
     /// <summary>Makes sure there is a usable, authenticated connection. Returns null when there is, else why not.</summary>
     public async Task<DeliveryOutcome?> ConnectAsync(CancellationToken cancellationToken)
     {
-        if (_client is { IsConnected: true } && time.GetElapsedTime(_lastUsed) < options.IdleTimeout)
+        if (_client is { IsConnected: true } && time.GetElapsedTime(_lastUsed) < options.IdleTimeout && !ClosedByRelay())
             return null;
         await ResetAsync();
 
@@ -61,15 +63,20 @@ public sealed class SmtpSender(SmtpOptions options, TimeProvider time) : IAsyncD
         }
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(options.ConnectTimeout);
+        // ion opens the socket itself so that it can tell, before reusing the connection, whether the relay has
+        // closed it meanwhile (see ClosedByRelay).
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
-            await client.ConnectAsync(options.Host, options.Port, SocketOptions(options.Security), timeout.Token);
+            await socket.ConnectAsync(options.Host, options.Port, timeout.Token);
+            await client.ConnectAsync(socket, options.Host, options.Port, SocketOptions(options.Security), timeout.Token);
             if (options.HasCredentials)
                 await client.AuthenticateAsync(options.Username!, options.Password ?? "", timeout.Token);
         }
         catch (Exception error) when (!cancellationToken.IsCancellationRequested)
         {
             client.Dispose();
+            socket.Dispose();
             if (error is OperationCanceledException)
                 error = new TimeoutException($"no connection to {options.Host}:{options.Port} within {options.ConnectTimeout}", error);
             return SmtpOutcomes.Classify(error, SmtpStage.Connect);
@@ -77,21 +84,40 @@ public sealed class SmtpSender(SmtpOptions options, TimeProvider time) : IAsyncD
         catch
         {
             client.Dispose();
+            socket.Dispose();
             throw;
         }
         _client = client;
+        _socket = socket;
         _lastUsed = time.GetTimestamp();
         return null;
     }
 
     public async ValueTask DisposeAsync() => await ResetAsync();
 
+    /// <summary>Between messages the relay has nothing to say: anything readable (a 421 before it hangs up, or the
+    /// end of the stream) means it has dropped or is dropping the connection. Found now, it costs a reconnect;
+    /// found mid-message, it would cost the message an attempt.</summary>
+    private bool ClosedByRelay()
+    {
+        try
+        {
+            return _socket is null || _socket.Poll(0, SelectMode.SelectRead);
+        }
+        catch (Exception error) when (error is SocketException or ObjectDisposedException)
+        {
+            return true;
+        }
+    }
+
     private async Task ResetAsync()
     {
         if (_client is null)
             return;
         var client = _client;
+        var socket = _socket;
         _client = null;
+        _socket = null;
         try
         {
             if (client.IsConnected)
@@ -107,6 +133,7 @@ public sealed class SmtpSender(SmtpOptions options, TimeProvider time) : IAsyncD
         finally
         {
             client.Dispose();
+            socket?.Dispose();
         }
     }
 

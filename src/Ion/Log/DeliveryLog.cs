@@ -22,19 +22,26 @@ public sealed class DeliveryLog(string databasePath, TimeProvider time)
     private readonly Lock _schemaLock = new();
     private volatile bool _schemaReady;
 
-    public async Task RecordQueuedAsync(IReadOnlyList<string> ids, CancellationToken cancellationToken)
+    /// <summary>Records messages as queued (published, or redriven) at <paramref name="enqueuedAt"/>, a time taken
+    /// before they went on the queue.</summary>
+    public async Task RecordQueuedAsync(IReadOnlyList<string> ids, DateTimeOffset enqueuedAt, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
         await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
         await using var command = connection.CreateCommand();
-        // A repeated id that was already sent stays sent: the worker will not send it again.
+        // The worker may take a message and record its outcome before this runs: anything recorded since the
+        // message was enqueued is newer and stays. A repeated id that was already sent stays sent: the worker will
+        // not send it again.
         command.CommandText = """
-            INSERT INTO messages (id, state, created_at, updated_at) VALUES ($id, 'queued', $now, $now)
+            INSERT INTO messages (id, state, created_at, updated_at) VALUES ($id, 'queued', $at, $at)
             ON CONFLICT (id) DO UPDATE SET
-              state = CASE WHEN state = 'sent' THEN 'sent' ELSE 'queued' END, updated_at = $now
+              state = CASE WHEN state = 'sent' THEN 'sent' ELSE 'queued' END,
+              last_reason = CASE WHEN state = 'sent' THEN last_reason END,
+              updated_at = $at
+            WHERE messages.updated_at < $at
             """;
         var id = command.Parameters.Add("$id", SqliteType.Text);
-        command.Parameters.AddWithValue("$now", Now());
+        command.Parameters.AddWithValue("$at", enqueuedAt.ToUnixTimeMilliseconds());
         foreach (var value in ids)
         {
             id.Value = value;
@@ -43,8 +50,9 @@ public sealed class DeliveryLog(string databasePath, TimeProvider time)
         await transaction.CommitAsync(cancellationToken);
     }
 
-    /// <summary>Records one attempt and the state it leaves the message in.</summary>
-    public async Task RecordAttemptAsync(string id, DeliveryAttempt attempt, MessageState state, CancellationToken cancellationToken)
+    /// <summary>Records one attempt and the state it leaves the message in; <paramref name="reason"/> (why it is dead
+    /// or retrying) defaults to the attempt's reply.</summary>
+    public async Task RecordAttemptAsync(string id, DeliveryAttempt attempt, MessageState state, CancellationToken cancellationToken, string? reason = null)
     {
         await using var connection = await OpenAsync(cancellationToken);
         await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
@@ -62,16 +70,7 @@ public sealed class DeliveryLog(string databasePath, TimeProvider time)
             insert.Parameters.AddWithValue("$duration", (long)attempt.Duration.TotalMilliseconds);
             await insert.ExecuteNonQueryAsync(cancellationToken);
         }
-        await UpsertStateAsync(connection, [id], state, state == MessageState.Sent ? null : attempt.Reply, cancellationToken);
-        await transaction.CommitAsync(cancellationToken);
-    }
-
-    /// <summary>Sets the state without an attempt, e.g. <c>queued</c> again after a redrive.</summary>
-    public async Task RecordStateAsync(IReadOnlyList<string> ids, MessageState state, string? reason, CancellationToken cancellationToken)
-    {
-        await using var connection = await OpenAsync(cancellationToken);
-        await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
-        await UpsertStateAsync(connection, ids, state, reason, cancellationToken);
+        await UpsertStateAsync(connection, [id], state, state == MessageState.Sent ? null : reason ?? attempt.Reply, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
     }
 

@@ -29,8 +29,8 @@ public interface IMessageQueue
     Task<IReadOnlyList<DeadLetter>> ListDeadLettersAsync(int limit, CancellationToken cancellationToken);
 
     /// <summary>Moves dead letters back to the queue with fresh attempts: all of them, or those with the given ids.
-    /// Returns how many were moved.</summary>
-    Task<int> RedriveAsync(IReadOnlyCollection<string>? ids, CancellationToken cancellationToken);
+    /// Returns the ids moved.</summary>
+    Task<IReadOnlyList<string>> RedriveAsync(IReadOnlyCollection<string>? ids, CancellationToken cancellationToken);
 
     /// <summary>How many messages are waiting, in flight and dead (for health, metrics and the dashboard).</summary>
     Task<QueueCounts> CountAsync(CancellationToken cancellationToken);

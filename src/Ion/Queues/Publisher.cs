@@ -8,7 +8,7 @@ namespace Ion.Queues;
 /// The topic on one machine: validates raw messages and puts them on the queue durably. Shared by
 /// <c>POST /v1/messages</c>, <c>ion send</c> and <c>ion publish</c>, so all three accept exactly the same messages.
 /// </summary>
-public sealed class Publisher(IMessageQueue queue, DeliveryLog log, IOptions<IonOptions> options)
+public sealed class Publisher(IMessageQueue queue, DeliveryLog log, IOptions<IonOptions> options, TimeProvider time)
 {
     private readonly MessageRules _rules = options.Value.ToMessageRules();
 
@@ -42,10 +42,11 @@ public sealed class Publisher(IMessageQueue queue, DeliveryLog log, IOptions<Ion
         if (errors.Count > 0)
             return new PublishResult([], errors);
 
+        var enqueuedAt = time.GetUtcNow();
         await queue.EnqueueAsync(outgoing, cancellationToken);
         // The queue is the durable hand-off; the log's "queued" row only serves status queries, so a crash
         // between the two loses nothing (the worker records the message when it tries it).
-        await log.RecordQueuedAsync(sends, cancellationToken);
+        await log.RecordQueuedAsync(sends, enqueuedAt, cancellationToken);
         return new PublishResult(outgoing.ConvertAll(m => m.Id), []);
     }
 }

@@ -247,14 +247,14 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
         }, cancellationToken);
     }
 
-    public Task<int> RedriveAsync(IReadOnlyCollection<string>? ids, CancellationToken cancellationToken)
+    public Task<IReadOnlyList<string>> RedriveAsync(IReadOnlyCollection<string>? ids, CancellationToken cancellationToken)
     {
         if (ids is { Count: 0 })
-            return Task.FromResult(0);
+            return Task.FromResult<IReadOnlyList<string>>([]);
 
         // The ids travel as one JSON array parameter, so any number of them fits in one statement.
         var filter = ids is null ? "" : "WHERE message_id IN (SELECT value FROM json_each($ids))";
-        return WriteAsync(async (connection, transaction) =>
+        return WriteAsync<IReadOnlyList<string>>(async (connection, transaction) =>
         {
             using var move = connection.CreateCommand();
             move.Transaction = transaction;
@@ -263,11 +263,17 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
             move.CommandText = $"""
                 INSERT INTO queue (message_id, body, enqueued_at, visible_at, receive_count, attempts, receipt)
                 SELECT message_id, body, enqueued_at, $now, 0, 0, NULL FROM dead_letters {filter} ORDER BY seq
+                RETURNING message_id
                 """;
             move.Parameters.AddWithValue("$now", Now());
             if (ids is not null)
                 move.Parameters.AddWithValue("$ids", JsonSerializer.Serialize(ids));
-            var moved = await move.ExecuteNonQueryAsync(CancellationToken.None);
+            var moved = new List<string>();
+            using (var reader = await move.ExecuteReaderAsync(CancellationToken.None))
+            {
+                while (await reader.ReadAsync(CancellationToken.None))
+                    moved.Add(reader.GetString(0));
+            }
 
             move.CommandText = $"DELETE FROM dead_letters {filter}";
             await move.ExecuteNonQueryAsync(CancellationToken.None);

@@ -101,7 +101,7 @@ public sealed class CliTests : IDisposable
     [Fact]
     public async Task DeadLetters_AreListed_AndRedrivenById()
     {
-        await using (var queue = CreateQueue())
+        using (var queue = CreateQueue())
         {
             await queue.EnqueueAsync([new("dead-1", "{\"action\":\"send\"}"), new("dead-2", "{}")], TestContext.Current.CancellationToken);
             foreach (var message in await queue.ReceiveAsync(10, TestContext.Current.CancellationToken))
@@ -147,7 +147,7 @@ public sealed class CliTests : IDisposable
 
     private async Task<QueueCounts> CountsAsync()
     {
-        await using var queue = CreateQueue();
+        using var queue = CreateQueue();
         return await queue.CountAsync(TestContext.Current.CancellationToken);
     }
 }

@@ -29,11 +29,9 @@ public sealed class IonServer : IAsyncDisposable
     public HttpClient Client { get; }
     public IServiceProvider Services => App.Services;
 
-    public static async Task<IonServer> StartAsync(int smtpPort, params string[] settings) =>
-        await StartAsync(smtpPort, Directory.CreateTempSubdirectory("ion-data-").FullName, settings);
-
-    public static async Task<IonServer> StartAsync(int smtpPort, string dataDirectory, params string[] settings)
+    public static async Task<IonServer> StartAsync(int smtpPort, params string[] settings)
     {
+        var dataDirectory = Directory.CreateTempSubdirectory("ion-data-").FullName;
         string[] args =
         [
             "--urls=http://127.0.0.1:0",
@@ -50,11 +48,12 @@ public sealed class IonServer : IAsyncDisposable
             "--Ion:Delivery:RelayProbeMaxDelay=00:00:00.300",
             "--Ion:Delivery:PollInterval=00:00:00.100",
             "--Logging:LogLevel:Default=Warning",
+            "--Logging:LogLevel:Microsoft.Hosting.Lifetime=Warning",
             .. settings,
         ];
         var app = IonApp.Build(args);
         await app.StartAsync(TestContext.Current.CancellationToken);
-        var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         var client = new HttpClient { BaseAddress = new Uri(address) };
         return new IonServer(app, dataDirectory, client);
     }

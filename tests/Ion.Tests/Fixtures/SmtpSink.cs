@@ -30,7 +30,8 @@ public sealed class SmtpSink : IAsyncDisposable
     {
         var folder = Directory.CreateTempSubdirectory("ion-sink-").FullName;
         // smtp-sink drops root for 'nobody', who must be able to write the dumps.
-        File.SetUnixFileMode(folder, (UnixFileMode)0b111_111_111);
+        if (!OperatingSystem.IsWindows())
+            File.SetUnixFileMode(folder, (UnixFileMode)0b111_111_111);
         var sink = new SmtpSink(port, folder);
         await sink.RunAsync(flags);
         return sink;

@@ -131,7 +131,7 @@ public sealed class SqliteQueueTests : QueueContract, IDisposable
         await queue.DeadLetterAsync(Assert.Single(await queue.ReceiveAsync(10, Cancellation)), "550", Cancellation);
         _time.Advance(TimeSpan.FromHours(1));
 
-        Assert.Equal(1, await queue.RedriveAsync(["id-1"], Cancellation));
+        Assert.Equal(["id-1"], await queue.RedriveAsync(["id-1"], Cancellation));
 
         var message = Assert.Single(await queue.ReceiveAsync(10, Cancellation));
         Assert.Equal(enqueuedAt, message.EnqueuedAt);
@@ -146,7 +146,7 @@ public sealed class SqliteQueueTests : QueueContract, IDisposable
         await queue.EnqueueAsync([new OutgoingMessage("id-1", "{}")], Cancellation);
         await queue.DeadLetterAsync(Assert.Single(await queue.ReceiveAsync(10, Cancellation)), "550", Cancellation);
 
-        Assert.Equal(0, await queue.RedriveAsync([], Cancellation));
+        Assert.Empty(await queue.RedriveAsync([], Cancellation));
         Assert.Single(await queue.ListDeadLettersAsync(10, Cancellation));
     }
 
