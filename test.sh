@@ -25,7 +25,8 @@ fi
 log=$(mktemp -t ion-test.XXXXXX.log)
 trap 'rm -f "$log"' EXIT
 set +e
-dotnet test ion.slnx "$@" 2>&1 | tee "$log"
+# A floor on the count catches a run that silently found only part of the suite (a stale build, a lost class).
+dotnet test ion.slnx --minimum-expected-tests 300 "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 # One closing line that CI and people can read at a glance.

@@ -10,7 +10,8 @@ public interface IMessageQueue
     /// <summary>Stores the messages durably; returns only once they are on disk.</summary>
     Task EnqueueAsync(IReadOnlyList<OutgoingMessage> messages, CancellationToken cancellationToken);
 
-    /// <summary>Takes up to <paramref name="maxMessages"/> visible messages and hides them for the visibility timeout.</summary>
+    /// <summary>Takes up to <paramref name="maxMessages"/> visible messages and hides them for the visibility timeout.
+    /// When none is visible it may wait a while for some (long polling) before returning empty.</summary>
     Task<IReadOnlyList<QueuedMessage>> ReceiveAsync(int maxMessages, CancellationToken cancellationToken);
 
     /// <summary>Deletes a message that was handled. A stale receipt (the message was redelivered since) is ignored.</summary>

@@ -17,6 +17,7 @@ public static class QueueServices
                 {
                     DatabasePath = ion.DatabasePath,
                     VisibilityTimeout = sp.GetRequiredService<IOptions<DeliveryOptions>>().Value.VisibilityTimeout,
+                    ReceiveWaitTime = sp.GetRequiredService<IOptions<DeliveryOptions>>().Value.PollInterval,
                 },
                 sp.GetRequiredService<TimeProvider>());
         });

@@ -61,6 +61,11 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
     private SqliteConnection? _connection;
     private bool _disposed;
 
+    // Completed (and replaced) whenever this instance makes messages visible, so a receiver waiting in
+    // ReceiveAsync wakes at once; messages from other processes are found at the next look.
+    private TaskCompletionSource _arrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TimeSpan _receiveWaitTime;
+
     public SqliteQueue(SqliteQueueOptions options, TimeProvider time)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -79,17 +84,18 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
             DefaultTimeout = BusyTimeoutSeconds,
         }.ToString();
         _visibilityTimeoutMs = Milliseconds(options.VisibilityTimeout);
+        _receiveWaitTime = options.ReceiveWaitTime;
         _time = time;
     }
 
-    public Task EnqueueAsync(IReadOnlyList<OutgoingMessage> messages, CancellationToken cancellationToken)
+    public async Task EnqueueAsync(IReadOnlyList<OutgoingMessage> messages, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(messages);
         if (messages.Count == 0)
-            return Task.CompletedTask;
+            return;
 
         // One transaction for the whole batch: one fsync, and all or none of it is queued.
-        return WriteAsync(async (connection, transaction) =>
+        await WriteAsync(async (connection, transaction) =>
         {
             using var insert = connection.CreateCommand();
             insert.Transaction = transaction;
@@ -108,12 +114,35 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
             }
             return 0;
         }, cancellationToken);
+        Arrived();
     }
 
-    public Task<IReadOnlyList<QueuedMessage>> ReceiveAsync(int maxMessages, CancellationToken cancellationToken)
+    /// <summary>Like SQS long polling: when nothing is visible, waits up to <see cref="SqliteQueueOptions.ReceiveWaitTime"/>
+    /// for messages before returning empty.</summary>
+    public async Task<IReadOnlyList<QueuedMessage>> ReceiveAsync(int maxMessages, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxMessages);
 
+        // Taken before looking, so an enqueue between the look and the wait is not missed.
+        var arrived = Volatile.Read(ref _arrived).Task;
+        var taken = await TakeAsync(maxMessages, cancellationToken);
+        if (taken.Count > 0 || _receiveWaitTime <= TimeSpan.Zero)
+            return taken;
+
+        using (var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+        {
+            await Task.WhenAny(arrived, Task.Delay(_receiveWaitTime, _time, waiting.Token));
+            await waiting.CancelAsync();
+        }
+        cancellationToken.ThrowIfCancellationRequested();
+        return await TakeAsync(maxMessages, cancellationToken);
+    }
+
+    private void Arrived() =>
+        Interlocked.Exchange(ref _arrived, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+
+    private Task<IReadOnlyList<QueuedMessage>> TakeAsync(int maxMessages, CancellationToken cancellationToken)
+    {
         return WriteAsync<IReadOnlyList<QueuedMessage>>(async (connection, transaction) =>
         {
             var now = Now();
@@ -247,14 +276,14 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
         }, cancellationToken);
     }
 
-    public Task<IReadOnlyList<string>> RedriveAsync(IReadOnlyCollection<string>? ids, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<string>> RedriveAsync(IReadOnlyCollection<string>? ids, CancellationToken cancellationToken)
     {
         if (ids is { Count: 0 })
-            return Task.FromResult<IReadOnlyList<string>>([]);
+            return [];
 
         // The ids travel as one JSON array parameter, so any number of them fits in one statement.
         var filter = ids is null ? "" : "WHERE message_id IN (SELECT value FROM json_each($ids))";
-        return WriteAsync<IReadOnlyList<string>>(async (connection, transaction) =>
+        var redriven = await WriteAsync<IReadOnlyList<string>>(async (connection, transaction) =>
         {
             using var move = connection.CreateCommand();
             move.Transaction = transaction;
@@ -279,6 +308,9 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
             await move.ExecuteNonQueryAsync(CancellationToken.None);
             return moved;
         }, cancellationToken);
+        if (redriven.Count > 0)
+            Arrived();
+        return redriven;
     }
 
     public Task<QueueCounts> CountAsync(CancellationToken cancellationToken) =>

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Collections.Concurrent;
 using Ion.Queues;
 using Ion.Tests.Fixtures;
@@ -305,6 +306,53 @@ public sealed class SqliteQueueTests : QueueContract, IDisposable
 
         // journal_mode=WAL is stored in the file, so a process that never asked for it gets it too.
         Assert.Equal(["wal"], await other.RunAsync("PRAGMA journal_mode;", Cancellation));
+    }
+
+    [Fact]
+    public async Task Receive_OnAnEmptyQueue_WaitsForAnEnqueueByThisInstance_AndWakesAtOnce()
+    {
+        var queue = LongPolling(TimeSpan.FromSeconds(30));
+        var started = Stopwatch.StartNew();
+
+        var receiving = queue.ReceiveAsync(10, Cancellation);
+        await Task.Delay(200, Cancellation);
+        Assert.False(receiving.IsCompleted);
+        await queue.EnqueueAsync([new OutgoingMessage("late", "{}")], Cancellation);
+
+        Assert.Equal("late", Assert.Single(await receiving).Id);
+        Assert.InRange(started.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task Receive_OnAnEmptyQueue_FindsAnotherInstancesMessage_AfterTheWait()
+    {
+        var queue = LongPolling(TimeSpan.FromMilliseconds(300));
+        using var other = Open(Visibility, TimeProvider.System);
+
+        var receiving = queue.ReceiveAsync(10, Cancellation);
+        await other.EnqueueAsync([new OutgoingMessage("from-elsewhere", "{}")], Cancellation);
+
+        // The other instance can't wake this one; the second look after the wait finds the message.
+        Assert.Equal("from-elsewhere", Assert.Single(await receiving).Id);
+    }
+
+    [Fact]
+    public async Task Receive_OnAnEmptyQueue_ReturnsEmptyAfterTheWait()
+    {
+        var queue = LongPolling(TimeSpan.FromMilliseconds(200));
+
+        var started = Stopwatch.StartNew();
+        Assert.Empty(await queue.ReceiveAsync(10, Cancellation));
+        Assert.True(started.Elapsed >= TimeSpan.FromMilliseconds(150), $"returned after {started.Elapsed}");
+    }
+
+    private SqliteQueue LongPolling(TimeSpan wait)
+    {
+        var queue = new SqliteQueue(
+            new SqliteQueueOptions { DatabasePath = DatabasePath, VisibilityTimeout = Visibility, ReceiveWaitTime = wait },
+            TimeProvider.System);
+        _queues.Add(queue);
+        return queue;
     }
 
     private SqliteQueue Open(TimeSpan visibility, TimeProvider time, string? path = null)
