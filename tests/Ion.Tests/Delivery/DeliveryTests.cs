@@ -191,6 +191,50 @@ public class DeliveryTests
         Assert.Single((await ion.StatusAsync("order-42-confirmation"))!.Attempts);
     }
 
+    [Fact]
+    public async Task RateLimit_SpacesSendsOut_AcrossAllConnections()
+    {
+        await using var sink = await SmtpSink.StartAsync();
+        await using var ion = await IonServer.StartAsync(sink.Port, "--Ion:Delivery:RatePerSecond=10", "--Ion:Delivery:Concurrency=3");
+        var ids = new List<string>();
+        for (var i = 0; i < 25; i++)
+            ids.Add(await ion.PublishAsync(new { action = "send", recipient = "a@example.com", subject = $"rate {i}", body_text = "x" }));
+
+        await sink.WaitForMessagesAsync(25, Wait);
+
+        // 25 messages at 10/s with a burst of at most one period's tokens: the sends span at least ~2 s.
+        var sentAt = new List<DateTimeOffset>();
+        foreach (var id in ids)
+            sentAt.Add((await ion.StatusAsync(id))!.Attempts.Single().At);
+        var span = sentAt.Max() - sentAt.Min();
+        Assert.True(span >= TimeSpan.FromSeconds(2), $"25 sends at 10/s took only {span}");
+    }
+
+    [Fact]
+    public async Task Shutdown_FinishesWhatIsInFlight_AndGivesBackTheRest()
+    {
+        // The sink holds each DATA reply for 1 s, so the worker is mid-message when ion stops.
+        await using var sink = await SmtpSink.StartAsync("-w", "1");
+        var ion = await IonServer.StartAsync(sink.Port, "--Ion:Delivery:BatchSize=10", "--Ion:Delivery:VisibilityTimeout=00:10:00");
+        var queue = ion.Services.GetRequiredService<IMessageQueue>();
+        // One transaction, so the worker takes all five in one batch.
+        var bodies = Enumerable.Range(0, 5)
+            .Select(i => System.Text.Json.JsonSerializer.Serialize(new { action = "send", recipient = "a@example.com", subject = $"shutdown {i}", body_text = "x" }))
+            .ToList();
+        Assert.Empty((await ion.Services.GetRequiredService<Publisher>().PublishAsync(bodies, Token)).Errors);
+        await WaitUntilAsync(async () => (await queue.CountAsync(Token)).Delayed == 5);
+
+        await ion.App.StopAsync(Token);
+
+        // Nothing is left hidden for the ten-minute visibility timeout: the message being sent finished, the
+        // others are visible again for the next start.
+        var counts = await queue.CountAsync(Token);
+        Assert.Equal(0, counts.Delayed);
+        Assert.Equal(5 - sink.Count, counts.Ready);
+        Assert.InRange(sink.Count, 1, 4);
+        await ion.DisposeAsync();
+    }
+
     private static async Task<System.Text.Json.JsonElement> HealthAsync(IonServer ion) =>
         await ion.Client.GetFromJsonAsync<System.Text.Json.JsonElement>("/healthz", Token);
 
