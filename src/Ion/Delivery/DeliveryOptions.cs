@@ -7,6 +7,10 @@ public sealed class DeliveryOptions
 {
     public const string Section = "Ion:Delivery";
 
+    /// <summary>False runs ion as an intake only: it accepts and queues, and delivers nothing (maintenance, or an
+    /// ingest-only node in front of a shared queue).</summary>
+    public bool Enabled { get; set; } = true;
+
     /// <summary>Parallel SMTP connections (the original Lambda had one).</summary>
     public int Concurrency { get; set; } = 1;
     /// <summary>Attempts per message before a transient failure becomes a dead letter.</summary>

@@ -28,6 +28,11 @@ public sealed class DeliveryWorker(
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        if (!_options.Enabled)
+        {
+            Log.Disabled(logger);
+            return Task.CompletedTask;
+        }
         _rate = CreateRateLimiter(_options.RatePerSecond);
         var slots = Enumerable.Range(0, _options.Concurrency)
             .Select(slot => Task.Run(() => RunSlotAsync(slot, stoppingToken), CancellationToken.None));

@@ -235,6 +235,20 @@ public class DeliveryTests
         await ion.DisposeAsync();
     }
 
+    [Fact]
+    public async Task DeliveryDisabled_AcceptsAndKeeps_ButSendsNothing()
+    {
+        await using var sink = await SmtpSink.StartAsync();
+        await using var ion = await IonServer.StartAsync(sink.Port, "--Ion:Delivery:Enabled=false");
+
+        var id = await ion.PublishAsync(new { action = "send", recipient = "a@example.com", subject = "kept", body_text = "x" });
+        await Task.Delay(500, Token);
+
+        Assert.Equal(MessageState.Queued, (await ion.StatusAsync(id))!.State);
+        Assert.Equal(1, (await ion.Services.GetRequiredService<IMessageQueue>().CountAsync(Token)).Ready);
+        Assert.Equal(0, sink.Count);
+    }
+
     private static async Task<System.Text.Json.JsonElement> HealthAsync(IonServer ion) =>
         await ion.Client.GetFromJsonAsync<System.Text.Json.JsonElement>("/healthz", Token);
 
