@@ -54,17 +54,8 @@ public sealed class DeliveryWorker(
             {
                 await circuit.WaitUntilClosedAsync(stoppingToken);
                 var batch = await queue.ReceiveAsync(_options.BatchSize, stoppingToken);
-                for (var i = 0; i < batch.Count; i++)
-                {
-                    if (stoppingToken.IsCancellationRequested || circuit.IsOpen)
-                    {
-                        // Give back what this slot holds so another worker (or this one, later) takes it at once
-                        // rather than after the visibility timeout.
-                        await ReleaseAllAsync(batch.Skip(i));
-                        break;
-                    }
-                    await ProcessAsync(sender, batch[i], stoppingToken);
-                }
+                if (batch.Count > 0)
+                    await ProcessBatchAsync(sender, batch, stoppingToken);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -87,38 +78,73 @@ public sealed class DeliveryWorker(
         }
     }
 
-    /// <summary>One message, start to finish. Catches everything the message may cause, so a bad message cannot stop
-    /// the slot or block the messages behind it.</summary>
-    private async Task ProcessAsync(SmtpSender sender, QueuedMessage message, CancellationToken stoppingToken)
+    /// <summary>
+    /// One batch, message by message. Successes are recorded and completed together at the end (one log write, one
+    /// queue write for the batch); failures, the rare case, are recorded and moved at once. The log's "sent" always
+    /// lands before the completion, so a crash between the two is caught by the idempotency check on redelivery.
+    /// </summary>
+    private async Task ProcessBatchAsync(SmtpSender sender, IReadOnlyList<QueuedMessage> batch, CancellationToken stoppingToken)
+    {
+        var sent = new HashSet<string>(await log.SentAmongAsync([.. batch.Select(m => m.Id)], CancellationToken.None), StringComparer.Ordinal);
+        var batchDone = new BatchDone();
+        try
+        {
+            for (var i = 0; i < batch.Count; i++)
+            {
+                if (stoppingToken.IsCancellationRequested || circuit.IsOpen)
+                {
+                    // Give back what this slot holds so another worker (or this one, later) takes it at once
+                    // rather than after the visibility timeout.
+                    await ReleaseAllAsync(batch.Skip(i));
+                    break;
+                }
+                await ProcessAsync(sender, batch[i], sent, batchDone, stoppingToken);
+            }
+        }
+        finally
+        {
+            await log.RecordAttemptsAsync(batchDone.Records, CancellationToken.None);
+            await queue.CompleteAsync(batchDone.Messages, CancellationToken.None);
+        }
+    }
+
+    /// <summary>What a batch completes at its end: the messages, and the attempts to record first.</summary>
+    private sealed class BatchDone
+    {
+        public List<QueuedMessage> Messages { get; } = [];
+        public List<AttemptRecord> Records { get; } = [];
+    }
+
+    /// <summary>One message, start to finish. Everything the message may cause is an outcome, so a bad message
+    /// cannot stop the slot or block the messages behind it.</summary>
+    private async Task ProcessAsync(SmtpSender sender, QueuedMessage message, HashSet<string> sent, BatchDone done, CancellationToken stoppingToken)
     {
         switch (MessageParser.Parse(message.Body, _rules))
         {
             case InvalidMessage invalid:
-                await log.RecordAttemptAsync(message.Id, new DeliveryAttempt(time.GetUtcNow(), "invalid", null, invalid.Reason, TimeSpan.Zero), MessageState.Dead, CancellationToken.None);
+                await RecordAsync(new AttemptRecord(message.Id, new DeliveryAttempt(time.GetUtcNow(), "invalid", null, invalid.Reason, TimeSpan.Zero), MessageState.Dead, invalid.Reason));
                 await queue.DeadLetterAsync(message, invalid.Reason, CancellationToken.None);
                 Log.Invalid(logger, message.Id, invalid.Reason);
                 break;
             case RedriveRequest redrive:
                 var moved = await redriver.RedriveAsync(redrive.Ids, CancellationToken.None);
-                await queue.CompleteAsync(message, CancellationToken.None);
+                done.Messages.Add(message);
                 Log.Redriven(logger, moved.Count);
                 break;
+            case SendRequest send when sent.Contains(message.Id):
+                // Idempotency: this id was delivered before (a repeated publish, or a redelivery after a crash
+                // between the send and the completion).
+                done.Messages.Add(message);
+                Log.AlreadySent(logger, message.Id);
+                break;
             case SendRequest send:
-                await SendAsync(sender, message, send.Email, stoppingToken);
+                await SendAsync(sender, message, send.Email, sent, done, stoppingToken);
                 break;
         }
     }
 
-    private async Task SendAsync(SmtpSender sender, QueuedMessage message, EmailMessage email, CancellationToken stoppingToken)
+    private async Task SendAsync(SmtpSender sender, QueuedMessage message, EmailMessage email, HashSet<string> sent, BatchDone done, CancellationToken stoppingToken)
     {
-        if (await log.IsSentAsync(message.Id, CancellationToken.None))
-        {
-            // Idempotency: this id was delivered before (a repeated publish, or a redelivery after a crash
-            // between the send and the completion).
-            await queue.CompleteAsync(message, CancellationToken.None);
-            Log.AlreadySent(logger, message.Id);
-            return;
-        }
         if (_rate is not null)
         {
             try
@@ -144,25 +170,26 @@ public sealed class DeliveryWorker(
         switch (outcome.Kind)
         {
             case OutcomeKind.Sent:
-                await log.RecordAttemptAsync(message.Id, Attempt("sent"), MessageState.Sent, CancellationToken.None);
-                await queue.CompleteAsync(message, CancellationToken.None);
+                sent.Add(message.Id);
+                done.Records.Add(new AttemptRecord(message.Id, Attempt("sent"), MessageState.Sent));
+                done.Messages.Add(message);
                 Log.Sent(logger, message.Id, attempts, elapsed.TotalMilliseconds);
                 break;
             case OutcomeKind.Rejected:
                 var rejected = $"rejected: {outcome.Reply}";
-                await log.RecordAttemptAsync(message.Id, Attempt("rejected"), MessageState.Dead, CancellationToken.None, rejected);
+                await RecordAsync(new AttemptRecord(message.Id, Attempt("rejected"), MessageState.Dead, rejected));
                 await queue.DeadLetterAsync(message, rejected, CancellationToken.None);
                 Log.DeadLettered(logger, message.Id, attempts, rejected);
                 break;
             case OutcomeKind.RetryLater when attempts >= _options.MaxAttempts:
                 var gaveUp = $"gave up after {attempts} attempts: {outcome.Reply}";
-                await log.RecordAttemptAsync(message.Id, Attempt("retry"), MessageState.Dead, CancellationToken.None, gaveUp);
+                await RecordAsync(new AttemptRecord(message.Id, Attempt("retry"), MessageState.Dead, gaveUp));
                 await queue.DeadLetterAsync(message, gaveUp, CancellationToken.None);
                 Log.DeadLettered(logger, message.Id, attempts, gaveUp);
                 break;
             case OutcomeKind.RetryLater:
                 var delay = RetrySchedule.Delay(attempts, _options.RetryBaseDelay, _options.RetryMaxDelay, Random.Shared.NextDouble());
-                await log.RecordAttemptAsync(message.Id, Attempt("retry"), MessageState.Retrying, CancellationToken.None);
+                await RecordAsync(new AttemptRecord(message.Id, Attempt("retry"), MessageState.Retrying));
                 await queue.RetryLaterAsync(message, delay, CancellationToken.None);
                 Log.Retrying(logger, message.Id, attempts, delay, outcome.Reply);
                 break;
@@ -177,6 +204,8 @@ public sealed class DeliveryWorker(
 
         DeliveryAttempt Attempt(string name) => new(startedAt, name, outcome.SmtpCode, outcome.Reply, elapsed);
     }
+
+    private Task RecordAsync(AttemptRecord record) => log.RecordAttemptsAsync([record], CancellationToken.None);
 
     private async Task ReleaseAllAsync(IEnumerable<QueuedMessage> messages)
     {

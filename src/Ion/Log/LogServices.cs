@@ -1,14 +1,13 @@
-using Microsoft.Extensions.Options;
+using Ion.Queues;
 
 namespace Ion.Log;
 
 public static class LogServices
 {
+    /// <summary>The delivery log, in the SQLite file the queue uses (see <see cref="QueueServices.AddQueues"/>).</summary>
     public static IServiceCollection AddDeliveryLog(this IServiceCollection services)
     {
-        services.AddSingleton(sp => new DeliveryLog(
-            sp.GetRequiredService<IOptions<IonOptions>>().Value.DatabasePath,
-            sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<DeliveryLog>();
         return services;
     }
 }

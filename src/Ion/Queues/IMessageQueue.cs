@@ -14,8 +14,9 @@ public interface IMessageQueue
     /// When none is visible it may wait a while for some (long polling) before returning empty.</summary>
     Task<IReadOnlyList<QueuedMessage>> ReceiveAsync(int maxMessages, CancellationToken cancellationToken);
 
-    /// <summary>Deletes a message that was handled. A stale receipt (the message was redelivered since) is ignored.</summary>
-    Task CompleteAsync(QueuedMessage message, CancellationToken cancellationToken);
+    /// <summary>Deletes messages that were handled, together (SQS: DeleteMessageBatch). A stale receipt (the message was
+    /// redelivered since) is ignored.</summary>
+    Task CompleteAsync(IReadOnlyList<QueuedMessage> messages, CancellationToken cancellationToken);
 
     /// <summary>This attempt failed: counts it and makes the message visible again after <paramref name="delay"/>.</summary>
     Task RetryLaterAsync(QueuedMessage message, TimeSpan delay, CancellationToken cancellationToken);

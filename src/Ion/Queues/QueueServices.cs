@@ -5,20 +5,16 @@ namespace Ion.Queues;
 
 public static class QueueServices
 {
-    /// <summary>The embedded SQLite queue in <c>Ion:DataDirectory</c>.</summary>
+    /// <summary>The embedded SQLite queue in <c>Ion:DataDirectory</c>, and the file it shares with the delivery log.</summary>
     public static IServiceCollection AddQueues(this IServiceCollection services)
     {
+        services.AddSingleton(sp => new SqliteDatabase(sp.GetRequiredService<IOptions<IonOptions>>().Value.DatabasePath));
         services.AddSingleton<IMessageQueue>(sp =>
         {
-            var ion = sp.GetRequiredService<IOptions<IonOptions>>().Value;
-            Directory.CreateDirectory(Path.GetDirectoryName(ion.DatabasePath)!);
+            var delivery = sp.GetRequiredService<IOptions<DeliveryOptions>>().Value;
             return new SqliteQueue(
-                new SqliteQueueOptions
-                {
-                    DatabasePath = ion.DatabasePath,
-                    VisibilityTimeout = sp.GetRequiredService<IOptions<DeliveryOptions>>().Value.VisibilityTimeout,
-                    ReceiveWaitTime = sp.GetRequiredService<IOptions<DeliveryOptions>>().Value.PollInterval,
-                },
+                sp.GetRequiredService<SqliteDatabase>(),
+                new SqliteQueueOptions { VisibilityTimeout = delivery.VisibilityTimeout, ReceiveWaitTime = delivery.PollInterval },
                 sp.GetRequiredService<TimeProvider>());
         });
         services.AddSingleton<Publisher>();

@@ -44,49 +44,45 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
         CREATE INDEX IF NOT EXISTS dead_letters_message_id ON dead_letters (message_id);
         """;
 
-    // Other instances and processes on the same file hold the write lock for one short transaction at
-    // a time; waiting this long for it means something is stuck, and failing says so.
-    private const int BusyTimeoutSeconds = 5;
-
-    private readonly string _databasePath;
-    private readonly string _connectionString;
+    private readonly SqliteDatabase _database;
+    private readonly bool _ownsDatabase;
     private readonly long _visibilityTimeoutMs;
+    private readonly TimeSpan _receiveWaitTime;
     private readonly TimeProvider _time;
-
-    // One connection per instance, used by one operation at a time. SQLite admits one writer per file
-    // anyway, so callers queue here on an async wait instead of blocking thread-pool threads in
-    // SQLite's sleeping busy handler; the busy handler is left for other instances and processes.
-    // It also means Dispose closes exactly this instance's file handle, which a shared pool can't.
-    private readonly SemaphoreSlim _gate = new(1, 1);
-    private SqliteConnection? _connection;
-    private bool _disposed;
 
     // Completed (and replaced) whenever this instance makes messages visible, so a receiver waiting in
     // ReceiveAsync wakes at once; messages from other processes are found at the next look.
     private TaskCompletionSource _arrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly TimeSpan _receiveWaitTime;
 
-    public SqliteQueue(SqliteQueueOptions options, TimeProvider time)
+    // Group commit: enqueues that arrive while one is being written wait and go together in the next
+    // transaction, so N concurrent publishers cost one fsync, not N, and none returns before its own is on disk.
+    private readonly Lock _pendingLock = new();
+    private List<PendingEnqueue> _pending = [];
+    private bool _flushing;
+
+    /// <summary>A queue in a database file shared with the delivery log (ion serve).</summary>
+    public SqliteQueue(SqliteDatabase database, SqliteQueueOptions options, TimeProvider time)
+        : this(database, ownsDatabase: false, options, time)
     {
+    }
+
+    private SqliteQueue(SqliteDatabase database, bool ownsDatabase, SqliteQueueOptions options, TimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(database);
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(time);
-        ArgumentException.ThrowIfNullOrWhiteSpace(options.DatabasePath);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.VisibilityTimeout, TimeSpan.Zero);
-
-        _databasePath = Path.GetFullPath(options.DatabasePath);
-        _connectionString = new SqliteConnectionStringBuilder
-        {
-            DataSource = _databasePath,
-            Mode = SqliteOpenMode.ReadWriteCreate,
-            Pooling = false,
-            // Microsoft.Data.Sqlite retries SQLITE_BUSY itself until the command timeout; keep both
-            // limits equal so a stuck writer fails after one timeout, not six.
-            DefaultTimeout = BusyTimeoutSeconds,
-        }.ToString();
+        _database = database;
+        _database.AddSchema(Schema);
+        _ownsDatabase = ownsDatabase;
         _visibilityTimeoutMs = Milliseconds(options.VisibilityTimeout);
         _receiveWaitTime = options.ReceiveWaitTime;
         _time = time;
     }
+
+    /// <summary>A queue with a file of its own; disposing the queue closes the file.</summary>
+    public static SqliteQueue Open(string path, SqliteQueueOptions options, TimeProvider time) =>
+        new(new SqliteDatabase(path), ownsDatabase: true, options, time);
 
     public async Task EnqueueAsync(IReadOnlyList<OutgoingMessage> messages, CancellationToken cancellationToken)
     {
@@ -94,27 +90,70 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
         if (messages.Count == 0)
             return;
 
-        // One transaction for the whole batch: one fsync, and all or none of it is queued.
-        await WriteAsync(async (connection, transaction) =>
+        var pending = new PendingEnqueue(messages);
+        bool flush;
+        lock (_pendingLock)
         {
-            using var insert = connection.CreateCommand();
-            insert.Transaction = transaction;
-            insert.CommandText = """
-                INSERT INTO queue (message_id, body, enqueued_at, visible_at, receive_count, attempts, receipt)
-                VALUES ($id, $body, $now, $now, 0, 0, NULL)
-                """;
-            var id = insert.Parameters.Add("$id", SqliteType.Text);
-            var body = insert.Parameters.Add("$body", SqliteType.Text);
-            insert.Parameters.AddWithValue("$now", Now());
-            foreach (var message in messages)
-            {
-                id.Value = message.Id;
-                body.Value = message.Body;
-                await insert.ExecuteNonQueryAsync(CancellationToken.None);
-            }
-            return 0;
-        }, cancellationToken);
+            _pending.Add(pending);
+            flush = !_flushing;
+            _flushing = true;
+        }
+        if (flush)
+            await FlushPendingAsync();
+        await pending.Written.Task;
         Arrived();
+    }
+
+    /// <summary>Writes what is pending, one transaction (one fsync) per round, until nothing is left. Each
+    /// caller's messages are all or nothing: a failed round fails every caller in it.</summary>
+    private async Task FlushPendingAsync()
+    {
+        while (true)
+        {
+            List<PendingEnqueue> round;
+            lock (_pendingLock)
+            {
+                if (_pending.Count == 0)
+                {
+                    _flushing = false;
+                    return;
+                }
+                round = _pending;
+                _pending = [];
+            }
+            try
+            {
+                await _database.WriteAsync(Durability.Durable, async (connection, transaction) =>
+                {
+                    using var insert = connection.CreateCommand();
+                    insert.Transaction = transaction;
+                    insert.CommandText = """
+                        INSERT INTO queue (message_id, body, enqueued_at, visible_at, receive_count, attempts, receipt)
+                        VALUES ($id, $body, $now, $now, 0, 0, NULL)
+                        """;
+                    var id = insert.Parameters.Add("$id", SqliteType.Text);
+                    var body = insert.Parameters.Add("$body", SqliteType.Text);
+                    insert.Parameters.AddWithValue("$now", Now());
+                    foreach (var message in round.SelectMany(p => p.Messages))
+                    {
+                        id.Value = message.Id;
+                        body.Value = message.Body;
+                        await insert.ExecuteNonQueryAsync(CancellationToken.None);
+                    }
+                    return 0;
+                }, CancellationToken.None);
+                round.ForEach(p => p.Written.TrySetResult());
+            }
+            catch (Exception error)
+            {
+                round.ForEach(p => p.Written.TrySetException(error));
+            }
+        }
+    }
+
+    private sealed record PendingEnqueue(IReadOnlyList<OutgoingMessage> Messages)
+    {
+        public TaskCompletionSource Written { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
     /// <summary>Like SQS long polling: when nothing is visible, waits up to <see cref="SqliteQueueOptions.ReceiveWaitTime"/>
@@ -143,7 +182,7 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
 
     private Task<IReadOnlyList<QueuedMessage>> TakeAsync(int maxMessages, CancellationToken cancellationToken)
     {
-        return WriteAsync<IReadOnlyList<QueuedMessage>>(async (connection, transaction) =>
+        return _database.WriteAsync<IReadOnlyList<QueuedMessage>>(Durability.Deferred, async (connection, transaction) =>
         {
             var now = Now();
             // One token per receive is enough: the handle carries seq, so it is still unique per message.
@@ -179,17 +218,27 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
         }, cancellationToken);
     }
 
-    public Task CompleteAsync(QueuedMessage message, CancellationToken cancellationToken)
+    public Task CompleteAsync(IReadOnlyList<QueuedMessage> messages, CancellationToken cancellationToken)
     {
-        var (seq, receipt) = ParseHandle(message);
-        return WriteAsync(async (connection, transaction) =>
+        ArgumentNullException.ThrowIfNull(messages);
+        var handles = messages.Select(ParseHandle).ToList();
+        if (handles.Count == 0)
+            return Task.CompletedTask;
+        return _database.WriteAsync(Durability.Deferred, async (connection, transaction) =>
         {
             using var delete = connection.CreateCommand();
             delete.Transaction = transaction;
             delete.CommandText = "DELETE FROM queue WHERE seq = $seq AND receipt = $receipt";
-            delete.Parameters.AddWithValue("$seq", seq);
-            delete.Parameters.AddWithValue("$receipt", receipt);
-            return await delete.ExecuteNonQueryAsync(CancellationToken.None);
+            var seq = delete.Parameters.Add("$seq", SqliteType.Integer);
+            var receipt = delete.Parameters.Add("$receipt", SqliteType.Text);
+            var deleted = 0;
+            foreach (var handle in handles)
+            {
+                seq.Value = handle.Seq;
+                receipt.Value = handle.Receipt;
+                deleted += await delete.ExecuteNonQueryAsync(CancellationToken.None);
+            }
+            return deleted;
         }, cancellationToken);
     }
 
@@ -205,7 +254,7 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(delay, TimeSpan.Zero);
         var delayMs = Milliseconds(delay);
 
-        return WriteAsync(async (connection, transaction) =>
+        return _database.WriteAsync(Durability.Deferred, async (connection, transaction) =>
         {
             using var hide = connection.CreateCommand();
             hide.Transaction = transaction;
@@ -228,7 +277,7 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
         var (seq, receipt) = ParseHandle(message);
         ArgumentNullException.ThrowIfNull(reason);
 
-        return WriteAsync(async (connection, transaction) =>
+        return _database.WriteAsync(Durability.Deferred, async (connection, transaction) =>
         {
             using var move = connection.CreateCommand();
             move.Transaction = transaction;
@@ -251,7 +300,7 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
     {
         ArgumentOutOfRangeException.ThrowIfNegative(limit);
 
-        return ReadAsync<IReadOnlyList<DeadLetter>>(async connection =>
+        return _database.ReadAsync<IReadOnlyList<DeadLetter>>(async connection =>
         {
             using var list = connection.CreateCommand();
             list.CommandText = """
@@ -283,7 +332,7 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
 
         // The ids travel as one JSON array parameter, so any number of them fits in one statement.
         var filter = ids is null ? "" : "WHERE message_id IN (SELECT value FROM json_each($ids))";
-        var redriven = await WriteAsync<IReadOnlyList<string>>(async (connection, transaction) =>
+        var redriven = await _database.WriteAsync<IReadOnlyList<string>>(Durability.Deferred, async (connection, transaction) =>
         {
             using var move = connection.CreateCommand();
             move.Transaction = transaction;
@@ -314,7 +363,7 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
     }
 
     public Task<QueueCounts> CountAsync(CancellationToken cancellationToken) =>
-        ReadAsync(async connection =>
+        _database.ReadAsync(async connection =>
         {
             using var count = connection.CreateCommand();
             // One statement reads one snapshot, so the three numbers agree with each other.
@@ -331,78 +380,8 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
 
     public void Dispose()
     {
-        // Waiting for the gate lets an operation in flight finish instead of losing its connection.
-        _gate.Wait();
-        try
-        {
-            _disposed = true;
-            _connection?.Dispose();
-            _connection = null;
-        }
-        finally
-        {
-            _gate.Release();
-        }
-    }
-
-    private Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, Task<T>> work, CancellationToken cancellationToken) =>
-        ReadAsync(async connection =>
-        {
-            // BEGIN IMMEDIATE takes the write lock up front (waiting on busy_timeout), so a transaction
-            // never reads under a snapshot and then fails to upgrade because another writer went first.
-            using var transaction = connection.BeginTransaction(deferred: false);
-            var result = await work(connection, transaction);
-            transaction.Commit();
-            return result;
-        }, cancellationToken);
-
-    private async Task<T> ReadAsync<T>(Func<SqliteConnection, Task<T>> work, CancellationToken cancellationToken)
-    {
-        // Cancellation is honoured until the work starts, never inside a transaction: these take
-        // milliseconds, and a completion rolled back at shutdown would mean a duplicate email.
-        await _gate.WaitAsync(cancellationToken);
-        try
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            _connection ??= await OpenAsync(cancellationToken);
-            return await work(_connection);
-        }
-        finally
-        {
-            _gate.Release();
-        }
-    }
-
-    private async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(_databasePath)!);
-        var connection = new SqliteConnection(_connectionString);
-        try
-        {
-            await connection.OpenAsync(cancellationToken);
-            using var setup = connection.CreateCommand();
-            // busy_timeout first, so switching to WAL and creating the schema wait for another process
-            // doing the same. WAL lets readers run beside the one writer; synchronous=FULL fsyncs the
-            // WAL at every commit, so an enqueue is on disk before EnqueueAsync returns.
-            setup.CommandText = $"""
-                PRAGMA busy_timeout = {BusyTimeoutSeconds * 1000};
-                PRAGMA journal_mode = WAL;
-                PRAGMA synchronous = FULL;
-                """;
-            await setup.ExecuteNonQueryAsync(cancellationToken);
-
-            using var transaction = connection.BeginTransaction(deferred: false);
-            setup.Transaction = transaction;
-            setup.CommandText = Schema;
-            await setup.ExecuteNonQueryAsync(cancellationToken);
-            transaction.Commit();
-            return connection;
-        }
-        catch
-        {
-            connection.Dispose();
-            throw;
-        }
+        if (_ownsDatabase)
+            _database.Dispose();
     }
 
     private long Now() => _time.GetUtcNow().ToUnixTimeMilliseconds();

@@ -143,7 +143,7 @@ public sealed class CliTests : IDisposable
     }
 
     private SqliteQueue CreateQueue() =>
-        new(new SqliteQueueOptions { DatabasePath = Path.Combine(_data, "ion.db") }, TimeProvider.System);
+        SqliteQueue.Open(Path.Combine(_data, "ion.db"), new SqliteQueueOptions(), TimeProvider.System);
 
     private async Task<QueueCounts> CountsAsync()
     {

@@ -78,7 +78,7 @@ public abstract class QueueContract
         await queue.EnqueueAsync([new OutgoingMessage("id-1", "{}")], Cancellation);
         var message = Assert.Single(await ReceiveAsync(queue, 1));
 
-        await queue.CompleteAsync(message, Cancellation);
+        await queue.CompleteAsync([message], Cancellation);
 
         // Hidden and deleted look the same until the visibility timeout has passed.
         Assert.Empty(await ReceiveForAsync(queue, ShortVisibility * 2));
@@ -92,7 +92,7 @@ public abstract class QueueContract
         var stale = Assert.Single(await ReceiveAsync(queue, 1));
         var current = Assert.Single(await ReceiveAsync(queue, 1));
 
-        await queue.CompleteAsync(stale, Cancellation);
+        await queue.CompleteAsync([stale], Cancellation);
 
         await queue.ReleaseAsync(current, TimeSpan.Zero, Cancellation);
         var still = Assert.Single(await ReceiveAsync(queue, 1));
@@ -217,7 +217,7 @@ public abstract class QueueContract
 
         var received = await ReceiveAsync(queue, 100);
         foreach (var message in received)
-            await queue.CompleteAsync(message, Cancellation);
+            await queue.CompleteAsync([message], Cancellation);
 
         Assert.Equal(ids, received.Select(m => m.Id).Order());
         Assert.All(received, m => Assert.Equal($$"""{"n":"{{m.Id}}"}""", m.Body));

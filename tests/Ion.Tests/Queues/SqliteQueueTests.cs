@@ -175,7 +175,7 @@ public sealed class SqliteQueueTests : QueueContract, IDisposable
         await queue.DeadLetterAsync(stale, "550", Cancellation);
 
         Assert.Empty(await queue.ListDeadLettersAsync(10, Cancellation));
-        await queue.CompleteAsync(current, Cancellation);
+        await queue.CompleteAsync([current], Cancellation);
         Assert.Equal(new QueueCounts(0, 0, 0), await queue.CountAsync(Cancellation));
     }
 
@@ -185,7 +185,7 @@ public sealed class SqliteQueueTests : QueueContract, IDisposable
         var queue = Open(Visibility, _time);
         var foreign = new QueuedMessage("id-1", "{}", 0, 1, _time.GetUtcNow(), "AQEBzbVv...sqs-handle");
 
-        await Assert.ThrowsAsync<ArgumentException>(() => queue.CompleteAsync(foreign, Cancellation));
+        await Assert.ThrowsAsync<ArgumentException>(() => queue.CompleteAsync([foreign], Cancellation));
     }
 
     [Fact]
@@ -242,7 +242,7 @@ public sealed class SqliteQueueTests : QueueContract, IDisposable
                 {
                     receipts.AddOrUpdate(message.Id, 1, (_, n) => n + 1);
                     Assert.Equal(1, message.ReceiveCount);
-                    await queue.CompleteAsync(message, deadline.Token);
+                    await queue.CompleteAsync([message], deadline.Token);
                     Interlocked.Increment(ref completed);
                 }
                 if (received.Count == 0)
@@ -348,8 +348,9 @@ public sealed class SqliteQueueTests : QueueContract, IDisposable
 
     private SqliteQueue LongPolling(TimeSpan wait)
     {
-        var queue = new SqliteQueue(
-            new SqliteQueueOptions { DatabasePath = DatabasePath, VisibilityTimeout = Visibility, ReceiveWaitTime = wait },
+        var queue = SqliteQueue.Open(
+            DatabasePath,
+            new SqliteQueueOptions { VisibilityTimeout = Visibility, ReceiveWaitTime = wait },
             TimeProvider.System);
         _queues.Add(queue);
         return queue;
@@ -357,9 +358,7 @@ public sealed class SqliteQueueTests : QueueContract, IDisposable
 
     private SqliteQueue Open(TimeSpan visibility, TimeProvider time, string? path = null)
     {
-        var queue = new SqliteQueue(
-            new SqliteQueueOptions { DatabasePath = path ?? DatabasePath, VisibilityTimeout = visibility },
-            time);
+        var queue = SqliteQueue.Open(path ?? DatabasePath, new SqliteQueueOptions { VisibilityTimeout = visibility }, time);
         _queues.Add(queue);
         return queue;
     }
