@@ -128,7 +128,11 @@ public sealed class DeliveryLog
         return _database.ReadAsync<IReadOnlySet<string>>(async connection =>
         {
             using var command = connection.CreateCommand();
-            command.CommandText = "SELECT id FROM messages WHERE state = 'sent' AND id IN (SELECT value FROM json_each($ids))";
+            // CROSS JOIN fixes the loop order: look up each id by primary key. Left to itself the planner may walk
+            // the state index through every sent message, which grows with the log.
+            command.CommandText = """
+                SELECT m.id FROM json_each($ids) AS j CROSS JOIN messages AS m ON m.id = j.value WHERE m.state = 'sent'
+                """;
             command.Parameters.AddWithValue("$ids", JsonSerializer.Serialize(ids));
             var sent = new HashSet<string>(StringComparer.Ordinal);
             using var reader = await command.ExecuteReaderAsync(CancellationToken.None);
