@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Microsoft.Extensions.Options;
 
 namespace Ion.Cli;
@@ -37,6 +38,18 @@ internal static class CliOutput
             return Fail(Failed, error.Message);
         }
     }
+
+    /// <summary>Runs a command that works on the queue file directly: settings from the left-over arguments, the
+    /// services without the web host, and failures as one line on stderr.</summary>
+    public static Task<int> RunWithServicesAsync(ParseResult parse, Func<IServiceProvider, Task<int>> body) =>
+        RunAsync(async () =>
+        {
+            var settings = SettingArguments(parse.UnmatchedTokens, out var error);
+            if (settings is null)
+                return Fail(Invalid, error!);
+            using var host = IonApp.BuildTool(settings);
+            return await body(host.Services);
+        });
 
     /// <summary>Settings given on the command line as <c>--Ion:Section:Key=value</c> (or <c>--urls=…</c>); anything
     /// else left over is a mistake, not a setting.</summary>

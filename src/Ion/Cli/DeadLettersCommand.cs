@@ -20,13 +20,9 @@ internal static class DeadLettersCommand
         Option<int> limit = new("--limit") { Description = "At most this many, oldest first", DefaultValueFactory = _ => 100 };
         Command command = new("list", "List dead letters with their reasons.") { limit };
         command.TreatUnmatchedTokensAsErrors = false;
-        command.SetAction((parse, cancellationToken) => CliOutput.RunAsync(async () =>
+        command.SetAction((parse, cancellationToken) => CliOutput.RunWithServicesAsync(parse, async services =>
         {
-            var settings = CliOutput.SettingArguments(parse.UnmatchedTokens, out var error);
-            if (settings is null)
-                return CliOutput.Fail(CliOutput.Invalid, error!);
-            using var host = IonApp.BuildTool(settings);
-            var letters = await host.Services.GetRequiredService<IMessageQueue>().ListDeadLettersAsync(Math.Max(1, parse.GetValue(limit)), cancellationToken);
+            var letters = await services.GetRequiredService<IMessageQueue>().ListDeadLettersAsync(Math.Max(1, parse.GetValue(limit)), cancellationToken);
             foreach (var letter in letters)
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -43,14 +39,10 @@ internal static class DeadLettersCommand
         Option<string[]> ids = new("--id") { Description = "Only these ids (repeat for more); all when omitted" };
         Command command = new("redrive", "Move dead letters back to the queue with fresh attempts.") { ids };
         command.TreatUnmatchedTokensAsErrors = false;
-        command.SetAction((parse, cancellationToken) => CliOutput.RunAsync(async () =>
+        command.SetAction((parse, cancellationToken) => CliOutput.RunWithServicesAsync(parse, async services =>
         {
-            var settings = CliOutput.SettingArguments(parse.UnmatchedTokens, out var error);
-            if (settings is null)
-                return CliOutput.Fail(CliOutput.Invalid, error!);
-            using var host = IonApp.BuildTool(settings);
             var chosen = parse.GetValue(ids) is { Length: > 0 } some ? some : null;
-            var moved = await host.Services.GetRequiredService<Redriver>().RedriveAsync(chosen, cancellationToken);
+            var moved = await services.GetRequiredService<Redriver>().RedriveAsync(chosen, cancellationToken);
             Console.WriteLine($"redriven: {moved.Count}");
             if (chosen is not null && moved.Count < chosen.Distinct().Count())
                 return CliOutput.Fail(CliOutput.Failed, $"{chosen.Distinct().Count() - moved.Count} of the given id(s) are not dead letters");

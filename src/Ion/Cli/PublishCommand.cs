@@ -14,11 +14,8 @@ internal static class PublishCommand
         Argument<string> file = new("file") { Description = "A JSON file with one message, or one message per line; '-' reads standard input" };
         Command command = new("publish", "Queue raw JSON messages (the message contract, as an application would publish them).") { file };
         command.TreatUnmatchedTokensAsErrors = false;
-        command.SetAction((parse, cancellationToken) => CliOutput.RunAsync(async () =>
+        command.SetAction((parse, cancellationToken) => CliOutput.RunWithServicesAsync(parse, async services =>
         {
-            var settings = CliOutput.SettingArguments(parse.UnmatchedTokens, out var error);
-            if (settings is null)
-                return CliOutput.Fail(CliOutput.Invalid, error!);
             var path = parse.GetValue(file)!;
             string content;
             if (path == "-")
@@ -32,8 +29,7 @@ internal static class PublishCommand
             if (bodies.Count == 0)
                 return CliOutput.Fail(CliOutput.Invalid, "no message in the input");
 
-            using var host = IonApp.BuildTool(settings);
-            var publisher = host.Services.GetRequiredService<Publisher>();
+            var publisher = services.GetRequiredService<Publisher>();
             // Validate everything before queuing anything, so a bad line 9,000 doesn't leave 8,999 queued.
             var check = bodies.Select((body, index) => publisher.Validate(body) is { } invalid ? new PublishError(index, invalid) : null)
                 .OfType<PublishError>().ToList();

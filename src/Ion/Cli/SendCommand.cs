@@ -19,11 +19,8 @@ internal static class SendCommand
         Option<string?> id = new("--id") { Description = "Idempotency key: a message with an id already sent is not sent again" };
         Command command = new("send", "Queue one email.") { to, subject, text, html, from, cc, bcc, id };
         command.TreatUnmatchedTokensAsErrors = false;
-        command.SetAction((parse, cancellationToken) => CliOutput.RunAsync(async () =>
+        command.SetAction((parse, cancellationToken) => CliOutput.RunWithServicesAsync(parse, async services =>
         {
-            var settings = CliOutput.SettingArguments(parse.UnmatchedTokens, out var error);
-            if (settings is null)
-                return CliOutput.Fail(CliOutput.Invalid, error!);
             var message = new Dictionary<string, object?>
             {
                 ["action"] = "send",
@@ -37,8 +34,7 @@ internal static class SendCommand
                 ["body_html"] = parse.GetValue(html),
             };
             var json = JsonSerializer.Serialize(message.Where(p => p.Value is not null).ToDictionary());
-            using var host = IonApp.BuildTool(settings);
-            var result = await host.Services.GetRequiredService<Publisher>().PublishAsync([json], cancellationToken);
+            var result = await services.GetRequiredService<Publisher>().PublishAsync([json], cancellationToken);
             if (result.Errors is [var invalid, ..])
                 return CliOutput.Fail(CliOutput.Invalid, invalid.Error.Reason);
             Console.WriteLine(result.Ids[0]);

@@ -12,13 +12,9 @@ internal static class StatusCommand
         Argument<string> id = new("id") { Description = "The message id (the client's id, or the one ion printed when queuing)" };
         Command command = new("status", "Show the state and attempts of a message.") { id };
         command.TreatUnmatchedTokensAsErrors = false;
-        command.SetAction((parse, cancellationToken) => CliOutput.RunAsync(async () =>
+        command.SetAction((parse, cancellationToken) => CliOutput.RunWithServicesAsync(parse, async services =>
         {
-            var settings = CliOutput.SettingArguments(parse.UnmatchedTokens, out var error);
-            if (settings is null)
-                return CliOutput.Fail(CliOutput.Invalid, error!);
-            using var host = IonApp.BuildTool(settings);
-            var record = await host.Services.GetRequiredService<DeliveryLog>().GetAsync(parse.GetValue(id)!, cancellationToken);
+            var record = await services.GetRequiredService<DeliveryLog>().GetAsync(parse.GetValue(id)!, cancellationToken);
             if (record is null)
                 return CliOutput.Fail(CliOutput.Failed, $"no message with id '{parse.GetValue(id)}' in the delivery log");
             var state = record.State.ToString().ToLowerInvariant();
