@@ -98,7 +98,18 @@ public sealed class DeliveryWorker(
                     await ReleaseAllAsync(batch.Skip(i));
                     break;
                 }
-                await ProcessAsync(sender, batch[i], sent, batchDone, stoppingToken);
+                try
+                {
+                    await ProcessAsync(sender, batch[i], sent, batchDone, stoppingToken);
+                }
+                catch (Exception error) when (error is not OperationCanceledException && error is not Microsoft.Data.Sqlite.SqliteException)
+                {
+                    // A bug met by this message (not the queue failing): count it as a failed attempt, so the message
+                    // ends in the dead letters after MaxAttempts instead of coming back forever.
+                    Log.Unexpected(logger, batch[i].Id, error);
+                    var reason = $"internal error: {error.GetType().Name}: {error.Message}";
+                    await RetryOrDeadLetterAsync(batch[i], new DeliveryAttempt(time.GetUtcNow(), "retry", null, reason, TimeSpan.Zero));
+                }
             }
         }
         finally
@@ -181,17 +192,8 @@ public sealed class DeliveryWorker(
                 await queue.DeadLetterAsync(message, rejected, CancellationToken.None);
                 Log.DeadLettered(logger, message.Id, attempts, rejected);
                 break;
-            case OutcomeKind.RetryLater when attempts >= _options.MaxAttempts:
-                var gaveUp = $"gave up after {attempts} attempts: {outcome.Reply}";
-                await RecordAsync(new AttemptRecord(message.Id, Attempt("retry"), MessageState.Dead, gaveUp));
-                await queue.DeadLetterAsync(message, gaveUp, CancellationToken.None);
-                Log.DeadLettered(logger, message.Id, attempts, gaveUp);
-                break;
             case OutcomeKind.RetryLater:
-                var delay = RetrySchedule.Delay(attempts, _options.RetryBaseDelay, _options.RetryMaxDelay, Random.Shared.NextDouble());
-                await RecordAsync(new AttemptRecord(message.Id, Attempt("retry"), MessageState.Retrying));
-                await queue.RetryLaterAsync(message, delay, CancellationToken.None);
-                Log.Retrying(logger, message.Id, attempts, delay, outcome.Reply);
+                await RetryOrDeadLetterAsync(message, Attempt("retry"));
                 break;
             case OutcomeKind.RelayUnavailable:
                 // Not the message's fault: no attempt spent, no attempt recorded.
@@ -203,6 +205,25 @@ public sealed class DeliveryWorker(
         }
 
         DeliveryAttempt Attempt(string name) => new(startedAt, name, outcome.SmtpCode, outcome.Reply, elapsed);
+    }
+
+    /// <summary>A failed attempt that may succeed later: retry with backoff, or, after MaxAttempts, dead letter
+    /// with the last reason.</summary>
+    private async Task RetryOrDeadLetterAsync(QueuedMessage message, DeliveryAttempt attempt)
+    {
+        var attempts = message.Attempts + 1;
+        if (attempts >= _options.MaxAttempts)
+        {
+            var gaveUp = $"gave up after {attempts} attempts: {attempt.Reply}";
+            await RecordAsync(new AttemptRecord(message.Id, attempt, MessageState.Dead, gaveUp));
+            await queue.DeadLetterAsync(message, gaveUp, CancellationToken.None);
+            Log.DeadLettered(logger, message.Id, attempts, gaveUp);
+            return;
+        }
+        var delay = RetrySchedule.Delay(attempts, _options.RetryBaseDelay, _options.RetryMaxDelay, Random.Shared.NextDouble());
+        await RecordAsync(new AttemptRecord(message.Id, attempt, MessageState.Retrying));
+        await queue.RetryLaterAsync(message, delay, CancellationToken.None);
+        Log.Retrying(logger, message.Id, attempts, delay, attempt.Reply);
     }
 
     private Task RecordAsync(AttemptRecord record) => log.RecordAttemptsAsync([record], CancellationToken.None);

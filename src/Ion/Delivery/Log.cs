@@ -38,6 +38,9 @@ internal static partial class Log
     [LoggerMessage(12, LogLevel.Error, "Pruning the delivery log failed")]
     public static partial void PruneFailed(ILogger logger, Exception error);
 
+    [LoggerMessage(14, LogLevel.Error, "Unexpected error delivering {MessageId}; counted as a failed attempt")]
+    public static partial void Unexpected(ILogger logger, string messageId, Exception error);
+
     [LoggerMessage(13, LogLevel.Warning, "Delivery is disabled (Ion:Delivery:Enabled=false): messages are accepted and queued, not sent")]
     public static partial void Disabled(ILogger logger);
 }
