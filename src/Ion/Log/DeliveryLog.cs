@@ -39,12 +39,15 @@ public sealed class DeliveryLog
 
     private readonly SqliteDatabase _database;
     private readonly TimeProvider _time;
+    // Concurrent publishes record their "queued" rows in one transaction.
+    private readonly GroupCommit<(string Id, long At)> _queued;
 
     public DeliveryLog(SqliteDatabase database, TimeProvider time)
     {
         _database = database;
         _database.AddSchema(Schema);
         _time = time;
+        _queued = new GroupCommit<(string Id, long At)>(WriteQueuedAsync);
     }
 
     /// <summary>Records messages as queued (published, or redriven) at <paramref name="enqueuedAt"/>, a time taken
@@ -53,7 +56,12 @@ public sealed class DeliveryLog
     {
         if (ids.Count == 0)
             return Task.CompletedTask;
-        return _database.WriteAsync(Durability.Deferred, async (connection, transaction) =>
+        var at = enqueuedAt.ToUnixTimeMilliseconds();
+        return _queued.AddAsync([.. ids.Select(id => (id, at))]);
+    }
+
+    private Task<int> WriteQueuedAsync(IReadOnlyList<(string Id, long At)> rows) =>
+        _database.WriteAsync(Durability.Deferred, async (connection, transaction) =>
         {
             using var command = connection.CreateCommand();
             command.Transaction = transaction;
@@ -69,15 +77,15 @@ public sealed class DeliveryLog
                 WHERE messages.updated_at < $at
                 """;
             var id = command.Parameters.Add("$id", SqliteType.Text);
-            command.Parameters.AddWithValue("$at", enqueuedAt.ToUnixTimeMilliseconds());
-            foreach (var value in ids)
+            var at = command.Parameters.Add("$at", SqliteType.Integer);
+            foreach (var row in rows)
             {
-                id.Value = value;
+                id.Value = row.Id;
+                at.Value = row.At;
                 await command.ExecuteNonQueryAsync(CancellationToken.None);
             }
             return 0;
-        }, cancellationToken);
-    }
+        }, CancellationToken.None);
 
     /// <summary>Records attempts and the states they leave their messages in, in one transaction.</summary>
     public Task RecordAttemptsAsync(IReadOnlyList<AttemptRecord> records, CancellationToken cancellationToken)

@@ -54,11 +54,9 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
     // ReceiveAsync wakes at once; messages from other processes are found at the next look.
     private TaskCompletionSource _arrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    // Group commit: enqueues that arrive while one is being written wait and go together in the next
-    // transaction, so N concurrent publishers cost one fsync, not N, and none returns before its own is on disk.
-    private readonly Lock _pendingLock = new();
-    private List<PendingEnqueue> _pending = [];
-    private bool _flushing;
+    // Enqueues that arrive while one is being written go together in the next transaction: N concurrent
+    // publishers cost one fsync, not N, and none returns before its own messages are on disk.
+    private readonly GroupCommit<OutgoingMessage> _enqueues;
 
     /// <summary>A queue in a database file shared with the delivery log (ion serve).</summary>
     public SqliteQueue(SqliteDatabase database, SqliteQueueOptions options, TimeProvider time)
@@ -74,6 +72,7 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.VisibilityTimeout, TimeSpan.Zero);
         _database = database;
         _database.AddSchema(Schema);
+        _enqueues = new GroupCommit<OutgoingMessage>(InsertAsync);
         _ownsDatabase = ownsDatabase;
         _visibilityTimeoutMs = Milliseconds(options.VisibilityTimeout);
         _receiveWaitTime = options.ReceiveWaitTime;
@@ -89,72 +88,31 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
         ArgumentNullException.ThrowIfNull(messages);
         if (messages.Count == 0)
             return;
-
-        var pending = new PendingEnqueue(messages);
-        bool flush;
-        lock (_pendingLock)
-        {
-            _pending.Add(pending);
-            flush = !_flushing;
-            _flushing = true;
-        }
-        if (flush)
-            await FlushPendingAsync();
-        await pending.Written.Task;
+        await _enqueues.AddAsync(messages);
         Arrived();
     }
 
-    /// <summary>Writes what is pending, one transaction (one fsync) per round, until nothing is left. Each
-    /// caller's messages are all or nothing: a failed round fails every caller in it.</summary>
-    private async Task FlushPendingAsync()
-    {
-        while (true)
+    /// <summary>One transaction for all the messages of a round: all of them are queued, or none.</summary>
+    private Task<int> InsertAsync(IReadOnlyList<OutgoingMessage> messages) =>
+        _database.WriteAsync(Durability.Durable, async (connection, transaction) =>
         {
-            List<PendingEnqueue> round;
-            lock (_pendingLock)
+            using var insert = connection.CreateCommand();
+            insert.Transaction = transaction;
+            insert.CommandText = """
+                INSERT INTO queue (message_id, body, enqueued_at, visible_at, receive_count, attempts, receipt)
+                VALUES ($id, $body, $now, $now, 0, 0, NULL)
+                """;
+            var id = insert.Parameters.Add("$id", SqliteType.Text);
+            var body = insert.Parameters.Add("$body", SqliteType.Text);
+            insert.Parameters.AddWithValue("$now", Now());
+            foreach (var message in messages)
             {
-                if (_pending.Count == 0)
-                {
-                    _flushing = false;
-                    return;
-                }
-                round = _pending;
-                _pending = [];
+                id.Value = message.Id;
+                body.Value = message.Body;
+                await insert.ExecuteNonQueryAsync(CancellationToken.None);
             }
-            try
-            {
-                await _database.WriteAsync(Durability.Durable, async (connection, transaction) =>
-                {
-                    using var insert = connection.CreateCommand();
-                    insert.Transaction = transaction;
-                    insert.CommandText = """
-                        INSERT INTO queue (message_id, body, enqueued_at, visible_at, receive_count, attempts, receipt)
-                        VALUES ($id, $body, $now, $now, 0, 0, NULL)
-                        """;
-                    var id = insert.Parameters.Add("$id", SqliteType.Text);
-                    var body = insert.Parameters.Add("$body", SqliteType.Text);
-                    insert.Parameters.AddWithValue("$now", Now());
-                    foreach (var message in round.SelectMany(p => p.Messages))
-                    {
-                        id.Value = message.Id;
-                        body.Value = message.Body;
-                        await insert.ExecuteNonQueryAsync(CancellationToken.None);
-                    }
-                    return 0;
-                }, CancellationToken.None);
-                round.ForEach(p => p.Written.TrySetResult());
-            }
-            catch (Exception error)
-            {
-                round.ForEach(p => p.Written.TrySetException(error));
-            }
-        }
-    }
-
-    private sealed record PendingEnqueue(IReadOnlyList<OutgoingMessage> Messages)
-    {
-        public TaskCompletionSource Written { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    }
+            return 0;
+        }, CancellationToken.None);
 
     /// <summary>Like SQS long polling: when nothing is visible, waits up to <see cref="SqliteQueueOptions.ReceiveWaitTime"/>
     /// for messages before returning empty.</summary>

@@ -1,0 +1,62 @@
+namespace Ion.Queues;
+
+/// <summary>
+/// Group commit: items that callers add while a write is under way wait and go together in the next write, so N
+/// concurrent callers cost one transaction (and one fsync), not N. Each caller returns only once the write that
+/// holds its item has finished, and sees that write's failure if it failed.
+/// </summary>
+/// <remarks>The smallest version that serves ion: the first caller to find no write under way becomes the writer
+/// and keeps writing rounds until nothing is pending; no thread or timer of its own.</remarks>
+public sealed class GroupCommit<T>(Func<IReadOnlyList<T>, Task> write)
+{
+    private readonly Lock _lock = new();
+    private List<Pending> _pending = [];
+    private bool _writing;
+
+    public async Task AddAsync(IReadOnlyList<T> items)
+    {
+        var pending = new Pending(items);
+        bool writer;
+        lock (_lock)
+        {
+            _pending.Add(pending);
+            writer = !_writing;
+            _writing = true;
+        }
+        if (writer)
+            await WriteRoundsAsync();
+        await pending.Written.Task;
+    }
+
+    private async Task WriteRoundsAsync()
+    {
+        while (true)
+        {
+            List<Pending> round;
+            lock (_lock)
+            {
+                if (_pending.Count == 0)
+                {
+                    _writing = false;
+                    return;
+                }
+                round = _pending;
+                _pending = [];
+            }
+            try
+            {
+                await write([.. round.SelectMany(p => p.Items)]);
+                round.ForEach(p => p.Written.TrySetResult());
+            }
+            catch (Exception error)
+            {
+                round.ForEach(p => p.Written.TrySetException(error));
+            }
+        }
+    }
+
+    private sealed record Pending(IReadOnlyList<T> Items)
+    {
+        public TaskCompletionSource Written { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+}
