@@ -2,7 +2,7 @@ using System.ComponentModel.DataAnnotations;
 
 namespace Ion.Queues;
 
-/// <summary>Where the one-machine queue lives and how long a received message stays hidden.</summary>
+/// <summary>How long a received message stays hidden, and how long a receive waits for one.</summary>
 public sealed class SqliteQueueOptions
 {
     /// <summary>How long a received message stays hidden before another receive may take it again:
