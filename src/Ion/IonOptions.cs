@@ -34,11 +34,12 @@ internal sealed class IonOptionsValidator : IValidateOptions<IonOptions>
         List<string> errors = [];
         if (string.IsNullOrWhiteSpace(options.DataDirectory))
             errors.Add("Ion:DataDirectory must name a folder");
-        if (!Settings.IsPlainAddress(options.DefaultSender))
+        // The same rule the parser applies to a message's addresses, so the default sender is one a message could name.
+        if (string.IsNullOrEmpty(options.DefaultSender) || !MessageParser.IsMailbox(options.DefaultSender))
             errors.Add($"Ion:DefaultSender must be an email address (is '{options.DefaultSender}')");
         foreach (var sender in options.AllowedSenders)
         {
-            var ok = sender.StartsWith('@') ? sender.Length > 1 && !sender[1..].Contains('@', StringComparison.Ordinal) : Settings.IsPlainAddress(sender);
+            var ok = sender.StartsWith('@') ? sender.Length > 1 && !sender[1..].Contains('@', StringComparison.Ordinal) : MessageParser.IsMailbox(sender);
             if (!ok)
                 errors.Add($"Ion:AllowedSenders: '{sender}' is neither an address nor an @domain entry");
         }

@@ -1,6 +1,5 @@
 using System.Net;
 using Microsoft.Extensions.Options;
-using MimeKit;
 
 namespace Ion;
 
@@ -15,14 +14,6 @@ internal static class Settings
         services.AddSingleton<IValidateOptions<T>, TValidator>();
         return services.AddOptions<T>().BindConfiguration(section).ValidateOnStart();
     }
-
-    public static bool IsPlainAddress(string? value) =>
-        !string.IsNullOrWhiteSpace(value)
-        && value.IndexOfAny(['\r', '\n', ' ', '<', '>', ',']) < 0
-        && MailboxAddress.TryParse(value, out var mailbox)
-        && mailbox.Address == value
-        && value.IndexOf('@', StringComparison.Ordinal) is > 0 and var at
-        && at < value.Length - 1;
 
     public static bool IsLoopback(string host) =>
         host.Equals("localhost", StringComparison.OrdinalIgnoreCase)

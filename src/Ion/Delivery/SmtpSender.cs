@@ -18,8 +18,6 @@ public sealed class SmtpSender(SmtpOptions options, TimeProvider time) : IAsyncD
     private Socket? _socket;
     private long _lastUsed;
 
-    public bool IsConnected => _client?.IsConnected == true;
-
     /// <summary>Sends one message; every failure comes back as an outcome, never as an exception
     /// (except cancellation of <paramref name="cancellationToken"/>).</summary>
     public async Task<DeliveryOutcome> SendAsync(MimeMessage message, CancellationToken cancellationToken)
