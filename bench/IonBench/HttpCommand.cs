@@ -12,7 +12,7 @@ internal static class HttpCommand
         Option<int> count = new("--count") { Description = "messages to publish", Required = true };
         Option<int> clients = new("--clients") { Description = "concurrent requests", DefaultValueFactory = _ => 4 };
         Option<string> prefix = new("--id-prefix") { Description = "message ids are PREFIX-000001 …", DefaultValueFactory = _ => "bench" };
-        Option<string?> sinkCounter = new("--sink-counter") { Description = "smtp-sink -c output: also wait until it counted --count messages" };
+        Option<string?> sinkCounter = new("--sink-counter") { Description = "smtp-sink -c output: also wait until it counted --count messages more than at the start" };
         Option<int> timeout = new("--timeout-seconds") { DefaultValueFactory = _ => 600 };
         Command command = new("http", "Publish N messages over HTTP with C concurrent clients; prints start_ns, accepted_ns, accepted (and delivered_ns)")
         {
@@ -44,13 +44,15 @@ internal static class HttpCommand
                 }
             }
 
+            // Counted from what the sink already has, so a warm-up before this run does not count.
+            var sinkBefore = parse.GetValue(sinkCounter) is { } before && File.Exists(before) ? SinkCounter.Read(before) : 0;
             var start = Clock.NowUnixNanoseconds();
             await Task.WhenAll(Enumerable.Range(0, parallel).Select(_ => Task.Run(PublishAllAsync, cancellationToken)));
             var acceptedAt = Clock.NowUnixNanoseconds();
             var line = $"start_ns={start} accepted_ns={acceptedAt} accepted={accepted}";
             if (parse.GetValue(sinkCounter) is { } counter)
             {
-                var delivered = await SinkCounter.WaitForAsync(counter, total, limit, cancellationToken);
+                var delivered = await SinkCounter.WaitForAsync(counter, sinkBefore + total, limit, cancellationToken);
                 line += $" delivered_ns={Clock.UnixNanoseconds(delivered)}";
             }
             Console.WriteLine(line);

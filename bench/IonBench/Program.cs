@@ -6,4 +6,5 @@ root.Subcommands.Add(HttpCommand.Create());
 root.Subcommands.Add(JsonlCommand.Create());
 root.Subcommands.Add(WaitSinkCommand.Create());
 root.Subcommands.Add(LatencyCommand.Create());
+root.Subcommands.Add(SendPathCommand.Create());
 return await root.Parse(args).InvokeAsync();
