@@ -61,23 +61,21 @@ public sealed class DeliveryLog
     }
 
     private Task<int> WriteQueuedAsync(IReadOnlyList<(string Id, long At)> rows) =>
-        _database.WriteAsync(Durability.Deferred, async (connection, transaction) =>
+        _database.WriteAsync(Durability.Deferred, async session =>
         {
-            using var command = connection.CreateCommand();
-            command.Transaction = transaction;
             // The worker may take a message and record its outcome before this runs: anything recorded since the
             // message was enqueued is newer and stays. A repeated id that was already sent stays sent: the worker
             // will not send it again.
-            command.CommandText = """
+            var command = session.Command("""
                 INSERT INTO messages (id, state, created_at, updated_at) VALUES ($id, 'queued', $at, $at)
                 ON CONFLICT (id) DO UPDATE SET
                   state = CASE WHEN state = 'sent' THEN 'sent' ELSE 'queued' END,
                   last_reason = CASE WHEN state = 'sent' THEN last_reason END,
                   updated_at = $at
                 WHERE messages.updated_at < $at
-                """;
-            var id = command.Parameters.Add("$id", SqliteType.Text);
-            var at = command.Parameters.Add("$at", SqliteType.Integer);
+                """);
+            var id = command.Parameter("$id", SqliteType.Text);
+            var at = command.Parameter("$at", SqliteType.Integer);
             foreach (var row in rows)
             {
                 id.Value = row.Id;
@@ -93,25 +91,23 @@ public sealed class DeliveryLog
         if (records.Count == 0)
             return Task.CompletedTask;
         var now = Now();
-        return _database.WriteAsync(Durability.Deferred, async (connection, transaction) =>
+        return _database.WriteAsync(Durability.Deferred, async session =>
         {
-            using var insert = connection.CreateCommand();
-            insert.Transaction = transaction;
-            insert.CommandText = """
+            var insert = session.Command("""
                 INSERT INTO attempts (id, at, outcome, smtp_code, reply, duration_ms)
                 VALUES ($id, $at, $outcome, $code, $reply, $duration);
                 INSERT INTO messages (id, state, created_at, updated_at, last_reason) VALUES ($id, $state, $now, $now, $reason)
                 ON CONFLICT (id) DO UPDATE SET state = $state, updated_at = $now, last_reason = $reason;
-                """;
-            var id = insert.Parameters.Add("$id", SqliteType.Text);
-            var at = insert.Parameters.Add("$at", SqliteType.Integer);
-            var outcome = insert.Parameters.Add("$outcome", SqliteType.Text);
-            var code = insert.Parameters.Add("$code", SqliteType.Integer);
-            var reply = insert.Parameters.Add("$reply", SqliteType.Text);
-            var duration = insert.Parameters.Add("$duration", SqliteType.Integer);
-            var state = insert.Parameters.Add("$state", SqliteType.Text);
-            var reason = insert.Parameters.Add("$reason", SqliteType.Text);
-            insert.Parameters.AddWithValue("$now", now);
+                """);
+            var id = insert.Parameter("$id", SqliteType.Text);
+            var at = insert.Parameter("$at", SqliteType.Integer);
+            var outcome = insert.Parameter("$outcome", SqliteType.Text);
+            var code = insert.Parameter("$code", SqliteType.Integer);
+            var reply = insert.Parameter("$reply", SqliteType.Text);
+            var duration = insert.Parameter("$duration", SqliteType.Integer);
+            var state = insert.Parameter("$state", SqliteType.Text);
+            var reason = insert.Parameter("$reason", SqliteType.Text);
+            insert.Set("$now", now);
             foreach (var record in records)
             {
                 id.Value = record.Id;
@@ -133,15 +129,14 @@ public sealed class DeliveryLog
     {
         if (ids.Count == 0)
             return Task.FromResult<IReadOnlySet<string>>(new HashSet<string>());
-        return _database.ReadAsync<IReadOnlySet<string>>(async connection =>
+        return _database.ReadAsync<IReadOnlySet<string>>(async session =>
         {
-            using var command = connection.CreateCommand();
             // CROSS JOIN fixes the loop order: look up each id by primary key. Left to itself the planner may walk
             // the state index through every sent message, which grows with the log.
-            command.CommandText = """
+            var command = session.Command("""
                 SELECT m.id FROM json_each($ids) AS j CROSS JOIN messages AS m ON m.id = j.value WHERE m.state = 'sent'
-                """;
-            command.Parameters.AddWithValue("$ids", JsonSerializer.Serialize(ids));
+                """);
+            command.Set("$ids", JsonSerializer.Serialize(ids));
             var sent = new HashSet<string>(StringComparer.Ordinal);
             using var reader = await command.ExecuteReaderAsync(CancellationToken.None);
             while (await reader.ReadAsync(CancellationToken.None))
@@ -151,14 +146,13 @@ public sealed class DeliveryLog
     }
 
     public Task<DeliveryRecord?> GetAsync(string id, CancellationToken cancellationToken) =>
-        _database.ReadAsync(async connection =>
+        _database.ReadAsync(async session =>
         {
-            using var command = connection.CreateCommand();
-            command.CommandText = """
+            var command = session.Command("""
                 SELECT state, created_at, updated_at, last_reason FROM messages WHERE id = $id;
                 SELECT at, outcome, smtp_code, reply, duration_ms FROM attempts WHERE id = $id ORDER BY at, rowid;
-                """;
-            command.Parameters.AddWithValue("$id", id);
+                """);
+            command.Set("$id", id);
             using var reader = await command.ExecuteReaderAsync(CancellationToken.None);
             if (!await reader.ReadAsync(CancellationToken.None))
                 return null;
@@ -184,15 +178,13 @@ public sealed class DeliveryLog
     public Task<int> PruneAsync(TimeSpan olderThan, CancellationToken cancellationToken)
     {
         var before = Now() - (long)olderThan.TotalMilliseconds;
-        return _database.WriteAsync(Durability.Deferred, async (connection, transaction) =>
+        return _database.WriteAsync(Durability.Deferred, async session =>
         {
-            using var command = connection.CreateCommand();
-            command.Transaction = transaction;
-            command.CommandText = """
+            var command = session.Command("""
                 DELETE FROM attempts WHERE id IN (SELECT id FROM messages WHERE state IN ('sent', 'dead') AND updated_at < $before);
                 DELETE FROM messages WHERE state IN ('sent', 'dead') AND updated_at < $before;
-                """;
-            command.Parameters.AddWithValue("$before", before);
+                """);
+            command.Set("$before", before);
             return await command.ExecuteNonQueryAsync(CancellationToken.None);
         }, cancellationToken);
     }

@@ -22,7 +22,7 @@ public sealed class SqliteDatabase : IDisposable
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly List<string> _schemas = [];
     private int _schemasApplied;
-    private SqliteConnection? _connection;
+    private SqliteSession? _session;
     private Durability _synchronous;
     private bool _disposed;
 
@@ -46,25 +46,32 @@ public sealed class SqliteDatabase : IDisposable
     /// <summary>Runs <paramref name="work"/> in a write transaction. <see cref="Durability.Durable"/> fsyncs the
     /// commit; <see cref="Durability.Deferred"/> survives a crash of the process but may be lost with the
     /// machine's power, until the next durable commit (which fsyncs everything before it too).</summary>
-    public Task<T> WriteAsync<T>(Durability durability, Func<SqliteConnection, SqliteTransaction, Task<T>> work, CancellationToken cancellationToken) =>
-        UseAsync(async connection =>
+    public Task<T> WriteAsync<T>(Durability durability, Func<SqliteSession, Task<T>> work, CancellationToken cancellationToken) =>
+        UseAsync(async session =>
         {
             if (_synchronous != durability)
             {
-                using var pragma = connection.CreateCommand();
-                pragma.CommandText = durability == Durability.Durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL";
-                await pragma.ExecuteNonQueryAsync(CancellationToken.None);
+                await session.Command(durability == Durability.Durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+                    .ExecuteNonQueryAsync(CancellationToken.None);
                 _synchronous = durability;
             }
             // BEGIN IMMEDIATE takes the write lock up front (waiting on busy_timeout), so a transaction never
             // reads under a snapshot and then fails to upgrade because another writer went first.
-            using var transaction = connection.BeginTransaction(deferred: false);
-            var result = await work(connection, transaction);
-            transaction.Commit();
-            return result;
+            using var transaction = session.Connection.BeginTransaction(deferred: false);
+            session.Transaction = transaction;
+            try
+            {
+                var result = await work(session);
+                transaction.Commit();
+                return result;
+            }
+            finally
+            {
+                session.Transaction = null;
+            }
         }, cancellationToken);
 
-    public Task<T> ReadAsync<T>(Func<SqliteConnection, Task<T>> work, CancellationToken cancellationToken) =>
+    public Task<T> ReadAsync<T>(Func<SqliteSession, Task<T>> work, CancellationToken cancellationToken) =>
         UseAsync(work, cancellationToken);
 
     /// <summary>Registers tables and indexes (idempotent <c>CREATE … IF NOT EXISTS</c> statements) to create before
@@ -85,8 +92,8 @@ public sealed class SqliteDatabase : IDisposable
         try
         {
             _disposed = true;
-            _connection?.Dispose();
-            _connection = null;
+            _session?.Dispose();
+            _session = null;
         }
         finally
         {
@@ -94,7 +101,7 @@ public sealed class SqliteDatabase : IDisposable
         }
     }
 
-    private async Task<T> UseAsync<T>(Func<SqliteConnection, Task<T>> work, CancellationToken cancellationToken)
+    private async Task<T> UseAsync<T>(Func<SqliteSession, Task<T>> work, CancellationToken cancellationToken)
     {
         // Cancellation is honoured until the work starts, never inside a transaction: these take milliseconds,
         // and a completion rolled back at shutdown would mean a duplicate email.
@@ -102,9 +109,9 @@ public sealed class SqliteDatabase : IDisposable
         try
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            _connection ??= await OpenAsync(cancellationToken);
-            await ApplySchemasAsync(_connection);
-            return await work(_connection);
+            _session ??= new SqliteSession(await OpenAsync(cancellationToken));
+            await ApplySchemasAsync(_session.Connection);
+            return await work(_session);
         }
         finally
         {
@@ -165,4 +172,63 @@ public enum Durability
     /// <summary>Survives a crash of ion; may be lost on power loss. For bookkeeping whose loss only means a
     /// message is tried again (at-least-once).</summary>
     Deferred,
+}
+
+/// <summary>
+/// The process's one connection, as an operation holding the file sees it: <see cref="Command"/> gives each SQL text's
+/// command, prepared once and kept, inside the operation's transaction. Compiling every statement anew showed in
+/// every profile of ion (<c>sqlite3RunParser</c>); kept, SQLite compiles each one once per process.
+/// </summary>
+public sealed class SqliteSession : IDisposable
+{
+    private readonly Dictionary<string, SqliteCommand> _commands = new(StringComparer.Ordinal);
+
+    internal SqliteSession(SqliteConnection connection) => Connection = connection;
+
+    internal SqliteConnection Connection { get; }
+
+    internal SqliteTransaction? Transaction { get; set; }
+
+    /// <summary>The command for <paramref name="sql"/>, in the current transaction if there is one. It belongs to the
+    /// session: do not dispose it, and give every parameter its value (<see cref="SqliteCommandParameters.Set"/>)
+    /// before running it, since parameters keep the values of the previous run.</summary>
+    public SqliteCommand Command(string sql)
+    {
+        if (!_commands.TryGetValue(sql, out var command))
+        {
+            command = Connection.CreateCommand();
+            command.CommandText = sql;
+            _commands.Add(sql, command);
+        }
+        command.Transaction = Transaction;
+        return command;
+    }
+
+    public void Dispose()
+    {
+        foreach (var command in _commands.Values)
+            command.Dispose();
+        _commands.Clear();
+        Connection.Dispose();
+    }
+}
+
+public static class SqliteCommandParameters
+{
+    /// <summary>The parameter <paramref name="name"/> of a kept command, added the first time.</summary>
+    public static SqliteParameter Parameter(this SqliteCommand command, string name, SqliteType type)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        return command.Parameters.Contains(name) ? command.Parameters[name] : command.Parameters.Add(name, type);
+    }
+
+    /// <summary>Sets (or first adds) the parameter <paramref name="name"/>; null is SQL NULL.</summary>
+    public static void Set(this SqliteCommand command, string name, object? value)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        if (command.Parameters.Contains(name))
+            command.Parameters[name].Value = value ?? DBNull.Value;
+        else
+            command.Parameters.AddWithValue(name, value ?? DBNull.Value);
+    }
 }

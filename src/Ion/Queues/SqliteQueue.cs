@@ -94,17 +94,15 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
 
     /// <summary>One transaction for all the messages of a round: all of them are queued, or none.</summary>
     private Task<int> InsertAsync(IReadOnlyList<OutgoingMessage> messages) =>
-        _database.WriteAsync(Durability.Durable, async (connection, transaction) =>
+        _database.WriteAsync(Durability.Durable, async session =>
         {
-            using var insert = connection.CreateCommand();
-            insert.Transaction = transaction;
-            insert.CommandText = """
+            var insert = session.Command("""
                 INSERT INTO queue (message_id, body, enqueued_at, visible_at, receive_count, attempts, receipt)
                 VALUES ($id, $body, $now, $now, 0, 0, NULL)
-                """;
-            var id = insert.Parameters.Add("$id", SqliteType.Text);
-            var body = insert.Parameters.Add("$body", SqliteType.Text);
-            insert.Parameters.AddWithValue("$now", Now());
+                """);
+            var id = insert.Parameter("$id", SqliteType.Text);
+            var body = insert.Parameter("$body", SqliteType.Text);
+            insert.Set("$now", Now());
             foreach (var message in messages)
             {
                 id.Value = message.Id;
@@ -140,25 +138,23 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
 
     private Task<IReadOnlyList<QueuedMessage>> TakeAsync(int maxMessages, CancellationToken cancellationToken)
     {
-        return _database.WriteAsync<IReadOnlyList<QueuedMessage>>(Durability.Deferred, async (connection, transaction) =>
+        return _database.WriteAsync<IReadOnlyList<QueuedMessage>>(Durability.Deferred, async session =>
         {
             var now = Now();
             // One token per receive is enough: the handle carries seq, so it is still unique per message.
             var receipt = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
-            using var take = connection.CreateCommand();
-            take.Transaction = transaction;
             // Picking and hiding in one statement, under the write lock, is what keeps two receivers
             // (in this process or another) from taking the same row.
-            take.CommandText = """
+            var take = session.Command("""
                 UPDATE queue
                 SET visible_at = $hidden_until, receive_count = receive_count + 1, receipt = $receipt
                 WHERE seq IN (SELECT seq FROM queue WHERE visible_at <= $now ORDER BY visible_at, seq LIMIT $max)
                 RETURNING seq, message_id, body, attempts, receive_count, enqueued_at
-                """;
-            take.Parameters.AddWithValue("$hidden_until", now + _visibilityTimeoutMs);
-            take.Parameters.AddWithValue("$receipt", receipt);
-            take.Parameters.AddWithValue("$now", now);
-            take.Parameters.AddWithValue("$max", maxMessages);
+                """);
+            take.Set("$hidden_until", now + _visibilityTimeoutMs);
+            take.Set("$receipt", receipt);
+            take.Set("$now", now);
+            take.Set("$max", maxMessages);
 
             var received = new List<QueuedMessage>();
             using var reader = await take.ExecuteReaderAsync(CancellationToken.None);
@@ -182,13 +178,11 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
         var handles = messages.Select(ParseHandle).ToList();
         if (handles.Count == 0)
             return Task.CompletedTask;
-        return _database.WriteAsync(Durability.Deferred, async (connection, transaction) =>
+        return _database.WriteAsync(Durability.Deferred, async session =>
         {
-            using var delete = connection.CreateCommand();
-            delete.Transaction = transaction;
-            delete.CommandText = "DELETE FROM queue WHERE seq = $seq AND receipt = $receipt";
-            var seq = delete.Parameters.Add("$seq", SqliteType.Integer);
-            var receipt = delete.Parameters.Add("$receipt", SqliteType.Text);
+            var delete = session.Command("DELETE FROM queue WHERE seq = $seq AND receipt = $receipt");
+            var seq = delete.Parameter("$seq", SqliteType.Integer);
+            var receipt = delete.Parameter("$receipt", SqliteType.Text);
             var deleted = 0;
             foreach (var handle in handles)
             {
@@ -212,20 +206,18 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(delay, TimeSpan.Zero);
         var delayMs = Milliseconds(delay);
 
-        return _database.WriteAsync(Durability.Deferred, async (connection, transaction) =>
+        return _database.WriteAsync(Durability.Deferred, async session =>
         {
-            using var hide = connection.CreateCommand();
-            hide.Transaction = transaction;
             // Clearing the receipt makes the caller's handle stale: the message is no longer theirs.
-            hide.CommandText = """
+            var hide = session.Command("""
                 UPDATE queue
                 SET visible_at = $visible_at, attempts = attempts + $counted, receipt = NULL
                 WHERE seq = $seq AND receipt = $receipt
-                """;
-            hide.Parameters.AddWithValue("$visible_at", Now() + delayMs);
-            hide.Parameters.AddWithValue("$counted", countsAttempt ? 1 : 0);
-            hide.Parameters.AddWithValue("$seq", seq);
-            hide.Parameters.AddWithValue("$receipt", receipt);
+                """);
+            hide.Set("$visible_at", Now() + delayMs);
+            hide.Set("$counted", countsAttempt ? 1 : 0);
+            hide.Set("$seq", seq);
+            hide.Set("$receipt", receipt);
             return await hide.ExecuteNonQueryAsync(CancellationToken.None);
         }, cancellationToken);
     }
@@ -235,21 +227,19 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
         var (seq, receipt) = ParseHandle(message);
         ArgumentNullException.ThrowIfNull(reason);
 
-        return _database.WriteAsync(Durability.Deferred, async (connection, transaction) =>
+        return _database.WriteAsync(Durability.Deferred, async session =>
         {
-            using var move = connection.CreateCommand();
-            move.Transaction = transaction;
             // Body, id and attempts come from the row, not the caller's copy: the row is the record.
-            move.CommandText = """
+            var move = session.Command("""
                 INSERT INTO dead_letters (message_id, body, reason, attempts, enqueued_at, dead_at)
                 SELECT message_id, body, $reason, attempts + 1, enqueued_at, $now
                 FROM queue WHERE seq = $seq AND receipt = $receipt;
                 DELETE FROM queue WHERE seq = $seq AND receipt = $receipt;
-                """;
-            move.Parameters.AddWithValue("$reason", reason);
-            move.Parameters.AddWithValue("$now", Now());
-            move.Parameters.AddWithValue("$seq", seq);
-            move.Parameters.AddWithValue("$receipt", receipt);
+                """);
+            move.Set("$reason", reason);
+            move.Set("$now", Now());
+            move.Set("$seq", seq);
+            move.Set("$receipt", receipt);
             return await move.ExecuteNonQueryAsync(CancellationToken.None);
         }, cancellationToken);
     }
@@ -258,14 +248,13 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
     {
         ArgumentOutOfRangeException.ThrowIfNegative(limit);
 
-        return _database.ReadAsync<IReadOnlyList<DeadLetter>>(async connection =>
+        return _database.ReadAsync<IReadOnlyList<DeadLetter>>(async session =>
         {
-            using var list = connection.CreateCommand();
-            list.CommandText = """
+            var list = session.Command("""
                 SELECT message_id, body, reason, attempts, enqueued_at, dead_at
                 FROM dead_letters ORDER BY dead_at, seq LIMIT $limit
-                """;
-            list.Parameters.AddWithValue("$limit", limit);
+                """);
+            list.Set("$limit", limit);
 
             var dead = new List<DeadLetter>();
             using var reader = await list.ExecuteReaderAsync(CancellationToken.None);
@@ -290,20 +279,19 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
 
         // The ids travel as one JSON array parameter, so any number of them fits in one statement.
         var filter = ids is null ? "" : "WHERE message_id IN (SELECT value FROM json_each($ids))";
-        var redriven = await _database.WriteAsync<IReadOnlyList<string>>(Durability.Deferred, async (connection, transaction) =>
+        var json = ids is null ? null : JsonSerializer.Serialize(ids);
+        var redriven = await _database.WriteAsync<IReadOnlyList<string>>(Durability.Deferred, async session =>
         {
-            using var move = connection.CreateCommand();
-            move.Transaction = transaction;
             // enqueued_at is kept: it is when the client published the message, and the age of the
             // oldest message should not be reset by a redrive.
-            move.CommandText = $"""
+            var move = session.Command($"""
                 INSERT INTO queue (message_id, body, enqueued_at, visible_at, receive_count, attempts, receipt)
                 SELECT message_id, body, enqueued_at, $now, 0, 0, NULL FROM dead_letters {filter} ORDER BY seq
                 RETURNING message_id
-                """;
-            move.Parameters.AddWithValue("$now", Now());
-            if (ids is not null)
-                move.Parameters.AddWithValue("$ids", JsonSerializer.Serialize(ids));
+                """);
+            move.Set("$now", Now());
+            if (json is not null)
+                move.Set("$ids", json);
             var moved = new List<string>();
             using (var reader = await move.ExecuteReaderAsync(CancellationToken.None))
             {
@@ -311,8 +299,10 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
                     moved.Add(reader.GetString(0));
             }
 
-            move.CommandText = $"DELETE FROM dead_letters {filter}";
-            await move.ExecuteNonQueryAsync(CancellationToken.None);
+            var delete = session.Command($"DELETE FROM dead_letters {filter}");
+            if (json is not null)
+                delete.Set("$ids", json);
+            await delete.ExecuteNonQueryAsync(CancellationToken.None);
             return moved;
         }, cancellationToken);
         if (redriven.Count > 0)
@@ -321,16 +311,15 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
     }
 
     public Task<QueueCounts> CountAsync(CancellationToken cancellationToken) =>
-        _database.ReadAsync(async connection =>
+        _database.ReadAsync(async session =>
         {
-            using var count = connection.CreateCommand();
             // One statement reads one snapshot, so the three numbers agree with each other.
-            count.CommandText = """
+            var count = session.Command("""
                 SELECT (SELECT count(*) FROM queue WHERE visible_at <= $now),
                        (SELECT count(*) FROM queue WHERE visible_at > $now),
                        (SELECT count(*) FROM dead_letters)
-                """;
-            count.Parameters.AddWithValue("$now", Now());
+                """);
+            count.Set("$now", Now());
             using var reader = await count.ExecuteReaderAsync(CancellationToken.None);
             await reader.ReadAsync(CancellationToken.None);
             return new QueueCounts(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));
