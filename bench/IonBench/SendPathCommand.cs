@@ -29,23 +29,25 @@ internal static class SendPathCommand
             var rules = new MessageRules("bench@bench.example", []);
             var options = new SmtpOptions { Host = "127.0.0.1", Port = parse.GetValue(port), Security = SmtpSecurity.None };
             var sessions = parse.GetValue(connections);
-            await SendAllAsync("warmup", parse.GetValue(warmup));
+            await SendAllAsync(Bodies("warmup", parse.GetValue(warmup)));
 
-            var total = parse.GetValue(count);
+            // The JSON is made before the clock starts: in ion it arrives from the queue.
+            var bodies = Bodies("path", parse.GetValue(count));
             var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
             var start = Clock.Now();
-            await SendAllAsync("path", total);
+            await SendAllAsync(bodies);
             var done = Clock.Now();
             var cpu = Process.GetCurrentProcess().TotalProcessorTime - cpu0;
 
-            Task SendAllAsync(string prefix, int messages)
-            {
-                // The JSON is made before the clock starts: in ion it arrives from the queue.
-                var bodies = Enumerable.Range(1, messages).Select(n => BenchMessage.Json(BenchMessage.Id(prefix, n))).ToArray();
-                return Task.WhenAll(Enumerable.Range(0, sessions).Select(session => Task.Run(async () =>
+            static string[] Bodies(string prefix, int messages) =>
+                [.. Enumerable.Range(1, messages).Select(n => BenchMessage.Json(BenchMessage.Id(prefix, n)))];
+
+            // Each session sends every sessions-th message over its own reused connection, as a worker slot does.
+            Task SendAllAsync(string[] bodies) =>
+                Task.WhenAll(Enumerable.Range(0, sessions).Select(session => Task.Run(async () =>
                 {
                     await using var sender = new SmtpSender(options, TimeProvider.System);
-                    for (var n = session; n < messages; n += sessions)
+                    for (var n = session; n < bodies.Length; n += sessions)
                     {
                         if (MessageParser.Parse(bodies[n], rules) is not SendRequest send)
                             throw new BenchFailure($"message {n} did not parse as a send request");
@@ -54,7 +56,7 @@ internal static class SendPathCommand
                             throw new BenchFailure($"message {n}: {outcome}");
                     }
                 }, cancellationToken)));
-            }
+
             Console.WriteLine($"start_ns={Clock.UnixNanoseconds(start)} done_ns={Clock.UnixNanoseconds(done)} cpu_ns={(long)(cpu.TotalMilliseconds * 1e6)}");
         }));
         return command;
