@@ -388,25 +388,19 @@ public static class MessageParser
             return unknown;
 
         var fileNameField = field + ".filename";
-        if (!fields.TryGet("filename", out var fileNameValue))
-            return Invalid(fileNameField, "is required");
-        if (ReadString(fileNameValue, fileNameField, out var fileName) is { } badFileNameType)
+        if (ReadRequiredString(fields, "filename", fileNameField, out var fileName) is { } badFileNameType)
             return badFileNameType;
         if (FileNameProblem(fileName) is { } badFileName)
             return Invalid(fileNameField, badFileName);
 
         var contentTypeField = field + ".content_type";
-        if (!fields.TryGet("content_type", out var contentTypeValue))
-            return Invalid(contentTypeField, "is required");
-        if (ReadString(contentTypeValue, contentTypeField, out var contentType) is { } badContentTypeType)
+        if (ReadRequiredString(fields, "content_type", contentTypeField, out var contentType) is { } badContentTypeType)
             return badContentTypeType;
         if (ReadContentType(contentType, out var mediaType) is { } badContentType)
             return Invalid(contentTypeField, badContentType);
 
         var contentField = field + ".content_base64";
-        if (!fields.TryGet("content_base64", out var contentValue))
-            return Invalid(contentField, "is required");
-        if (ReadString(contentValue, contentField, out var base64) is { } badBase64Type)
+        if (ReadRequiredString(fields, "content_base64", contentField, out var base64) is { } badBase64Type)
             return badBase64Type;
         if (DecodeBase64(base64) is not { } content)
             return Invalid(contentField, "is not valid base64 (standard alphabet, with padding)");
@@ -500,6 +494,13 @@ public static class MessageParser
                 return $"contains the control character {CharName(c)}";
         }
         return null;
+    }
+
+    /// <summary>The string property <paramref name="name"/>, reported as <paramref name="field"/> when missing or not a string.</summary>
+    static InvalidMessage? ReadRequiredString(JsonFields fields, string name, string field, out string text)
+    {
+        text = "";
+        return fields.TryGet(name, out var value) ? ReadString(value, field, out text) : Invalid(field, "is required");
     }
 
     static InvalidMessage? ReadOptionalString(JsonFields fields, string field, out string? text)
