@@ -1,7 +1,9 @@
 using Ion.Api;
+using Microsoft.Extensions.Options;
 using Ion.Delivery;
 using Ion.Log;
 using Ion.Queues;
+using Ion.Stores.Sqlite;
 
 namespace Ion;
 
@@ -17,8 +19,8 @@ public static class IonApp
         });
         builder.AddIonConfiguration(args);
         builder.Services.AddIon();
+        builder.AddStore();
         builder.Services.AddQueues();
-        builder.Services.AddDeliveryLog();
         builder.Services.AddDelivery();
         builder.AddApi();
 
@@ -41,8 +43,8 @@ public static class IonApp
         builder.AddIonConfiguration(args);
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.Services.AddIon();
+        builder.AddStore();
         builder.Services.AddQueues();
-        builder.Services.AddDeliveryLog();
         return builder.Build();
     }
 
@@ -57,6 +59,21 @@ public static class IonApp
         // The host added these before; added again they win over the secrets file, as documented.
         builder.Configuration.AddEnvironmentVariables();
         builder.Configuration.AddCommandLine(args);
+    }
+
+    /// <summary>The store <c>Ion:Store</c> names: its queue, dead letters and delivery log. The core only sees
+    /// <see cref="IMessageQueue"/> and <see cref="Log.IDeliveryLog"/>.</summary>
+    public static void AddStore(this IHostApplicationBuilder builder)
+    {
+        var store = builder.Configuration["Ion:Store"];
+        switch (string.IsNullOrWhiteSpace(store) ? "Sqlite" : store.Trim())
+        {
+            case var name when name.Equals("Sqlite", StringComparison.OrdinalIgnoreCase):
+                builder.Services.AddSqlite();
+                break;
+            default:
+                throw new OptionsValidationException("Ion:Store", typeof(IonOptions), [$"Ion:Store must be Sqlite (is '{store}')"]);
+        }
     }
 
     public static IServiceCollection AddIon(this IServiceCollection services)

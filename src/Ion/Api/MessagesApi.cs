@@ -43,7 +43,7 @@ public static class MessagesApi
     }
 
     private static async Task<Results<Ok<DeliveryRecord>, ProblemHttpResult>> GetAsync(
-        string id, DeliveryLog log, CancellationToken cancellationToken)
+        string id, IDeliveryLog log, CancellationToken cancellationToken)
     {
         var record = await log.GetAsync(id, cancellationToken);
         return record is null

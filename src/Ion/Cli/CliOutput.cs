@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Ion.Queues;
 using Microsoft.Extensions.Options;
 
 namespace Ion.Cli;
@@ -33,7 +34,7 @@ internal static class CliOutput
         {
             return Fail(Failed, "cancelled");
         }
-        catch (Exception error) when (error is IOException or UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException or InvalidOperationException)
+        catch (Exception error) when (error is IOException or UnauthorizedAccessException or StoreUnavailableException or InvalidOperationException)
         {
             return Fail(Failed, error.Message);
         }

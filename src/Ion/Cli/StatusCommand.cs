@@ -14,7 +14,7 @@ internal static class StatusCommand
         command.TreatUnmatchedTokensAsErrors = false;
         command.SetAction((parse, cancellationToken) => CliOutput.RunWithServicesAsync(parse, async services =>
         {
-            var record = await services.GetRequiredService<DeliveryLog>().GetAsync(parse.GetValue(id)!, cancellationToken);
+            var record = await services.GetRequiredService<IDeliveryLog>().GetAsync(parse.GetValue(id)!, cancellationToken);
             if (record is null)
                 return CliOutput.Fail(CliOutput.Failed, $"no message with id '{parse.GetValue(id)}' in the delivery log");
             var state = record.State.ToString().ToLowerInvariant();

@@ -13,7 +13,7 @@ namespace Ion.Delivery;
 /// </summary>
 public sealed class DeliveryWorker(
     IMessageQueue queue,
-    DeliveryLog log,
+    IDeliveryLog log,
     Redriver redriver,
     RelayCircuit circuit,
     IOptions<IonOptions> ionOptions,
@@ -102,7 +102,7 @@ public sealed class DeliveryWorker(
                 {
                     await ProcessAsync(sender, batch[i], sent, batchDone, stoppingToken);
                 }
-                catch (Exception error) when (error is not OperationCanceledException && error is not Microsoft.Data.Sqlite.SqliteException)
+                catch (Exception error) when (error is not OperationCanceledException && error is not StoreUnavailableException)
                 {
                     // A bug met by this message (not the queue failing): count it as a failed attempt, so the message
                     // ends in the dead letters after MaxAttempts instead of coming back forever.

@@ -3,7 +3,7 @@ namespace Ion.Queues;
 /// <summary>
 /// A durable queue with SQS semantics: a received message is hidden for the visibility timeout,
 /// and becomes visible again unless it is completed, retried, released or dead-lettered.
-/// Ordering is not promised. Implemented by <see cref="SqliteQueue"/> (one machine) and SQS.
+/// Ordering is not promised. Implemented by each store (the SQLite file on one machine, SQS on AWS).
 /// </summary>
 public interface IMessageQueue
 {

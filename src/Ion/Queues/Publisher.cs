@@ -8,7 +8,7 @@ namespace Ion.Queues;
 /// The topic on one machine: validates raw messages and puts them on the queue durably. Shared by
 /// <c>POST /v1/messages</c>, <c>ion send</c> and <c>ion publish</c>, so all three accept exactly the same messages.
 /// </summary>
-public sealed class Publisher(IMessageQueue queue, DeliveryLog log, IOptions<IonOptions> options, TimeProvider time)
+public sealed class Publisher(IMessageQueue queue, IDeliveryLog log, IOptions<IonOptions> options, TimeProvider time)
 {
     private readonly MessageRules _rules = options.Value.ToMessageRules();
 

@@ -1,4 +1,5 @@
 using Ion.Queues;
+using Ion.Stores.Sqlite;
 using Ion.Tests.Fixtures;
 
 namespace Ion.Tests.Cli;

@@ -1,10 +1,12 @@
-using System.Diagnostics;
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using Ion.Queues;
+using Ion.Stores.Sqlite;
 using Ion.Tests.Fixtures;
+using Ion.Tests.Queues;
 using Microsoft.Extensions.Time.Testing;
 
-namespace Ion.Tests.Queues;
+namespace Ion.Tests.Stores.Sqlite;
 
 public sealed class SqliteQueueTests : QueueContract, IDisposable
 {

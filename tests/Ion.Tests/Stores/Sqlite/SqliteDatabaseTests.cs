@@ -1,7 +1,7 @@
-using Ion.Queues;
+using Ion.Stores.Sqlite;
 using Microsoft.Data.Sqlite;
 
-namespace Ion.Tests.Queues;
+namespace Ion.Tests.Stores.Sqlite;
 
 /// <summary>The kept commands of <see cref="SqliteSession"/>: one compiled statement per SQL text, reused by every
 /// operation, so a failed run must not spoil the next and every run must bind its own values.</summary>

@@ -1,6 +1,6 @@
-using Ion.Queues;
+using Ion.Stores.Sqlite;
 
-namespace Ion.Tests.Queues;
+namespace Ion.Tests.Stores.Sqlite;
 
 public class GroupCommitTests
 {

@@ -1,9 +1,10 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json;
+using Ion.Queues;
 using Microsoft.Data.Sqlite;
 
-namespace Ion.Queues;
+namespace Ion.Stores.Sqlite;
 
 /// <summary>The one-machine <see cref="IMessageQueue"/>: an SQLite file with SQS semantics, safe to share
 /// between several instances and processes.</summary>

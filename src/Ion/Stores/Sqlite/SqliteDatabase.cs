@@ -1,6 +1,7 @@
+using Ion.Queues;
 using Microsoft.Data.Sqlite;
 
-namespace Ion.Queues;
+namespace Ion.Stores.Sqlite;
 
 /// <summary>
 /// The one SQLite file of ion on one machine (queue, dead letters, delivery log), opened once per process and
@@ -113,11 +114,25 @@ public sealed class SqliteDatabase : IDisposable
             await ApplySchemasAsync(_session.Connection);
             return await work(_session);
         }
+        catch (Exception error) when (IsUnavailable(error))
+        {
+            throw new StoreUnavailableException($"the database {Path} is unavailable: {error.Message}", error);
+        }
         finally
         {
             _gate.Release();
         }
     }
+
+    /// <summary>What the file or the machine did, not what ion asked: worth asking again later. Anything else
+    /// (a constraint or SQL error) is a bug and stays as it is.</summary>
+    private static bool IsUnavailable(Exception error) => error switch
+    {
+        // BUSY, LOCKED, NOMEM, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL, NOTADB
+        SqliteException e => e.SqliteErrorCode is 5 or 6 or 7 or 8 or 10 or 11 or 13 or 14 or 15 or 26,
+        IOException or UnauthorizedAccessException => true,
+        _ => false,
+    };
 
     private async Task ApplySchemasAsync(SqliteConnection connection)
     {

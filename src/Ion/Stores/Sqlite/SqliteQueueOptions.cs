@@ -1,6 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 
-namespace Ion.Queues;
+namespace Ion.Stores.Sqlite;
 
 /// <summary>How long a received message stays hidden, and how long a receive waits for one.</summary>
 public sealed class SqliteQueueOptions

@@ -1,4 +1,4 @@
-namespace Ion.Queues;
+namespace Ion.Stores.Sqlite;
 
 /// <summary>
 /// Group commit: items that callers add while a write is under way wait and go together in the next write, so N

@@ -1,8 +1,8 @@
 using System.Text.Json;
-using Ion.Queues;
+using Ion.Log;
 using Microsoft.Data.Sqlite;
 
-namespace Ion.Log;
+namespace Ion.Stores.Sqlite;
 
 /// <summary>
 /// Every attempt and the current state of each message id, in the same SQLite file as the queue. The queue is the
@@ -13,7 +13,7 @@ namespace Ion.Log;
 /// publish) fsyncs them. Losing the newest of them with the machine's power means a message may be sent again
 /// (at-least-once), never that a message is lost.
 /// </remarks>
-public sealed class DeliveryLog
+public sealed class SqliteDeliveryLog : IDeliveryLog
 {
     // messages: one row per message id (state, times, last reason). attempts: one row per try.
     // Times are unix milliseconds.
@@ -42,7 +42,7 @@ public sealed class DeliveryLog
     // Concurrent publishes record their "queued" rows in one transaction.
     private readonly GroupCommit<(string Id, long At)> _queued;
 
-    public DeliveryLog(SqliteDatabase database, TimeProvider time)
+    public SqliteDeliveryLog(SqliteDatabase database, TimeProvider time)
     {
         _database = database;
         _database.AddSchema(Schema);
@@ -211,7 +211,3 @@ public sealed class DeliveryLog
         _ => throw new InvalidDataException($"unknown message state '{name}' in the delivery log"),
     };
 }
-
-/// <summary>One attempt to record, with the state it leaves the message in and, for dead or retrying messages,
-/// why (defaults to the attempt's reply).</summary>
-public sealed record AttemptRecord(string Id, DeliveryAttempt Attempt, MessageState State, string? Reason = null);

@@ -1,0 +1,26 @@
+using Ion.Delivery;
+using Ion.Log;
+using Ion.Queues;
+using Microsoft.Extensions.Options;
+
+namespace Ion.Stores.Sqlite;
+
+public static class SqliteStore
+{
+    /// <summary>The embedded store: the queue, its dead letters and the delivery log in one SQLite file,
+    /// <c>ion.db</c> in <c>Ion:DataDirectory</c>.</summary>
+    public static IServiceCollection AddSqlite(this IServiceCollection services)
+    {
+        services.AddSingleton(sp => new SqliteDatabase(sp.GetRequiredService<IOptions<IonOptions>>().Value.DatabasePath));
+        services.AddSingleton<IMessageQueue>(sp =>
+        {
+            var delivery = sp.GetRequiredService<IOptions<DeliveryOptions>>().Value;
+            return new SqliteQueue(
+                sp.GetRequiredService<SqliteDatabase>(),
+                new SqliteQueueOptions { VisibilityTimeout = delivery.VisibilityTimeout, ReceiveWaitTime = delivery.PollInterval },
+                sp.GetRequiredService<TimeProvider>());
+        });
+        services.AddSingleton<IDeliveryLog, SqliteDeliveryLog>();
+        return services;
+    }
+}
