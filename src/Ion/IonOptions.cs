@@ -34,17 +34,23 @@ internal sealed class IonOptionsValidator : IValidateOptions<IonOptions>
         List<string> errors = [];
         if (string.IsNullOrWhiteSpace(options.DataDirectory))
             errors.Add("Ion:DataDirectory must name a folder");
-        // The same rule the parser applies to a message's addresses, so the default sender is one a message could name.
-        if (string.IsNullOrEmpty(options.DefaultSender) || !MessageParser.IsMailbox(options.DefaultSender))
-            errors.Add($"Ion:DefaultSender must be an email address (is '{options.DefaultSender}')");
+        // The same rules the parser applies to a message's from, so the default sender is one a message could
+        // name: an address (an IDN domain is fine) whose local part is ASCII, since it goes into every email.
+        if (SenderProblem(options.DefaultSender) is { } defaultProblem)
+            errors.Add($"Ion:DefaultSender must be an email address with an ASCII local part (is '{options.DefaultSender}': {defaultProblem})");
         foreach (var sender in options.AllowedSenders)
         {
-            var ok = sender.StartsWith('@') ? sender.Length > 1 && !sender[1..].Contains('@', StringComparison.Ordinal) : MessageParser.IsMailbox(sender);
-            if (!ok)
-                errors.Add($"Ion:AllowedSenders: '{sender}' is neither an address nor an @domain entry");
+            var problem = sender.StartsWith('@')
+                ? Addresses.TryCanonicalizeDomain(sender[1..], out _, out var domainProblem) ? null : domainProblem
+                : SenderProblem(sender);
+            if (problem is not null)
+                errors.Add($"Ion:AllowedSenders: '{sender}' is neither a sender address nor an @domain entry ({problem})");
         }
         if (options.MaxMessageBytes is < 1024 or > 64 * 1024 * 1024)
             errors.Add("Ion:MaxMessageBytes must be between 1024 and 67108864");
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
+
+    private static string? SenderProblem(string address) =>
+        Addresses.TryCanonicalize(address, out var canonical, out var problem) ? Addresses.SenderProblem(canonical) : problem;
 }

@@ -1,6 +1,9 @@
 namespace Ion.Messages;
 
 /// <summary>A validated <c>send</c> message (contract version 1). Built only by <see cref="MessageParser"/>.</summary>
+/// <remarks>Every address (<see cref="To"/>, <see cref="Cc"/>, <see cref="Bcc"/>, <see cref="From"/>, <see cref="ReplyTo"/>)
+/// is canonical: the local part NFC-normalised, the domain as its lowercase A-label (<see cref="Addresses.TryCanonicalize"/>).
+/// Only a recipient can need SMTPUTF8 (<see cref="Addresses.NeedsSmtpUtf8"/>); From and ReplyTo never do.</remarks>
 public sealed record EmailMessage
 {
     /// <summary>The client's idempotency key, when it gave one.</summary>

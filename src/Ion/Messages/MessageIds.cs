@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -18,7 +17,8 @@ public static class MessageIds
 
     /// <summary>The Message-ID (without angle brackets) of the email sent for message <paramref name="id"/>.</summary>
     // The rule: "ion." + the first 32 lowercase hex digits of SHA-256(UTF-8 of id) + "@" + the
-    // sender's domain, lowercased (IDN converted to its xn-- form).
+    // sender's domain in canonical form: lowercase, an IDN as its A-label (Addresses); ion.invalid when
+    // it is none.
     // A hash rather than the id itself, because a client id may hold characters a msg-id may not
     // ('/', '@', '='), and because the id is the client's business, not the recipient's. 128 bits
     // keep accidental collisions out of reach. The same id always gives the same Message-ID, so a
@@ -32,40 +32,8 @@ public static class MessageIds
         return $"ion.{Convert.ToHexStringLower(hash[..16])}@{MessageIdDomain(senderDomain)}";
     }
 
-    static string MessageIdDomain(string? domain)
-    {
-        if (string.IsNullOrEmpty(domain))
-            return FallbackDomain;
-        if (!Ascii.IsValid(domain))
-        {
-            try
-            {
-                domain = new IdnMapping().GetAscii(domain);
-            }
-            catch (ArgumentException)
-            {
-                return FallbackDomain;
-            }
-        }
-        domain = domain.ToLowerInvariant();
-        return IsHostName(domain) ? domain : FallbackDomain;
-    }
-
-    // Only what a dot-atom may hold and what a host name uses, so the result parses back as a msg-id.
-    static bool IsHostName(string domain)
-    {
-        if (domain.Length > 253)
-            return false;
-        foreach (var label in domain.Split('.'))
-        {
-            if (label.Length is 0 or > 63 || label[0] == '-' || label[^1] == '-')
-                return false;
-            foreach (var c in label)
-            {
-                if (!char.IsAsciiLetterOrDigit(c) && c != '-')
-                    return false;
-            }
-        }
-        return true;
-    }
+    // A canonical domain is a lowercase host name: only what a dot-atom may hold, so the result parses
+    // back as a msg-id.
+    static string MessageIdDomain(string? domain) =>
+        domain is not null && Addresses.TryCanonicalizeDomain(domain, out var canonical, out _) ? canonical : FallbackDomain;
 }

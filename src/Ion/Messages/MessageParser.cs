@@ -24,9 +24,6 @@ public static class MessageParser
     const int MaxHeaderNameLength = 76;
     // RFC 5322 section 2.1.1: no line may be longer than 998 characters.
     const int MaxHeaderValueLength = 998;
-    // RFC 5321 section 4.5.3.1: a 64-octet local part, a 256-octet path including the angle brackets.
-    const int MaxLocalPartLength = 64;
-    const int MaxAddressLength = 254;
     // Kept free so ion can add headers of its own without clashing with a client's.
     const string ReservedHeaderPrefix = "X-Ion-";
 
@@ -41,18 +38,11 @@ public static class MessageParser
     static readonly SearchValues<char> _idChars =
         SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:@+=/-");
 
-    // atext (RFC 5322 section 3.2.3) and the dots of a dot-atom: no quoted local parts.
-    static readonly SearchValues<char> _localPartChars =
-        SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-/=?^_`{|}~.");
-
     static readonly SearchValues<char> _charsetChars =
         SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'+-^_`{}~.:");
 
     static readonly ParserOptions _strict = new()
     {
-        AddressParserComplianceMode = RfcComplianceMode.Strict,
-        AllowAddressesWithoutDomain = false,
-        AllowUnquotedCommasInAddresses = false,
         ParameterComplianceMode = RfcComplianceMode.Strict,
     };
 
@@ -83,27 +73,10 @@ public static class MessageParser
     }
 
     /// <summary>Whether <paramref name="text"/> is one plain mailbox, <c>local@domain</c>, as the contract allows.</summary>
-    // No display name, comment, group, route, quoted local part or domain literal: the address is
-    // used as given, in headers and in RCPT TO, so there must be nothing in it but the address.
-    // The local part is ASCII (a non-ASCII one needs SMTPUTF8, which relays rarely offer); the
-    // domain may be internationalised, since MailKit sends its xn-- form.
-    internal static bool IsMailbox(string text)
-    {
-        var at = text.IndexOf('@', StringComparison.Ordinal);
-        if (at is <= 0 or > MaxLocalPartLength || text.Length > MaxAddressLength)
-            return false;
-        var local = text.AsSpan(0, at);
-        if (local.ContainsAnyExcept(_localPartChars) || local[0] == '.' || local[^1] == '.'
-            || local.Contains("..", StringComparison.Ordinal))
-            return false;
-        if (!IsDomain(text.AsSpan(at + 1)))
-            return false;
-        // MimeKit builds the email, so it must read the address back exactly as given.
-        return MailboxAddress.TryParse(_strict, text, out var mailbox)
-            && string.IsNullOrEmpty(mailbox.Name)
-            && mailbox.Route.Count == 0
-            && string.Equals(mailbox.Address, text, StringComparison.Ordinal);
-    }
+    // No display name, comment, group, route, quoted local part or domain literal: the address goes
+    // into headers and RCPT TO, so there must be nothing in it but the address. The rule itself is
+    // Addresses.TryCanonicalize; this stays for callers that only need the yes or no.
+    internal static bool IsMailbox(string text) => Addresses.TryCanonicalize(text, out _, out _);
 
     static ParsedMessage ParseDocument(JsonElement root, MessageRules rules)
     {
@@ -180,17 +153,21 @@ public static class MessageParser
         string? from = null;
         if (fields.TryGet("from", out var fromValue))
         {
-            if (ReadAddress(fromValue, "from", out var sender) is { } badFrom)
+            if (ReadString(fromValue, "from", out var given) is { } notString)
+                return notString;
+            if (ToSenderAddress(given, "from", out var sender) is { } badFrom)
                 return badFrom;
             if (!IsAllowedSender(sender, rules))
-                return Invalid("from", $"{Quote(sender)} is not an allowed sender");
+                return Invalid("from", $"{Quote(given)} is not an allowed sender");
             from = sender;
         }
 
         string? replyTo = null;
         if (fields.TryGet("reply_to", out var replyToValue))
         {
-            if (ReadAddress(replyToValue, "reply_to", out var address) is { } badReplyTo)
+            if (ReadString(replyToValue, "reply_to", out var given) is { } notString)
+                return notString;
+            if (ToSenderAddress(given, "reply_to", out var address) is { } badReplyTo)
                 return badReplyTo;
             replyTo = address;
         }
@@ -254,14 +231,33 @@ public static class MessageParser
         return null;
     }
 
+    /// <summary>The address in <paramref name="value"/>, in canonical form (<see cref="Addresses.TryCanonicalize"/>).</summary>
     static InvalidMessage? ReadAddress(JsonElement value, string field, out string address)
     {
-        if (ReadString(value, field, out address) is { } invalid)
+        address = "";
+        if (ReadString(value, field, out var text) is { } invalid)
             return invalid;
-        if (address.AsSpan().ContainsAny('\r', '\n'))
+        return ToAddress(text, field, out address);
+    }
+
+    static InvalidMessage? ToAddress(string text, string field, out string address)
+    {
+        address = "";
+        if (text.AsSpan().ContainsAny('\r', '\n'))
             return Invalid(field, "contains a line break");
-        if (!IsMailbox(address))
-            return Invalid(field, $"{Quote(address)} is not an email address");
+        if (!Addresses.TryCanonicalize(text, out var canonical, out var problem))
+            return Invalid(field, $"{Quote(text)} is not an email address: {problem}");
+        address = canonical;
+        return null;
+    }
+
+    // From and Reply-To are in every copy: their local part must be ASCII (Addresses.SenderProblem).
+    static InvalidMessage? ToSenderAddress(string text, string field, out string address)
+    {
+        if (ToAddress(text, field, out address) is { } invalid)
+            return invalid;
+        if (Addresses.SenderProblem(address) is { } problem)
+            return Invalid(field, $"{Quote(text)}: {problem}");
         return null;
     }
 
@@ -285,17 +281,23 @@ public static class MessageParser
         return null;
     }
 
-    // The default sender, an allowed address, or any address of an allowed @domain; case-insensitive.
-    static bool IsAllowedSender(string address, MessageRules rules)
+    // The default sender, an allowed address, or any address of an allowed @domain. Compared in canonical
+    // form on both sides, so @bücher.de in the settings allows x@XN--BCHER-KVA.DE and the other spellings
+    // of that domain. Ignoring case in the local part too is a choice kept from before: senders are
+    // ion's own addresses, whose case nobody means to distinguish, and they are ASCII.
+    static bool IsAllowedSender(string canonicalAddress, MessageRules rules)
     {
-        if (string.Equals(address, rules.DefaultSender, StringComparison.OrdinalIgnoreCase))
+        if (Addresses.TryCanonicalize(rules.DefaultSender, out var defaultSender, out _)
+            && string.Equals(canonicalAddress, defaultSender, StringComparison.OrdinalIgnoreCase))
             return true;
-        var domain = address.AsSpan(address.IndexOf('@', StringComparison.Ordinal) + 1);
+        var domain = canonicalAddress[(canonicalAddress.LastIndexOf('@') + 1)..];
         foreach (var allowed in rules.AllowedSenders)
         {
             var matches = allowed.StartsWith('@')
-                ? domain.Equals(allowed.AsSpan(1), StringComparison.OrdinalIgnoreCase)
-                : string.Equals(address, allowed, StringComparison.OrdinalIgnoreCase);
+                ? Addresses.TryCanonicalizeDomain(allowed[1..], out var allowedDomain, out _)
+                    && string.Equals(domain, allowedDomain, StringComparison.Ordinal)
+                : Addresses.TryCanonicalize(allowed, out var allowedAddress, out _)
+                    && string.Equals(canonicalAddress, allowedAddress, StringComparison.OrdinalIgnoreCase);
             if (matches)
                 return true;
         }
@@ -647,35 +649,6 @@ public static class MessageParser
             }
         }
         return builder.ToString();
-    }
-
-    static bool IsDomain(ReadOnlySpan<char> domain)
-    {
-        if (domain.Length is 0 or > 253)
-            return false;
-        foreach (var range in domain.Split('.'))
-        {
-            var label = domain[range];
-            if (label.Length is 0 or > 63 || label[0] == '-' || label[^1] == '-')
-                return false;
-            foreach (var c in label)
-            {
-                if (!char.IsLetterOrDigit(c) && c != '-')
-                    return false;
-            }
-        }
-        if (Ascii.IsValid(domain))
-            return true;
-        // An internationalised domain travels as its xn-- form: refuse one IDNA cannot convert.
-        try
-        {
-            _ = new IdnMapping().GetAscii(domain.ToString());
-            return true;
-        }
-        catch (ArgumentException)
-        {
-            return false;
-        }
     }
 
     // An object's fields in document order; null values are remembered as names only.

@@ -176,6 +176,8 @@ public class MessageParserTests
         Send(("recipient", "first.last+tag@sub.example.co.uk")),
         Send(("recipient", "o'brien!#$%&*=?^_`{|}~-/@example.com")),
         Send(("recipient", "a@bücher.de")),
+        // A non-ASCII local part is a valid address (RFC 6531); it is sent where the relay offers SMTPUTF8.
+        Send(("recipient", "ü@example.com")),
         Send(("recipient", "root@localhost")),
         Send(("to", Addresses(MessageRules.MaxRecipients - 1))),
         Send(("cc", Addresses(25)), ("bcc", Addresses(24))),
@@ -244,8 +246,10 @@ public class MessageParserTests
         { Send(("recipient", "a@-example.com")), "recipient", "is not an email address" },
         { Send(("recipient", "a@exa_mple.com")), "recipient", "is not an email address" },
         { Send(("recipient", "a@b@example.com")), "recipient", "is not an email address" },
-        { Send(("recipient", "ü@example.com")), "recipient", "is not an email address" },
         { Send(("recipient", "@example.com")), "recipient", "is not an email address" },
+        { Send(("to", Strings(["b@example.com", "a@xn--bcher-2pa.de"]))), "to[1]", "is not an email address: the domain is not a valid internationalised domain name" },
+        { Send(("recipient", "a@exa_mple.com")), "recipient", "is not an email address: the domain is not a valid domain name" },
+        { Send(("recipient", "ö" + new string('a', 63) + "@example.com")), "recipient", "the local part is longer than 64 octets" },
         { Send(("recipient", "a@")), "recipient", "is not an email address" },
         { Send(("recipient", new string('a', 65) + "@example.com")), "recipient", "is not an email address" },
         { Send(("recipient", "a@example.com\r\nBcc: evil@example.net")), "recipient", "invalid: recipient: contains a line break" },
@@ -341,6 +345,101 @@ public class MessageParserTests
 
         Assert.Equal(field, invalid.Field);
         Assert.Contains(words, invalid.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void EveryAddress_IsParsedIntoCanonicalForm()
+    {
+        var rules = Rules with { AllowedSenders = ["@bücher.de"] };
+        var json = Send(
+            ("recipient", "bob@BÜCHER.DE"), ("to", Strings(["a@ｅxample.com", "jo\u0308rg@Example.COM"])),
+            ("cc", Strings(["Carol@XN--BCHER-KVA.DE"])), ("bcc", Strings(["dave@faß.de"])),
+            ("from", "News@Bücher.de"), ("reply_to", "help@ＢÜＣＨＥＲ.de"));
+
+        var email = ParseSend(json, rules);
+
+        Assert.Equal(["bob@xn--bcher-kva.de", "a@example.com", "jörg@example.com"], email.To);
+        Assert.Equal(["Carol@xn--bcher-kva.de"], email.Cc);
+        Assert.Equal(["dave@xn--fa-hia.de"], email.Bcc);
+        Assert.Equal("News@xn--bcher-kva.de", email.From);
+        Assert.Equal("help@xn--bcher-kva.de", email.ReplyTo);
+    }
+
+    [Fact]
+    public void ALabelRecipient_IsAcceptedUnchanged()
+    {
+        var email = ParseSend(Send(("recipient", "bob@xn--bcher-kva.de")));
+
+        Assert.Equal(["bob@xn--bcher-kva.de"], email.To);
+    }
+
+    [Fact]
+    public void InvalidALabel_IsRefusedAsNotAValidInternationalisedDomainName()
+    {
+        var invalid = ParseInvalid(Send(("recipient", "bob@xn--bcher-2pa.de")));
+
+        Assert.Equal("recipient", invalid.Field);
+        Assert.Equal(
+            "invalid: recipient: 'bob@xn--bcher-2pa.de' is not an email address: the domain is not a valid internationalised domain name",
+            invalid.Reason);
+    }
+
+    [Fact]
+    public void NonAsciiLocalPart_IsAcceptedAsARecipient_AndNeedsSmtpUtf8()
+    {
+        var email = ParseSend(Send(("recipient", "jörg@example.com"), ("cc", Strings(["bob@bücher.de"]))));
+
+        Assert.Equal(["jörg@example.com"], email.To);
+        Assert.True(Ion.Messages.Addresses.NeedsSmtpUtf8(email.To[0]));
+        Assert.False(Ion.Messages.Addresses.NeedsSmtpUtf8(email.Cc[0]));
+    }
+
+    [Theory]
+    [InlineData("from")]
+    [InlineData("reply_to")]
+    public void NonAsciiLocalPart_IsRefusedAsFromOrReplyTo(string field)
+    {
+        // mail.example.org is an allowed domain, so only the local part is in the way.
+        var invalid = ParseInvalid(Send((field, "jörg@mail.example.org")));
+
+        Assert.Equal(field, invalid.Field);
+        Assert.StartsWith($"invalid: {field}: 'jörg@mail.example.org': its local part is not ASCII", invalid.Reason, StringComparison.Ordinal);
+        Assert.Contains("SMTPUTF8", invalid.Reason, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("@bücher.de", "x@XN--BCHER-KVA.DE")]
+    [InlineData("@BÜCHER.DE", "x@bücher.de")]
+    [InlineData("@xn--bcher-kva.de", "x@ｂücher.de")]
+    [InlineData("news@bücher.de", "NEWS@xn--bcher-kva.de")]
+    [InlineData("news@XN--BCHER-KVA.DE", "news@Bücher.de")]
+    public void AllowedSenders_MatchAcrossULabelAndALabelForms(string allowed, string from)
+    {
+        var rules = Rules with { AllowedSenders = [allowed] };
+
+        var email = ParseSend(Send(("from", from)), rules);
+
+        Assert.EndsWith("@xn--bcher-kva.de", email.From, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void DefaultSender_MatchesAcrossULabelAndALabelForms()
+    {
+        var rules = Rules with { DefaultSender = "noreply@BÜCHER.DE", AllowedSenders = [] };
+
+        var email = ParseSend(Send(("from", "noreply@xn--bcher-kva.de")), rules);
+
+        Assert.Equal("noreply@xn--bcher-kva.de", email.From);
+    }
+
+    [Fact]
+    public void SenderOfAnotherDomain_IsRefused_QuotingWhatWasGiven()
+    {
+        var rules = Rules with { AllowedSenders = ["@bücher.de"] };
+
+        var invalid = ParseInvalid(Send(("from", "x@BÜCHER.COM")), rules);
+
+        Assert.Equal("invalid: from: 'x@BÜCHER.COM' is not an allowed sender", invalid.Reason);
     }
 
     [Fact]

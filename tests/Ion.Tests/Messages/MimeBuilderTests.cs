@@ -85,10 +85,14 @@ public class MimeBuilderTests
         Assert.True(Ascii.IsValid(subjectLine), subjectLine);
     }
 
-    static string Written(MimeMessage message)
+    static string Written(MimeMessage message) => Written(message, FormatOptions.Default);
+
+    static string[] Lines(string written) => [.. written.Split('\n').Select(line => line.TrimEnd('\r'))];
+
+    static string Written(MimeMessage message, FormatOptions options)
     {
         using var stream = new MemoryStream();
-        message.WriteTo(stream, TestContext.Current.CancellationToken);
+        message.WriteTo(options, stream, TestContext.Current.CancellationToken);
         return Encoding.UTF8.GetString(stream.ToArray());
     }
 
@@ -226,6 +230,53 @@ public class MimeBuilderTests
         using var stream = new MemoryStream();
         part.Content.DecodeTo(stream, TestContext.Current.CancellationToken);
         return stream.ToArray();
+    }
+
+    [Fact]
+    public void InternationalisedDomains_AreWrittenAsALabels_WhenNotWrittenInternationally()
+    {
+        var rules = Rules with { DefaultSender = "noreply@BÜCHER.DE" };
+        var email = Minimal with { To = ["bob@xn--bcher-kva.de"], Cc = ["carol@faß.de"], ReplyTo = "help@ｂücher.de" };
+
+        using var built = MimeBuilder.Build(email, "m-1", rules);
+        var written = Written(built, FormatOptions.Default);
+
+        Assert.Contains("From: noreply@xn--bcher-kva.de", Lines(written));
+        Assert.Contains("To: bob@xn--bcher-kva.de", Lines(written));
+        Assert.Contains("Cc: carol@xn--fa-hia.de", Lines(written));
+        Assert.Contains("Reply-To: help@xn--bcher-kva.de", Lines(written));
+        Assert.Contains("@xn--bcher-kva.de>", built.Headers[HeaderId.MessageId], StringComparison.Ordinal);
+        Assert.True(Ascii.IsValid(written), written);
+    }
+
+    [Fact]
+    public void AnAddressNotYetCanonical_IsBuiltFromItsCanonicalForm()
+    {
+        using var built = MimeBuilder.Build(Minimal with { To = ["Bob@BÜCHER.DE"] }, "m-1", Rules);
+
+        var to = Assert.Single(built.To.Mailboxes);
+        Assert.Equal("Bob@xn--bcher-kva.de", to.GetAddress(idnEncode: true));
+        Assert.Contains("To: Bob@xn--bcher-kva.de", Lines(Written(built, FormatOptions.Default)));
+    }
+
+    [Fact]
+    public void NonAsciiLocalPart_KeepsItsLocalPart_WithTheDomainAsALabel()
+    {
+        using var built = MimeBuilder.Build(Minimal with { To = ["jörg@bücher.de"] }, "m-1", Rules);
+
+        var to = Assert.Single(built.To.Mailboxes);
+        Assert.Equal("jörg", to.LocalPart);
+        Assert.True(Ion.Messages.Addresses.NeedsSmtpUtf8(to.Address));
+        // MimeKit writes such a local part raw: that header is only right in an email sent with SMTPUTF8.
+        Assert.Contains("To: jörg@xn--bcher-kva.de", Lines(Written(built, FormatOptions.Default)));
+    }
+
+    [Fact]
+    public void MessageId_UsesTheALabelOfAnInternationalisedSenderDomain()
+    {
+        using var message = BuildAndRead(Minimal with { From = "team@Bücher.de" }, "order-42");
+
+        Assert.Equal(MessageIds.MessageIdHeader("order-42", "xn--bcher-kva.de"), message.MessageId);
     }
 
     [Fact]
