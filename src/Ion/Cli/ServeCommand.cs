@@ -7,13 +7,13 @@ internal static class ServeCommand
 {
     public static Command Create()
     {
-        Command command = new("serve", "Run ion: the HTTP API and the delivery worker. Settings may follow as --Ion:Smtp:Host=… (see README).")
+        Command command = new("serve", "Run ion: the HTTP API and the delivery worker. Settings may follow as --Ion:Smtp:Host relay (see README).")
         {
             TreatUnmatchedTokensAsErrors = false,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
-            var settings = CliOutput.SettingArguments(parse.UnmatchedTokens, out var error);
+            var settings = CommandLineSettings.Of(parse, out var error);
             if (settings is null)
                 return CliOutput.Fail(CliOutput.Invalid, error!);
             try

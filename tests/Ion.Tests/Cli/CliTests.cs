@@ -142,6 +142,62 @@ public sealed class CliTests : IDisposable
         Assert.Contains("stray", result.Error, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Serve_TakesUrlsAndSettings_AsKeySpaceValue()
+    {
+        var port = Ports.Free();
+        // Each setting with its value as the next argument, the ASP.NET Core convention; the relay need not be up.
+        await using var ion = await IonProcess.StartAsync(port,
+        [
+            "--urls", $"http://127.0.0.1:{port}",
+            "--Ion:DataDirectory", _data,
+            "--Ion:Smtp:Host", "127.0.0.1",
+            "--Ion:Smtp:Port", Ports.Free().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--Ion:Smtp:Security", "None",
+        ]);
+
+        using var health = await ion.Client.GetAsync("/healthz", TestContext.Current.CancellationToken);
+        Assert.True(health.IsSuccessStatusCode);
+    }
+
+    [Fact]
+    public async Task Publish_TakesSettings_AsKeySpaceValue_AfterOrBeforeTheFile()
+    {
+        var file = Path.Combine(_data, "news.json");
+        await File.WriteAllTextAsync(file,
+            """{"action":"send","from":"news@allowed.example","recipient":"a@example.com","subject":"Hi","body_text":"x"}""",
+            TestContext.Current.CancellationToken);
+
+        // The sender is allowed only by the setting, so each publish succeeds only if the setting was read as one.
+        var after = await IonCli.RunAsync(_data, ["publish", file, "--Ion:DataDirectory", _data, "--Ion:AllowedSenders:0", "@allowed.example"]);
+        var before = await IonCli.RunAsync(_data, ["publish", "--Ion:AllowedSenders:0", "@allowed.example", file]);
+
+        Assert.Equal((0, ""), (after.ExitCode, after.Error));
+        Assert.Equal((0, ""), (before.ExitCode, before.Error));
+        Assert.Equal(2, (await CountsAsync()).Ready);
+    }
+
+    [Fact]
+    public async Task Send_TakesASetting_AfterRecipients()
+    {
+        var result = await IonCli.RunAsync(_data,
+            ["send", "--subject", "Hi", "--text", "x", "--from", "news@allowed.example", "--to", "a@example.com", "b@example.com",
+             "--Ion:AllowedSenders:0", "@allowed.example"]);
+
+        Assert.Equal((0, ""), (result.ExitCode, result.Error));
+        Assert.Equal(1, (await CountsAsync()).Ready);
+    }
+
+    [Fact]
+    public async Task StrayArgument_AfterASetting_Exits2_NamingIt()
+    {
+        var result = await IonCli.RunAsync(_data, ["status", "x", "--Ion:Delivery:MaxAttempts", "3", "stray"]);
+
+        Assert.Equal(2, result.ExitCode);
+        var line = Assert.Single(result.Error.TrimEnd('\n').Split('\n'));
+        Assert.StartsWith("ion: unexpected argument 'stray'", line, StringComparison.Ordinal);
+    }
+
     private SqliteQueue CreateQueue() =>
         SqliteQueue.Open(Path.Combine(_data, "ion.db"), new SqliteQueueOptions(), TimeProvider.System);
 
