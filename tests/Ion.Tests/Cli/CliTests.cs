@@ -133,6 +133,21 @@ public sealed class CliTests : IDisposable
         Assert.Contains("Ion:Smtp:Host is not set", result.Error, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("--Ion:Smtp:Port=0", "Ion:Smtp:Port must be between 1 and 65535 (is 0)")]
+    [InlineData("--Ion:Smtp:Port=abc", "'abc' at 'Ion:Smtp:Port'")]
+    [InlineData("--Ion:Delivery:Concurrency=0", "Ion:Delivery:Concurrency must be between 1 and 64 (is 0)")]
+    public async Task Serve_WithABadSetting_PrintsOnlyOneLine_NamingIt(string setting, string named)
+    {
+        var result = await IonCli.RunAsync(_data, ["serve", "--urls=http://127.0.0.1:0", "--Ion:Smtp:Host=relay.invalid", setting]);
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Equal("", result.Out);
+        var line = Assert.Single(result.Error.TrimEnd('\n').Split('\n'));
+        Assert.StartsWith("ion: configuration: ", line, StringComparison.Ordinal);
+        Assert.Contains(named, line, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task UnknownArgument_Exits2()
     {
