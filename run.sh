@@ -4,9 +4,9 @@
 # With no relay configured, it also starts a local try-out inbox (smtp4dev, a dotnet tool installed into .tools/)
 # on 127.0.0.1, points ion at it and sends one email, so you can watch it arrive at http://127.0.0.1:5080 with
 # no account anywhere. To use a real relay instead, set Ion__Smtp__Host (and friends, see README) in the
-# environment or in ion.secrets.json. Ctrl-C stops everything this script started.
+# environment or in ion.secrets.json. Ctrl-C, or kill (TERM) of this script, stops everything it started.
 #
-# Usage: ./run.sh [--Ion:Section:Key=value …]   (extra settings go to `ion serve`)
+# Usage: ./run.sh [--Ion:Section:Key value …]   (extra settings go to `ion serve`)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
@@ -15,7 +15,10 @@ INBOX_WEB_PORT=${INBOX_WEB_PORT:-5080}
 ION_URL=${ION_URL:-http://127.0.0.1:8780}
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT INT TERM
+# A signal ends the script wherever it is (not only in the final wait); leaving runs cleanup, once.
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 port_in_use() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
 wait_port() {  # $1 port, $2 seconds, $3 name
@@ -25,7 +28,6 @@ wait_port() {  # $1 port, $2 seconds, $3 name
 
 echo "run.sh: building ion (Release)…" >&2
 dotnet build src/Ion -c Release -o .build/ion -v quiet -nologo >&2
-ion() { dotnet .build/ion/ion.dll "$@"; }
 
 if [ -z "${Ion__Smtp__Host:-}" ] && [ ! -f ion.secrets.json ]; then
   if [ ! -x .tools/smtp4dev ]; then
@@ -46,7 +48,9 @@ if [ -z "${Ion__Smtp__Host:-}" ] && [ ! -f ion.secrets.json ]; then
   echo "run.sh: try-out inbox at http://127.0.0.1:$INBOX_WEB_PORT (SMTP 127.0.0.1:$INBOX_SMTP_PORT)" >&2
 fi
 
-ion serve --urls="$ION_URL" "$@" &
+# dotnet itself in the background, not a shell function: `function &` forks a subshell, $! would be its PID, and
+# killing it would leave ion running.
+dotnet .build/ion/ion.dll serve --urls="$ION_URL" "$@" &
 pids+=($!)
 for _ in $(seq 1 300); do curl -sf "$ION_URL/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 curl -sf "$ION_URL/healthz" >/dev/null || { echo "run.sh: ion did not start (see the messages above)" >&2; exit 1; }

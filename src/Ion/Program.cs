@@ -7,4 +7,5 @@ root.Subcommands.Add(SendCommand.Create());
 root.Subcommands.Add(PublishCommand.Create());
 root.Subcommands.Add(StatusCommand.Create());
 root.Subcommands.Add(DeadLettersCommand.Create());
-return await root.Parse(args).InvokeAsync();
+root.Options.Add(CommandLineSettings.Option);
+return await root.Parse(CommandLineSettings.Carry(root, args)).InvokeAsync();

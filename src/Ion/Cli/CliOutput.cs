@@ -40,31 +40,15 @@ internal static class CliOutput
         }
     }
 
-    /// <summary>Runs a command that works on the queue file directly: settings from the left-over arguments, the
+    /// <summary>Runs a command that works on the queue file directly: settings from the command line, the
     /// services without the web host, and failures as one line on stderr.</summary>
     public static Task<int> RunWithServicesAsync(ParseResult parse, Func<IServiceProvider, Task<int>> body) =>
         RunAsync(async () =>
         {
-            var settings = SettingArguments(parse.UnmatchedTokens, out var error);
+            var settings = CommandLineSettings.Of(parse, out var error);
             if (settings is null)
                 return Fail(Invalid, error!);
             using var host = IonApp.BuildTool(settings);
             return await body(host.Services);
         });
-
-    /// <summary>Settings given on the command line as <c>--Ion:Section:Key=value</c> (or <c>--urls=…</c>); anything
-    /// else left over is a mistake, not a setting.</summary>
-    public static string[]? SettingArguments(IReadOnlyList<string> unmatched, out string? error)
-    {
-        foreach (var token in unmatched)
-        {
-            if (!token.StartsWith("--", StringComparison.Ordinal) || !token.Contains('=', StringComparison.Ordinal))
-            {
-                error = $"unexpected argument '{token}' (settings are given as --Ion:Section:Key=value)";
-                return null;
-            }
-        }
-        error = null;
-        return [.. unmatched];
-    }
 }

@@ -7,24 +7,27 @@ internal static class ServeCommand
 {
     public static Command Create()
     {
-        Command command = new("serve", "Run ion: the HTTP API and the delivery worker. Settings may follow as --Ion:Smtp:Host=… (see README).")
+        Command command = new("serve", "Run ion: the HTTP API and the delivery worker. Settings may follow as --Ion:Smtp:Host relay (see README).")
         {
             TreatUnmatchedTokensAsErrors = false,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
-            var settings = CliOutput.SettingArguments(parse.UnmatchedTokens, out var error);
+            var settings = CommandLineSettings.Of(parse, out var error);
             if (settings is null)
                 return CliOutput.Fail(CliOutput.Invalid, error!);
             try
             {
                 await using var app = IonApp.Build(settings);
+                // The host checks the settings itself in StartAsync, but logs a failure there with its stack trace
+                // before rethrowing it; checked first, a bad setting is ion's one line and nothing else.
+                app.Services.GetService<IStartupValidator>()?.Validate();
                 await app.RunAsync(cancellationToken);
                 return CliOutput.Ok;
             }
-            catch (OptionsValidationException invalid)
+            catch (Exception invalid) when (SettingErrors(invalid) is { } errors)
             {
-                return CliOutput.Fail(CliOutput.Invalid, $"configuration: {string.Join("; ", invalid.Failures)}");
+                return CliOutput.Fail(CliOutput.Invalid, $"configuration: {string.Join("; ", errors)}");
             }
             catch (IOException io) when (io.InnerException is System.Net.Sockets.SocketException || io.Message.Contains("address", StringComparison.OrdinalIgnoreCase))
             {
@@ -33,4 +36,16 @@ internal static class ServeCommand
         });
         return command;
     }
+
+    /// <summary>What is wrong with the settings, when that is what <paramref name="error"/> is: a validator's
+    /// failures, a value the binder cannot convert ("abc" for a port), or several of these from the start-up
+    /// validation, which checks every options class before it throws.</summary>
+    private static List<string>? SettingErrors(Exception error) => error switch
+    {
+        OptionsValidationException invalid => [.. invalid.Failures],
+        InvalidOperationException { InnerException: ArgumentException or FormatException } unconvertible => [unconvertible.Message],
+        AggregateException all when all.InnerExceptions.Select(SettingErrors).ToList() is var each && each.TrueForAll(e => e is not null) =>
+            [.. each.SelectMany(e => e!)],
+        _ => null,
+    };
 }

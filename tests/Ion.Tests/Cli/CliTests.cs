@@ -134,6 +134,21 @@ public sealed class CliTests : IDisposable
         Assert.Contains("Ion:Smtp:Host is not set", result.Error, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("--Ion:Smtp:Port=0", "Ion:Smtp:Port must be between 1 and 65535 (is 0)")]
+    [InlineData("--Ion:Smtp:Port=abc", "'abc' at 'Ion:Smtp:Port'")]
+    [InlineData("--Ion:Delivery:Concurrency=0", "Ion:Delivery:Concurrency must be between 1 and 64 (is 0)")]
+    public async Task Serve_WithABadSetting_PrintsOnlyOneLine_NamingIt(string setting, string named)
+    {
+        var result = await IonCli.RunAsync(_data, ["serve", "--urls=http://127.0.0.1:0", "--Ion:Smtp:Host=relay.invalid", setting]);
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Equal("", result.Out);
+        var line = Assert.Single(result.Error.TrimEnd('\n').Split('\n'));
+        Assert.StartsWith("ion: configuration: ", line, StringComparison.Ordinal);
+        Assert.Contains(named, line, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task UnknownArgument_Exits2()
     {
@@ -141,6 +156,62 @@ public sealed class CliTests : IDisposable
 
         Assert.Equal(2, result.ExitCode);
         Assert.Contains("stray", result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Serve_TakesUrlsAndSettings_AsKeySpaceValue()
+    {
+        var port = Ports.Free();
+        // Each setting with its value as the next argument, the ASP.NET Core convention; the relay need not be up.
+        await using var ion = await IonProcess.StartAsync(port,
+        [
+            "--urls", $"http://127.0.0.1:{port}",
+            "--Ion:DataDirectory", _data,
+            "--Ion:Smtp:Host", "127.0.0.1",
+            "--Ion:Smtp:Port", Ports.Free().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--Ion:Smtp:Security", "None",
+        ]);
+
+        using var health = await ion.Client.GetAsync("/healthz", TestContext.Current.CancellationToken);
+        Assert.True(health.IsSuccessStatusCode);
+    }
+
+    [Fact]
+    public async Task Publish_TakesSettings_AsKeySpaceValue_AfterOrBeforeTheFile()
+    {
+        var file = Path.Combine(_data, "news.json");
+        await File.WriteAllTextAsync(file,
+            """{"action":"send","from":"news@allowed.example","recipient":"a@example.com","subject":"Hi","body_text":"x"}""",
+            TestContext.Current.CancellationToken);
+
+        // The sender is allowed only by the setting, so each publish succeeds only if the setting was read as one.
+        var after = await IonCli.RunAsync(_data, ["publish", file, "--Ion:DataDirectory", _data, "--Ion:AllowedSenders:0", "@allowed.example"]);
+        var before = await IonCli.RunAsync(_data, ["publish", "--Ion:AllowedSenders:0", "@allowed.example", file]);
+
+        Assert.Equal((0, ""), (after.ExitCode, after.Error));
+        Assert.Equal((0, ""), (before.ExitCode, before.Error));
+        Assert.Equal(2, (await CountsAsync()).Ready);
+    }
+
+    [Fact]
+    public async Task Send_TakesASetting_AfterRecipients()
+    {
+        var result = await IonCli.RunAsync(_data,
+            ["send", "--subject", "Hi", "--text", "x", "--from", "news@allowed.example", "--to", "a@example.com", "b@example.com",
+             "--Ion:AllowedSenders:0", "@allowed.example"]);
+
+        Assert.Equal((0, ""), (result.ExitCode, result.Error));
+        Assert.Equal(1, (await CountsAsync()).Ready);
+    }
+
+    [Fact]
+    public async Task StrayArgument_AfterASetting_Exits2_NamingIt()
+    {
+        var result = await IonCli.RunAsync(_data, ["status", "x", "--Ion:Delivery:MaxAttempts", "3", "stray"]);
+
+        Assert.Equal(2, result.ExitCode);
+        var line = Assert.Single(result.Error.TrimEnd('\n').Split('\n'));
+        Assert.StartsWith("ion: unexpected argument 'stray'", line, StringComparison.Ordinal);
     }
 
     private SqliteQueue CreateQueue() =>
