@@ -51,9 +51,10 @@ internal static class SendPathCommand
                     {
                         if (MessageParser.Parse(bodies[n], rules) is not SendRequest send)
                             throw new BenchFailure($"message {n} did not parse as a send request");
-                        var outcome = await sender.SendAsync(MimeBuilder.Build(send.Email, send.Email.Id!, rules), cancellationToken);
-                        if (outcome.Kind != OutcomeKind.Sent)
-                            throw new BenchFailure($"message {n}: {outcome}");
+                        var outcome = await sender.SendAsync(MimeBuilder.Build(send.Email, send.Email.Id!, rules),
+                            send.Email.From ?? rules.DefaultSender, [.. send.Email.To, .. send.Email.Cc, .. send.Email.Bcc], cancellationToken);
+                        if (outcome.Recipients.Any(r => r.Answer.Kind != OutcomeKind.Accepted))
+                            throw new BenchFailure($"message {n}: {outcome.Summary.Reply}");
                     }
                 }, cancellationToken)));
 

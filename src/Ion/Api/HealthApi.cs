@@ -14,22 +14,27 @@ public static class HealthApi
     }
 
     /// <summary>Alive, with what an operator wants at a glance: is the relay up, how much is waiting, how much is dead.
-    /// A relay that is down makes ion "degraded", not unhealthy: it still accepts and keeps messages.</summary>
-    private static async Task<Ok<Health>> GetHealthAsync(IMessageQueue queue, RelayCircuit circuit, CancellationToken cancellationToken)
+    /// A relay that is down, refuses ion or throttles makes ion "degraded", not unhealthy: it still accepts and keeps
+    /// messages.</summary>
+    private static async Task<Ok<Health>> GetHealthAsync(IMessageQueue queue, RelayCircuit circuit, SendRate rate, CancellationToken cancellationToken)
     {
         var counts = await queue.CountAsync(cancellationToken);
-        var relay = new RelayHealth(circuit.IsOpen ? "down" : "up", circuit.IsOpen ? circuit.LastError : null, circuit.OpenedAt);
-        return TypedResults.Ok(new Health(circuit.IsOpen ? "degraded" : "ok", relay, counts));
+        var relay = circuit.IsOpen
+            ? new RelayHealth("down", circuit.LastAnswer?.Reply, circuit.OpenedAt, rate.CurrentPerSecond)
+            : rate.IsThrottled
+                ? new RelayHealth("throttled", "the relay asked ion to slow down", rate.LastThrottledAt, rate.CurrentPerSecond)
+                : new RelayHealth("up", null, null, rate.CurrentPerSecond);
+        return TypedResults.Ok(new Health(relay.State == "up" ? "ok" : "degraded", relay, counts));
     }
 
     /// <summary>Ready when the queue answers, i.e. a publish would be accepted.</summary>
-    private static async Task<Results<Ok<Health>, ProblemHttpResult>> GetReadyAsync(IMessageQueue queue, RelayCircuit circuit, CancellationToken cancellationToken)
+    private static async Task<Results<Ok<Health>, ProblemHttpResult>> GetReadyAsync(IMessageQueue queue, RelayCircuit circuit, SendRate rate, CancellationToken cancellationToken)
     {
         try
         {
-            return await GetHealthAsync(queue, circuit, cancellationToken);
+            return await GetHealthAsync(queue, circuit, rate, cancellationToken);
         }
-        catch (Exception error) when (error is not OperationCanceledException)
+        catch (StoreUnavailableException error)
         {
             return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Queue unavailable", detail: error.Message);
         }
@@ -38,4 +43,6 @@ public static class HealthApi
 
 public sealed record Health(string Status, RelayHealth Relay, QueueCounts Queue);
 
-public sealed record RelayHealth(string State, string? Error, DateTimeOffset? Since);
+/// <summary><see cref="State"/>: <c>up</c>, <c>down</c> (unreachable, or refusing ion: <see cref="Error"/> says which) or
+/// <c>throttled</c>; <see cref="RatePerSecond"/>: the most ion sends now (null: no limit).</summary>
+public sealed record RelayHealth(string State, string? Error, DateTimeOffset? Since, double? RatePerSecond);

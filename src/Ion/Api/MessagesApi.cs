@@ -12,7 +12,8 @@ public static class MessagesApi
     {
         var messages = app.MapGroup("/v1/messages");
         messages.MapPost("/", PublishAsync);
-        messages.MapGet("/{id}", GetAsync);
+        // A catch-all, because the contract allows '/' in an id: /v1/messages/a/b and /v1/messages/a%2Fb both find "a/b".
+        messages.MapGet("/{**id}", GetAsync);
         return app;
     }
 
@@ -38,13 +39,15 @@ public static class MessagesApi
                 detail: error.Error.Reason,
                 extensions: new Dictionary<string, object?> { ["field"] = error.Error.Field });
         }
-        var id = result.Ids[0];
-        return TypedResults.Accepted($"/v1/messages/{Uri.EscapeDataString(id)}", new Published(id));
+        var published = result.Messages[0];
+        return TypedResults.Accepted($"/v1/messages/{Uri.EscapeDataString(published.Id)}", published);
     }
 
     private static async Task<Results<Ok<DeliveryRecord>, ProblemHttpResult>> GetAsync(
         string id, IDeliveryLog log, CancellationToken cancellationToken)
     {
+        // Kestrel decodes every escape in the path except %2F, which it leaves for the application.
+        id = id.Replace("%2F", "/", StringComparison.OrdinalIgnoreCase);
         var record = await log.GetAsync(id, cancellationToken);
         return record is null
             ? TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, title: "Unknown message", detail: $"no message with id '{id}' in the delivery log")
@@ -76,5 +79,3 @@ public static class MessagesApi
         return Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
     }
 }
-
-public sealed record Published(string Id);

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using Ion.Log;
 using Ion.Queues;
 
 namespace Ion.Cli;
@@ -22,7 +23,7 @@ internal static class DeadLettersCommand
         command.TreatUnmatchedTokensAsErrors = false;
         command.SetAction((parse, cancellationToken) => CliOutput.RunWithServicesAsync(parse, async services =>
         {
-            var letters = await services.GetRequiredService<IMessageQueue>().ListDeadLettersAsync(Math.Max(1, parse.GetValue(limit)), cancellationToken);
+            var letters = await services.GetRequiredService<IDeliveryLog>().ListDeadLettersAsync(new DeadLetterQuery(Math.Max(1, parse.GetValue(limit))), cancellationToken);
             foreach (var letter in letters)
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -44,9 +44,9 @@ internal static class PublishCommand
             {
                 var batch = bodies.GetRange(start, Math.Min(BatchSize, bodies.Count - start));
                 var result = await publisher.PublishAsync(batch, cancellationToken);
-                foreach (var id in result.Ids)
-                    Console.WriteLine(id);
-                queued += result.Ids.Count;
+                foreach (var published in result.Messages)
+                    Console.WriteLine(published.Id);
+                queued += result.Messages.Count;
                 if (bodies.Count > BatchSize)
                     Console.Error.Write($"\rqueued {queued}/{bodies.Count}");
             }

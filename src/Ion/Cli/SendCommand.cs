@@ -37,7 +37,7 @@ internal static class SendCommand
             var result = await services.GetRequiredService<Publisher>().PublishAsync([json], cancellationToken);
             if (result.Errors is [var invalid, ..])
                 return CliOutput.Fail(CliOutput.Invalid, invalid.Error.Reason);
-            Console.WriteLine(result.Ids[0]);
+            Console.WriteLine(result.Messages[0].Id);
             return CliOutput.Ok;
         }));
         return command;

@@ -21,6 +21,11 @@ internal static class StatusCommand
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{record.Id}: {state} (since {record.UpdatedAt:u})"));
             if (record.LastReason is { } reason && record.State != MessageState.Sent)
                 Console.WriteLine($"  reason: {reason}");
+            foreach (var recipient in record.Recipients)
+            {
+                var outcome = recipient.State.ToString().ToLowerInvariant();
+                Console.WriteLine(recipient.Reply is { } reply ? $"  {recipient.Address}: {outcome}: {reply}" : $"  {recipient.Address}: {outcome}");
+            }
             var n = 0;
             foreach (var attempt in record.Attempts)
             {

@@ -28,6 +28,9 @@ public sealed class DeliveryOptions
     /// <summary>First and longest wait between probes of a relay that is down.</summary>
     public TimeSpan RelayProbeBaseDelay { get; set; } = TimeSpan.FromSeconds(1);
     public TimeSpan RelayProbeMaxDelay { get; set; } = TimeSpan.FromMinutes(1);
+    /// <summary>How long a message may wait in all, counting pauses for a relay that is down or throttles (which
+    /// spend no attempts): then it is a dead letter. Postfix's <c>maximal_queue_lifetime</c>, and its default.</summary>
+    public TimeSpan MaxQueueTime { get; set; } = TimeSpan.FromDays(5);
     /// <summary>How long the delivery log keeps messages and attempts.</summary>
     public TimeSpan LogRetention { get; set; } = TimeSpan.FromDays(30);
 }
@@ -43,8 +46,8 @@ internal sealed class DeliveryOptionsValidator : IValidateOptions<DeliveryOption
             errors.Add($"Ion:Delivery:MaxAttempts must be between 1 and 100 (is {o.MaxAttempts})");
         if (o.BatchSize is < 1 or > 100)
             errors.Add($"Ion:Delivery:BatchSize must be between 1 and 100 (is {o.BatchSize})");
-        if (o.RatePerSecond < 0 || double.IsNaN(o.RatePerSecond))
-            errors.Add($"Ion:Delivery:RatePerSecond must be 0 (unlimited) or more (is {o.RatePerSecond})");
+        if (double.IsNaN(o.RatePerSecond) || (o.RatePerSecond != 0 && o.RatePerSecond is < SendRate.MinPerSecond or > SendRate.MaxPerSecond))
+            errors.Add($"Ion:Delivery:RatePerSecond must be 0 (unlimited) or between {SendRate.MinPerSecond} and {SendRate.MaxPerSecond} (is {o.RatePerSecond})");
         Positive(errors, "RetryBaseDelay", o.RetryBaseDelay);
         Positive(errors, "RetryMaxDelay", o.RetryMaxDelay);
         Positive(errors, "VisibilityTimeout", o.VisibilityTimeout);
@@ -52,6 +55,7 @@ internal sealed class DeliveryOptionsValidator : IValidateOptions<DeliveryOption
         Positive(errors, "RelayProbeBaseDelay", o.RelayProbeBaseDelay);
         Positive(errors, "RelayProbeMaxDelay", o.RelayProbeMaxDelay);
         Positive(errors, "LogRetention", o.LogRetention);
+        Positive(errors, "MaxQueueTime", o.MaxQueueTime);
         if (o.RetryMaxDelay < o.RetryBaseDelay)
             errors.Add("Ion:Delivery:RetryMaxDelay must not be shorter than Ion:Delivery:RetryBaseDelay");
         if (o.RelayProbeMaxDelay < o.RelayProbeBaseDelay)

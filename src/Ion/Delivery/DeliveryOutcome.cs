@@ -1,24 +1,50 @@
+using System.Globalization;
+
 namespace Ion.Delivery;
 
 public enum OutcomeKind
 {
-    /// <summary>The relay accepted the message (2xx).</summary>
-    Sent,
-    /// <summary>A temporary failure of this message (4xx, timeout, connection dropped mid-message): retry later.</summary>
-    RetryLater,
-    /// <summary>A permanent failure of this message (5xx, enhanced 5.x.x, invalid): dead letter at once.</summary>
-    Rejected,
-    /// <summary>The relay itself is unusable (refused, TLS, authentication, 421): not the message's fault.</summary>
+    /// <summary>The relay took it (2xx).</summary>
+    Accepted,
+    /// <summary>A temporary failure of this message or recipient (4xx, timeout, connection lost mid-message): retried
+    /// later, and counted as an attempt.</summary>
+    Transient,
+    /// <summary>A permanent failure of this message or recipient (5xx; the basic code wins over the enhanced one, but
+    /// X.2.2 "mailbox full" is transient): not retried.</summary>
+    Permanent,
+    /// <summary>The relay says ion sends too fast: slow down; no attempt counted.</summary>
+    Throttled,
+    /// <summary>The relay refuses ion itself, not the message (authentication or STARTTLS required, relaying denied,
+    /// ion's sender refused): pause delivery; no attempt counted.</summary>
+    RelayRefusesIon,
+    /// <summary>No usable connection (refused, TLS, greeting, EHLO, AUTH failed): pause delivery; no attempt counted.</summary>
     RelayUnavailable,
 }
 
-/// <summary>What one delivery attempt came to. <see cref="Detail"/> is the server's reply text or the error.</summary>
-public sealed record DeliveryOutcome(OutcomeKind Kind, int? SmtpCode, string? EnhancedCode, string Detail)
+/// <summary>One answer of the relay (or the error in its place), classified. <see cref="Text"/> is the server's text
+/// or the error.</summary>
+public sealed record SmtpAnswer(OutcomeKind Kind, int? Code, string? EnhancedCode, string Text)
 {
-    public static DeliveryOutcome Sent(string reply) => new(OutcomeKind.Sent, 250, SmtpReply.ParseEnhancedCode(reply), reply);
+    public static SmtpAnswer Accepted(string text) => new(OutcomeKind.Accepted, 250, SmtpReply.ParseEnhancedCode(text), text);
+
+    /// <summary>About the relay, not the message: no attempt is counted, and delivery pauses or slows down.</summary>
+    public bool IsAboutTheRelay => Kind is OutcomeKind.Throttled or OutcomeKind.RelayRefusesIon or OutcomeKind.RelayUnavailable;
 
     /// <summary>One line for logs and dead letters, e.g. <c>550 5.1.1 No such user</c>.</summary>
-    public string Reply => SmtpCode is { } code && !Detail.StartsWith(code.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal)
-        ? $"{code} {Detail}"
-        : Detail;
+    public string Reply => Code is { } code && !Text.StartsWith(code.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal)
+        ? $"{code} {Text}"
+        : Text;
+}
+
+/// <summary>The relay's answer about one recipient: its refusal at RCPT, or, once accepted there, the answer to the
+/// message data.</summary>
+public sealed record RecipientAnswer(string Address, SmtpAnswer Answer);
+
+/// <summary>What one send came to: an answer for every recipient it was asked to send to, and the answer that
+/// sums the transaction up (the data's 250, or the failure that ended it) for the log.</summary>
+public sealed record DeliveryOutcome(SmtpAnswer Summary, IReadOnlyList<RecipientAnswer> Recipients)
+{
+    /// <summary>The same answer for every recipient: a failure before any recipient could be told apart.</summary>
+    public static DeliveryOutcome ForAll(SmtpAnswer answer, IEnumerable<string> recipients) =>
+        new(answer, [.. recipients.Select(r => new RecipientAnswer(r, answer))]);
 }

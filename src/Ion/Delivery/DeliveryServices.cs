@@ -1,3 +1,7 @@
+using Ion.Log;
+using Ion.Queues;
+using Microsoft.Extensions.Options;
+
 namespace Ion.Delivery;
 
 public static class DeliveryServices
@@ -6,8 +10,19 @@ public static class DeliveryServices
     public static IServiceCollection AddDelivery(this IServiceCollection services)
     {
         services.AddSettings<SmtpOptions, SmtpOptionsValidator>(SmtpOptions.Section);
-        services.AddSingleton<RelayCircuit>();
+        // Jitter for backoffs and probe pauses; injected so that the decision and the circuit stay exact in tests.
+        Func<double> random = Random.Shared.NextDouble;
+        services.AddSingleton(sp => new RelayCircuit(sp.GetRequiredService<TimeProvider>(), Options(sp), random));
+        services.AddSingleton(sp => new SendRate(Options(sp).RatePerSecond, sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<RefusalStreak>();
+        services.AddSingleton(sp => new HeldMessages(
+            sp.GetRequiredService<IMessageQueue>(), Options(sp).VisibilityTimeout, sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<HeldMessages>>()));
+        services.AddSingleton(sp => new DeliveryDecision(DeliveryPolicy.From(Options(sp)), random));
         services.AddHostedService<DeliveryWorker>();
+        services.AddHostedService<LogPruner>();
         return services;
     }
+
+    private static DeliveryOptions Options(IServiceProvider services) => services.GetRequiredService<IOptions<DeliveryOptions>>().Value;
 }

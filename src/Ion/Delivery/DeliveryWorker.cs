@@ -1,4 +1,3 @@
-using System.Threading.RateLimiting;
 using Ion.Log;
 using Ion.Messages;
 using Ion.Queues;
@@ -7,24 +6,39 @@ using Microsoft.Extensions.Options;
 namespace Ion.Delivery;
 
 /// <summary>
-/// Takes messages off the queue and delivers them: receive, send, then complete / retry later / dead-letter, and
-/// record. One loop per SMTP connection (<see cref="DeliveryOptions.Concurrency"/>), one probe loop for a relay
-/// that is down, one loop that prunes the delivery log.
+/// Takes messages off the queue and delivers them: receive, claim, send, decide, record, then complete / retry later /
+/// release / dead-letter. One loop per SMTP connection (<see cref="DeliveryOptions.Concurrency"/>), and the heartbeat
+/// that keeps what the loops hold hidden.
 /// </summary>
+/// <remarks>
+/// Each message's outcome is recorded in the delivery log before the next message goes to the relay on the same
+/// connection, so a crash repeats at most the message that was in the middle of its SMTP transaction on each
+/// connection. Deleting the completed messages from the queue waits for the end of the batch: a message whose
+/// deletion a crash prevented comes back, finds itself sent in the log, and is deleted then.
+/// </remarks>
 public sealed class DeliveryWorker(
     IMessageQueue queue,
     IDeliveryLog log,
     Redriver redriver,
     RelayCircuit circuit,
+    SendRate rate,
+    RefusalStreak streak,
+    HeldMessages held,
+    DeliveryDecision decider,
     IOptions<IonOptions> ionOptions,
     IOptions<SmtpOptions> smtpOptions,
     IOptions<DeliveryOptions> deliveryOptions,
     TimeProvider time,
     ILogger<DeliveryWorker> logger) : BackgroundService
 {
+    // A claim only keeps another copy of the same id (SQS may hold several) from being sent meanwhile; the copy
+    // being delivered can always claim again. An hour outlasts any batch (batches are kept short at low rates).
+    private static readonly TimeSpan ClaimLease = TimeSpan.FromHours(1);
+    // At a low rate a batch is sized to about this much sending, so messages are not held for long unsent.
+    private static readonly TimeSpan BatchSpan = TimeSpan.FromSeconds(10);
+
     private readonly DeliveryOptions _options = deliveryOptions.Value;
     private readonly MessageRules _rules = ionOptions.Value.ToMessageRules();
-    private RateLimiter? _rate;
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -33,16 +47,9 @@ public sealed class DeliveryWorker(
             Log.Disabled(logger);
             return Task.CompletedTask;
         }
-        _rate = CreateRateLimiter(_options.RatePerSecond);
         var slots = Enumerable.Range(0, _options.Concurrency)
             .Select(slot => Task.Run(() => RunSlotAsync(slot, stoppingToken), CancellationToken.None));
-        return Task.WhenAll([.. slots, ProbeRelayAsync(stoppingToken), PruneLogAsync(stoppingToken)]);
-    }
-
-    public override void Dispose()
-    {
-        _rate?.Dispose();
-        base.Dispose();
+        return Task.WhenAll([.. slots, held.RunAsync(stoppingToken)]);
     }
 
     private async Task RunSlotAsync(int slot, CancellationToken stoppingToken)
@@ -50,12 +57,13 @@ public sealed class DeliveryWorker(
         await using var sender = new SmtpSender(smtpOptions.Value, time);
         while (!stoppingToken.IsCancellationRequested)
         {
+            RelayPermit? permit = null;
             try
             {
-                await circuit.WaitUntilClosedAsync(stoppingToken);
-                var batch = await queue.ReceiveAsync(_options.BatchSize, stoppingToken);
+                permit = await circuit.WaitAsync(stoppingToken);
+                var batch = await queue.ReceiveAsync(permit.IsTrial ? 1 : BatchSize(), stoppingToken);
                 if (batch.Count > 0)
-                    await ProcessBatchAsync(sender, batch, stoppingToken);
+                    await ProcessBatchAsync(sender, batch, permit, stoppingToken);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -63,8 +71,8 @@ public sealed class DeliveryWorker(
             }
             catch (Exception error)
             {
-                // The queue itself failed (disk full, file locked for too long): what this slot held becomes
-                // visible again after the visibility timeout. Back off rather than spin, and keep going.
+                // The store failed (a file locked for too long, a full disk): what this slot still holds comes back
+                // after the visibility timeout. Back off rather than spin, and keep going.
                 Log.SlotFailed(logger, slot, error);
                 try
                 {
@@ -75,237 +83,193 @@ public sealed class DeliveryWorker(
                     break;
                 }
             }
+            finally
+            {
+                if (permit is not null)
+                    circuit.Abandon(permit);
+            }
         }
     }
 
-    /// <summary>
-    /// One batch, message by message. Successes are recorded and completed together at the end (one log write, one
-    /// queue write for the batch); failures, the rare case, are recorded and moved at once. The log's "sent" always
-    /// lands before the completion, so a crash between the two is caught by the idempotency check on redelivery.
-    /// </summary>
-    private async Task ProcessBatchAsync(SmtpSender sender, IReadOnlyList<QueuedMessage> batch, CancellationToken stoppingToken)
+    /// <summary>Messages to take at once: <see cref="DeliveryOptions.BatchSize"/>, or fewer at a rate at which a batch
+    /// would take long to send.</summary>
+    private int BatchSize()
     {
-        var sent = new HashSet<string>(await log.SentAmongAsync([.. batch.Select(m => m.Id)], CancellationToken.None), StringComparer.Ordinal);
-        var batchDone = new BatchDone();
+        var size = Math.Min(_options.BatchSize, IMessageQueue.MaxReceive);
+        if (rate.CurrentPerSecond is { } perSecond)
+            size = (int)Math.Clamp(Math.Floor(perSecond * BatchSpan.TotalSeconds), 1, size);
+        return size;
+    }
+
+    private async Task ProcessBatchAsync(SmtpSender sender, IReadOnlyList<QueuedMessage> batch, RelayPermit permit, CancellationToken stoppingToken)
+    {
+        held.Add(batch);
+        List<QueuedMessage> completed = [];
+        var handled = 0;
+        IReadOnlyList<Claim>? claims = null;
         try
         {
-            for (var i = 0; i < batch.Count; i++)
+            claims = await log.ClaimAsync([.. batch.Select(Request)], ClaimLease, CancellationToken.None);
+            for (; handled < batch.Count; handled++)
             {
-                if (stoppingToken.IsCancellationRequested || circuit.IsOpen)
-                {
-                    // Give back what this slot holds so another worker (or this one, later) takes it at once
-                    // rather than after the visibility timeout.
-                    await ReleaseAllAsync(batch.Skip(i));
+                // The first message goes whatever happened meanwhile: a trial must try, and a slot that got its permit
+                // just now may. After that, a circuit another slot opened sends the rest back.
+                if (stoppingToken.IsCancellationRequested || (handled > 0 && !circuit.Allows(permit)))
                     break;
-                }
-                try
-                {
-                    await ProcessAsync(sender, batch[i], sent, batchDone, stoppingToken);
-                }
-                catch (Exception error) when (error is not OperationCanceledException && error is not StoreUnavailableException)
-                {
-                    // A bug met by this message (not the queue failing): count it as a failed attempt, so the message
-                    // ends in the dead letters after MaxAttempts instead of coming back forever.
-                    Log.Unexpected(logger, batch[i].Id, error);
-                    var reason = $"internal error: {error.GetType().Name}: {error.Message}";
-                    await RetryOrDeadLetterAsync(batch[i], new DeliveryAttempt(time.GetUtcNow(), "retry", null, reason, TimeSpan.Zero));
-                }
+                var decision = await HandleAsync(sender, batch[handled], claims[handled], permit, stoppingToken);
+                if (decision is null)
+                    break;
+                await ApplyAsync(batch[handled], claims[handled].Status == ClaimStatus.Claimed, decision, completed);
             }
         }
         finally
         {
-            await log.RecordAttemptsAsync(batchDone.Records, CancellationToken.None);
-            await queue.CompleteAsync(batchDone.Messages, CancellationToken.None);
-        }
-    }
-
-    /// <summary>What a batch completes at its end: the messages, and the attempts to record first.</summary>
-    private sealed class BatchDone
-    {
-        public List<QueuedMessage> Messages { get; } = [];
-        public List<AttemptRecord> Records { get; } = [];
-    }
-
-    /// <summary>One message, start to finish. Everything the message may cause is an outcome, so a bad message
-    /// cannot stop the slot or block the messages behind it.</summary>
-    private async Task ProcessAsync(SmtpSender sender, QueuedMessage message, HashSet<string> sent, BatchDone done, CancellationToken stoppingToken)
-    {
-        switch (MessageParser.Parse(message.Body, _rules))
-        {
-            case InvalidMessage invalid:
-                await RecordAsync(new AttemptRecord(message.Id, new DeliveryAttempt(time.GetUtcNow(), "invalid", null, invalid.Reason, TimeSpan.Zero), MessageState.Dead, invalid.Reason));
-                await queue.DeadLetterAsync(message, invalid.Reason, CancellationToken.None);
-                Log.Invalid(logger, message.Id, invalid.Reason);
-                break;
-            case RedriveRequest redrive:
-                var moved = await redriver.RedriveAsync(redrive.Ids, CancellationToken.None);
-                done.Messages.Add(message);
-                Log.Redriven(logger, moved.Count);
-                break;
-            case SendRequest send when sent.Contains(message.Id):
-                // Idempotency: this id was delivered before (a repeated publish, or a redelivery after a crash
-                // between the send and the completion).
-                done.Messages.Add(message);
-                Log.AlreadySent(logger, message.Id);
-                break;
-            case SendRequest send:
-                await SendAsync(sender, message, send.Email, sent, done, stoppingToken);
-                break;
-        }
-    }
-
-    private async Task SendAsync(SmtpSender sender, QueuedMessage message, EmailMessage email, HashSet<string> sent, BatchDone done, CancellationToken stoppingToken)
-    {
-        if (_rate is not null)
-        {
-            try
+            // Whatever this slot did not get to goes back at once (shutdown, circuit open), not after the timeout.
+            var rest = batch.Skip(handled).ToList();
+            if (rest.Count > 0)
+                await GiveBackAsync(rest, claims is null ? [] : [.. claims.Skip(handled).Zip(rest).Where(c => c.First.Status == ClaimStatus.Claimed).Select(c => Request(c.Second))]);
+            if (completed.Count > 0)
             {
-                using var lease = await _rate.AcquireAsync(1, stoppingToken);
-            }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                await queue.ReleaseAsync(message, TimeSpan.Zero, CancellationToken.None);
-                throw;
+                await Bookkeeping.TryAsync(() => queue.CompleteAsync(completed, CancellationToken.None), "complete", logger);
+                await held.RemoveAsync(completed);
             }
         }
+    }
 
+    private static ClaimRequest Request(QueuedMessage message) => new(message.Id, message.QueueMessageId, message.EnqueuedAt);
+
+    private async Task GiveBackAsync(List<QueuedMessage> messages, List<ClaimRequest> claims)
+    {
+        if (claims.Count > 0)
+            await Bookkeeping.TryAsync(() => log.ReleaseAsync(claims, CancellationToken.None), "release claims", logger);
+        await held.RemoveAsync(messages);
+        await Bookkeeping.TryAsync(() => queue.ReturnAsync(messages, TimeSpan.Zero, CancellationToken.None), "release", logger);
+    }
+
+    /// <summary>One message, start to finish, as a decision. Null when it was given up untried (shutdown while waiting
+    /// for the rate limit). Everything the message may cause is a decision, so a bad message cannot stop the slot or
+    /// block the messages behind it.</summary>
+    private async Task<Decision?> HandleAsync(SmtpSender sender, QueuedMessage message, Claim claim, RelayPermit permit, CancellationToken stoppingToken)
+    {
+        try
+        {
+            switch (MessageParser.Parse(message.Body, _rules))
+            {
+                case InvalidMessage invalid:
+                    Log.Invalid(logger, message.Id, invalid.Reason);
+                    return DeliveryDecision.Invalid(message, message.QueueMessageId, claim.History, invalid.Reason, time.GetUtcNow());
+                case RedriveRequest redrive:
+                    var moved = await redriver.RedriveAsync(redrive.Ids, CancellationToken.None);
+                    Log.Redriven(logger, moved.Count);
+                    return new Decision(QueueAction.Complete, Entry: new DeliveryEntry(message.Id, message.QueueMessageId, MessageState.Sent,
+                        new DeliveryAttempt(time.GetUtcNow(), "redrive", null, $"moved {moved.Count} dead letter(s) back to the queue", TimeSpan.Zero), [], 0));
+                case SendRequest when claim.Status != ClaimStatus.Claimed:
+                    Log.NotClaimed(logger, message.Id, claim.Status);
+                    return DeliveryDecision.NotClaimed(claim, time.GetUtcNow());
+                case SendRequest send:
+                    return await SendAsync(sender, message, claim.History, send.Email, permit, stoppingToken);
+                default:
+                    throw new InvalidOperationException("the parser returned something new");
+            }
+        }
+        catch (Exception error) when (error is not OperationCanceledException and not StoreUnavailableException)
+        {
+            // A bug met by this message: count it as a failed attempt, so the message ends in the dead letters after
+            // MaxAttempts instead of coming back forever.
+            Log.Unexpected(logger, message.Id, error);
+            var answer = new SmtpAnswer(OutcomeKind.Transient, null, null, $"internal error: {error.GetType().Name}: {error.Message}");
+            var recipients = claim.History.Recipients.Count > 0 ? claim.History.Recipients.Select(r => r.Address).ToList() : ["(unknown)"];
+            return decider.Decide(message, message.QueueMessageId, claim.History, recipients,
+                DeliveryOutcome.ForAll(answer, DeliveryDecision.Pending(recipients, claim.History)), time.GetUtcNow(), TimeSpan.Zero);
+        }
+    }
+
+    private async Task<Decision?> SendAsync(SmtpSender sender, QueuedMessage message, DeliveryHistory history, EmailMessage email, RelayPermit permit, CancellationToken stoppingToken)
+    {
+        List<string> recipients = [.. email.To, .. email.Cc, .. email.Bcc];
+        var pending = DeliveryDecision.Pending(recipients, history);
         var startedAt = time.GetUtcNow();
+        if (pending.Count == 0)
+            return decider.Decide(message, message.QueueMessageId, history, recipients, new DeliveryOutcome(SmtpAnswer.Accepted("nothing left to send"), []), startedAt, TimeSpan.Zero);
+
+        try
+        {
+            await rate.WaitAsync(stoppingToken);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            return null;
+        }
+
+        startedAt = time.GetUtcNow();
         var started = time.GetTimestamp();
         var mime = MimeBuilder.Build(email, message.Id, _rules, startedAt);
         // The send is not cancelled at shutdown: stopping mid-DATA would make a duplicate likely. The command
         // timeout bounds it.
-        var outcome = await sender.SendAsync(mime, CancellationToken.None);
+        var outcome = await sender.SendAsync(mime, email.From ?? _rules.DefaultSender, pending, CancellationToken.None);
         var elapsed = time.GetElapsedTime(started);
-        var attempts = message.Attempts + 1;
 
-        switch (outcome.Kind)
+        var (reviewed, redrive) = streak.Review(message.Id, outcome);
+        if (redrive.Count > 0)
         {
-            case OutcomeKind.Sent:
-                sent.Add(message.Id);
-                done.Records.Add(new AttemptRecord(message.Id, Attempt("sent"), MessageState.Sent));
-                done.Messages.Add(message);
-                Log.Sent(logger, message.Id, attempts, elapsed.TotalMilliseconds);
+            // Messages the streak dead-lettered before it was recognised go back to wait with the rest.
+            var moved = await redriver.RedriveAsync(redrive, CancellationToken.None);
+            Log.StreakRedriven(logger, moved.Count);
+        }
+        var decision = decider.Decide(message, message.QueueMessageId, history, recipients, reviewed, startedAt, elapsed);
+        Signal(permit, decision.RelayAnswer);
+        Log.Decided(logger, message.Id, decision.Action, decision.Entry?.AttemptsUsed ?? history.AttemptsUsed, elapsed.TotalMilliseconds, reviewed.Summary.Reply);
+        return decision;
+    }
+
+    /// <summary>Tells the circuit and the rate what the relay's answers said about the relay itself.</summary>
+    private void Signal(RelayPermit permit, SmtpAnswer? relay)
+    {
+        switch (relay?.Kind)
+        {
+            case OutcomeKind.RelayUnavailable or OutcomeKind.RelayRefusesIon:
+                if (circuit.Allows(permit) && !circuit.IsOpen)
+                    Log.RelayDown(logger, relay.Reply);
+                circuit.Failed(permit, relay);
                 break;
-            case OutcomeKind.Rejected:
-                var rejected = $"rejected: {outcome.Reply}";
-                await RecordAsync(new AttemptRecord(message.Id, Attempt("rejected"), MessageState.Dead, rejected));
-                await queue.DeadLetterAsync(message, rejected, CancellationToken.None);
-                Log.DeadLettered(logger, message.Id, attempts, rejected);
+            case OutcomeKind.Throttled:
+                rate.OnThrottled();
+                Log.Throttled(logger, relay.Reply, rate.CurrentPerSecond);
+                circuit.Succeeded(permit);
                 break;
-            case OutcomeKind.RetryLater:
-                await RetryOrDeadLetterAsync(message, Attempt("retry"));
-                break;
-            case OutcomeKind.RelayUnavailable:
-                // Not the message's fault: no attempt spent, no attempt recorded.
-                await queue.ReleaseAsync(message, TimeSpan.Zero, CancellationToken.None);
-                if (!circuit.IsOpen)
-                    Log.RelayDown(logger, outcome.Reply);
-                circuit.Open(outcome.Reply);
+            default:
+                if (permit.IsTrial && circuit.IsOpen)
+                    Log.RelayBack(logger);
+                rate.OnSent();
+                circuit.Succeeded(permit);
                 break;
         }
-
-        DeliveryAttempt Attempt(string name) => new(startedAt, name, outcome.SmtpCode, outcome.Reply, elapsed);
     }
 
-    /// <summary>A failed attempt that may succeed later: retry with backoff, or, after MaxAttempts, dead letter
-    /// with the last reason.</summary>
-    private async Task RetryOrDeadLetterAsync(QueuedMessage message, DeliveryAttempt attempt)
+    /// <summary>Records the decision, then applies it to the queue. The record is retried until it lands: after a
+    /// relay's 250 a lost record would mean sending again. The message stays held (hidden) meanwhile.</summary>
+    private async Task ApplyAsync(QueuedMessage message, bool claimed, Decision decision, List<QueuedMessage> completed)
     {
-        var attempts = message.Attempts + 1;
-        if (attempts >= _options.MaxAttempts)
-        {
-            var gaveUp = $"gave up after {attempts} attempts: {attempt.Reply}";
-            await RecordAsync(new AttemptRecord(message.Id, attempt, MessageState.Dead, gaveUp));
-            await queue.DeadLetterAsync(message, gaveUp, CancellationToken.None);
-            Log.DeadLettered(logger, message.Id, attempts, gaveUp);
-            return;
-        }
-        var delay = RetrySchedule.Delay(attempts, _options.RetryBaseDelay, _options.RetryMaxDelay, Random.Shared.NextDouble());
-        await RecordAsync(new AttemptRecord(message.Id, attempt, MessageState.Retrying));
-        await queue.RetryLaterAsync(message, delay, CancellationToken.None);
-        Log.Retrying(logger, message.Id, attempts, delay, attempt.Reply);
-    }
+        if (decision.Entry is { } entry)
+            await Bookkeeping.UntilDoneAsync(() => log.RecordAsync([entry], CancellationToken.None), "record", logger, time);
+        else if (claimed)
+            await Bookkeeping.TryAsync(() => log.ReleaseAsync([Request(message)], CancellationToken.None), "release claim", logger);
 
-    private Task RecordAsync(AttemptRecord record) => log.RecordAttemptsAsync([record], CancellationToken.None);
-
-    private async Task ReleaseAllAsync(IEnumerable<QueuedMessage> messages)
-    {
-        foreach (var message in messages)
-            await queue.ReleaseAsync(message, TimeSpan.Zero, CancellationToken.None);
-    }
-
-    /// <summary>While the circuit is open, tries to connect with growing pauses; closes it when the relay answers.</summary>
-    private async Task ProbeRelayAsync(CancellationToken stoppingToken)
-    {
-        try
+        switch (decision.Action)
         {
-            while (!stoppingToken.IsCancellationRequested)
-            {
-                await circuit.WaitUntilOpenAsync(stoppingToken);
-                for (var probe = 1; circuit.IsOpen; probe++)
-                {
-                    var pause = RetrySchedule.Delay(probe, _options.RelayProbeBaseDelay, _options.RelayProbeMaxDelay, Random.Shared.NextDouble());
-                    await Task.Delay(pause, time, stoppingToken);
-                    await using var prober = new SmtpSender(smtpOptions.Value, time);
-                    var failure = await prober.ConnectAsync(stoppingToken);
-                    if (failure is null)
-                    {
-                        circuit.Close();
-                        Log.RelayBack(logger, probe);
-                    }
-                    else
-                    {
-                        circuit.Open(failure.Reply);
-                        Log.RelayStillDown(logger, probe, failure.Reply);
-                    }
-                }
-            }
+            case QueueAction.Complete:
+                // Deleted at the end of the batch, together; the log already says why.
+                completed.Add(message);
+                return;
+            case QueueAction.Retry or QueueAction.Release:
+                await held.RemoveAsync([message]);
+                await Bookkeeping.TryAsync(() => queue.ReturnAsync([message], decision.Delay, CancellationToken.None), "return", logger);
+                return;
+            case QueueAction.DeadLetter:
+                await held.RemoveAsync([message]);
+                await Bookkeeping.TryAsync(() => queue.DeadLetterAsync(message, decision.Note!, CancellationToken.None), "dead-letter", logger);
+                Log.DeadLettered(logger, message.Id, decision.Note!.Attempts, decision.Note.Reason);
+                return;
         }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
-        }
-    }
-
-    private async Task PruneLogAsync(CancellationToken stoppingToken)
-    {
-        using var timer = new PeriodicTimer(TimeSpan.FromHours(1), time);
-        try
-        {
-            do
-            {
-                try
-                {
-                    var removed = await log.PruneAsync(_options.LogRetention, stoppingToken);
-                    if (removed > 0)
-                        Log.Pruned(logger, removed);
-                }
-                catch (Exception error) when (error is not OperationCanceledException)
-                {
-                    Log.PruneFailed(logger, error);
-                }
-            }
-            while (await timer.WaitForNextTickAsync(stoppingToken));
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
-        }
-    }
-
-    private static TokenBucketRateLimiter? CreateRateLimiter(double perSecond)
-    {
-        if (perSecond <= 0)
-            return null;
-        // Refill often enough that the rate is smooth, but no more than every 10 ms (timer resolution).
-        var period = TimeSpan.FromSeconds(Math.Max(0.01, 1 / perSecond));
-        var tokensPerPeriod = (int)Math.Max(1, Math.Round(perSecond * period.TotalSeconds));
-        return new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
-        {
-            TokenLimit = tokensPerPeriod,
-            TokensPerPeriod = tokensPerPeriod,
-            ReplenishmentPeriod = period,
-            QueueLimit = int.MaxValue,
-            QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
-            AutoReplenishment = true,
-        });
     }
 }

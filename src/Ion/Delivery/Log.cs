@@ -1,42 +1,50 @@
+using Ion.Log;
+
 namespace Ion.Delivery;
 
 internal static partial class Log
 {
-    [LoggerMessage(1, LogLevel.Information, "Sent {MessageId} (attempt {Attempt}, {ElapsedMs:F0} ms)")]
-    public static partial void Sent(ILogger logger, string messageId, int attempt, double elapsedMs);
-
-    [LoggerMessage(2, LogLevel.Warning, "Retrying {MessageId} in {Delay} after attempt {Attempt}: {Reason}")]
-    public static partial void Retrying(ILogger logger, string messageId, int attempt, TimeSpan delay, string reason);
+    [LoggerMessage(1, LogLevel.Information, "{MessageId}: {Action} after {Attempts} counted attempt(s), {ElapsedMs:F0} ms: {Reply}")]
+    public static partial void Decided(ILogger logger, string messageId, QueueAction action, int attempts, double elapsedMs, string reply);
 
     [LoggerMessage(3, LogLevel.Warning, "Dead-lettered {MessageId} after {Attempts} attempt(s): {Reason}")]
     public static partial void DeadLettered(ILogger logger, string messageId, int attempts, string reason);
 
-    [LoggerMessage(4, LogLevel.Warning, "Dead-lettered {MessageId}: {Reason}")]
+    [LoggerMessage(4, LogLevel.Warning, "{MessageId} is invalid: {Reason}")]
     public static partial void Invalid(ILogger logger, string messageId, string reason);
 
-    [LoggerMessage(5, LogLevel.Information, "Skipped {MessageId}: already sent")]
-    public static partial void AlreadySent(ILogger logger, string messageId);
+    [LoggerMessage(5, LogLevel.Information, "{MessageId}: not sent by this copy ({Status})")]
+    public static partial void NotClaimed(ILogger logger, string messageId, ClaimStatus status);
 
     [LoggerMessage(6, LogLevel.Information, "Redrive moved {Count} dead letter(s) back to the queue")]
     public static partial void Redriven(ILogger logger, int count);
 
-    [LoggerMessage(7, LogLevel.Error, "Relay unavailable, delivery paused (no attempts spent): {Reason}")]
+    [LoggerMessage(7, LogLevel.Error, "The relay is unavailable or refuses ion, delivery paused (no attempts spent): {Reason}")]
     public static partial void RelayDown(ILogger logger, string reason);
 
-    [LoggerMessage(8, LogLevel.Warning, "Relay probe {Probe} failed: {Reason}")]
-    public static partial void RelayStillDown(ILogger logger, int probe, string reason);
+    [LoggerMessage(8, LogLevel.Warning, "The relay throttles ({Reason}); sending at most {PerSecond} per second now")]
+    public static partial void Throttled(ILogger logger, string reason, double? perSecond);
 
-    [LoggerMessage(9, LogLevel.Information, "Relay answers again after {Probes} probe(s), delivery resumed")]
-    public static partial void RelayBack(ILogger logger, int probes);
+    [LoggerMessage(9, LogLevel.Information, "The relay took a message again, delivery resumed")]
+    public static partial void RelayBack(ILogger logger);
 
     [LoggerMessage(10, LogLevel.Error, "Delivery slot {Slot} failed; retrying in 1 s")]
     public static partial void SlotFailed(ILogger logger, int slot, Exception error);
 
-    [LoggerMessage(11, LogLevel.Information, "Pruned {Count} rows from the delivery log")]
-    public static partial void Pruned(ILogger logger, int count);
+    [LoggerMessage(11, LogLevel.Warning, "Redrove {Count} message(s) that a relay-wide refusal had dead-lettered")]
+    public static partial void StreakRedriven(ILogger logger, int count);
 
-    [LoggerMessage(12, LogLevel.Error, "Pruning the delivery log failed")]
-    public static partial void PruneFailed(ILogger logger, Exception error);
+    [LoggerMessage(12, LogLevel.Warning, "Could not {What} ({Failures} failure(s) so far), trying again: {Reason}")]
+    public static partial void BookkeepingFailed(ILogger logger, string what, int failures, string reason);
+
+    [LoggerMessage(15, LogLevel.Information, "Could {What} again after {Failures} failure(s)")]
+    public static partial void BookkeepingRecovered(ILogger logger, string what, int failures);
+
+    [LoggerMessage(16, LogLevel.Warning, "Gave up trying to {What}; the queue's visibility timeout or the delivery log covers it: {Reason}")]
+    public static partial void BookkeepingGivenUp(ILogger logger, string what, string reason);
+
+    [LoggerMessage(17, LogLevel.Warning, "Could not keep held messages hidden; trying again at the next heartbeat: {Reason}")]
+    public static partial void HeartbeatFailed(ILogger logger, string reason);
 
     [LoggerMessage(14, LogLevel.Error, "Unexpected error delivering {MessageId}; counted as a failed attempt")]
     public static partial void Unexpected(ILogger logger, string messageId, Exception error);

@@ -1,62 +1,140 @@
 namespace Ion.Delivery;
 
 /// <summary>
-/// Whether the relay is usable. Open (relay down): deliveries wait and no message spends an attempt; the worker
-/// probes the relay and closes the circuit when it answers. Health and metrics read it.
+/// Whether the relay is usable: a circuit breaker whose probe is a real delivery. Closed: every slot sends. Open
+/// (the relay is unreachable, or refuses ion itself): slots wait and no message spends an attempt; after a pause
+/// that grows with each failed probe, one slot is let through with one message (half-open). If the relay answers
+/// for the message, whatever it says, the circuit closes; if it answers for itself again, it stays open.
 /// </summary>
-public sealed class RelayCircuit(TimeProvider time)
+/// <remarks>
+/// The probe is a delivery, not a connect-and-EHLO, because a relay can take the connection and EHLO and still
+/// refuse every message (530 "must issue STARTTLS first", 421 after DATA, relaying denied): a connect probe would
+/// close the circuit on such a relay and the same messages would go round forever.
+/// </remarks>
+public sealed class RelayCircuit(TimeProvider time, DeliveryOptions options, Func<double> random)
 {
     private readonly Lock _lock = new();
-    private TaskCompletionSource _closed = Completed();
-    private TaskCompletionSource _opened = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private TaskCompletionSource _changed = NewSignal();
+    private bool _trialOut;
+    private int _probes;
+    private long _nextTrialAt;
 
     public bool IsOpen { get; private set; }
-    public string? LastError { get; private set; }
+    /// <summary>The relay's last answer about itself, while open.</summary>
+    public SmtpAnswer? LastAnswer { get; private set; }
     public DateTimeOffset? OpenedAt { get; private set; }
 
-    public void Open(string reason)
+    /// <summary>Waits until the caller may send: the circuit is closed, or it is open, the pause is over, and the caller
+    /// is the one let through to try (<see cref="RelayPermit.IsTrial"/>).</summary>
+    public async Task<RelayPermit> WaitAsync(CancellationToken cancellationToken)
     {
-        lock (_lock)
+        while (true)
         {
-            LastError = reason;
-            if (IsOpen)
-                return;
-            IsOpen = true;
-            OpenedAt = time.GetUtcNow();
-            _closed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            _opened.TrySetResult();
+            Task changed;
+            TimeSpan wait;
+            lock (_lock)
+            {
+                if (!IsOpen)
+                    return RelayPermit.Normal;
+                var now = time.GetTimestamp();
+                if (!_trialOut && now >= _nextTrialAt)
+                {
+                    _trialOut = true;
+                    return new RelayPermit(isTrial: true);
+                }
+                changed = _changed.Task;
+                wait = _trialOut ? Timeout.InfiniteTimeSpan : time.GetElapsedTime(now, _nextTrialAt);
+            }
+            using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            await Task.WhenAny(changed, Task.Delay(wait, time, waiting.Token));
+            await waiting.CancelAsync();
+            cancellationToken.ThrowIfCancellationRequested();
         }
     }
 
-    public void Close()
+    /// <summary>Whether a slot holding <paramref name="permit"/> may go on sending: the circuit is closed, or the permit
+    /// is the trial.</summary>
+    public bool Allows(RelayPermit permit)
     {
+        ArgumentNullException.ThrowIfNull(permit);
+        lock (_lock)
+            return !IsOpen || permit.IsTrial;
+    }
+
+    /// <summary>The relay answered for a message (sent, or refused the message itself): it works. A trial closes the
+    /// circuit; a slot that was mid-send when another opened it leaves the decision to the trial.</summary>
+    public void Succeeded(RelayPermit permit)
+    {
+        ArgumentNullException.ThrowIfNull(permit);
+        if (!permit.Settle())
+            return;
         lock (_lock)
         {
-            if (!IsOpen)
+            if (!permit.IsTrial || !IsOpen)
                 return;
             IsOpen = false;
+            _trialOut = false;
+            _probes = 0;
+            LastAnswer = null;
             OpenedAt = null;
-            _opened = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            _closed.TrySetResult();
+            Signal();
         }
     }
 
-    public Task WaitUntilClosedAsync(CancellationToken cancellationToken)
+    /// <summary>The relay answered for itself (unreachable, refuses ion): open the circuit, or keep it open with a
+    /// longer pause when this was the trial.</summary>
+    public void Failed(RelayPermit permit, SmtpAnswer answer)
     {
+        ArgumentNullException.ThrowIfNull(permit);
+        ArgumentNullException.ThrowIfNull(answer);
+        permit.Settle();
         lock (_lock)
-            return _closed.Task.WaitAsync(cancellationToken);
+        {
+            LastAnswer = answer;
+            if (IsOpen && !permit.IsTrial)
+                return;
+            if (!IsOpen)
+            {
+                IsOpen = true;
+                OpenedAt = time.GetUtcNow();
+            }
+            _trialOut = false;
+            _probes++;
+            var pause = RetrySchedule.Delay(_probes, options.RelayProbeBaseDelay, options.RelayProbeMaxDelay, random());
+            _nextTrialAt = time.GetTimestamp() + (long)(pause.TotalSeconds * time.TimestampFrequency);
+            Signal();
+        }
     }
 
-    public Task WaitUntilOpenAsync(CancellationToken cancellationToken)
+    /// <summary>A permit that was not used to learn anything (nothing to send, the slot stopped): if it was the trial,
+    /// the next caller tries instead.</summary>
+    public void Abandon(RelayPermit permit)
     {
+        ArgumentNullException.ThrowIfNull(permit);
+        if (!permit.Settle() || !permit.IsTrial)
+            return;
         lock (_lock)
-            return _opened.Task.WaitAsync(cancellationToken);
+        {
+            _trialOut = false;
+            Signal();
+        }
     }
 
-    private static TaskCompletionSource Completed()
-    {
-        var source = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        source.SetResult();
-        return source;
-    }
+    private void Signal() => Interlocked.Exchange(ref _changed, NewSignal()).TrySetResult();
+
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+}
+
+/// <summary>Leave to send from <see cref="RelayCircuit.WaitAsync"/>. A trial must be settled once: succeeded, failed or
+/// abandoned.</summary>
+public sealed class RelayPermit(bool isTrial)
+{
+    private int _settled;
+
+    public static RelayPermit Normal => new(isTrial: false);
+
+    public bool IsTrial { get; } = isTrial;
+
+    /// <summary>True the first time only.</summary>
+    internal bool Settle() => Interlocked.Exchange(ref _settled, 1) == 0;
 }

@@ -7,19 +7,82 @@ public enum MessageState
 {
     [JsonStringEnumMemberName("queued")] Queued,
     [JsonStringEnumMemberName("retrying")] Retrying,
+    /// <summary>Every recipient accepted it.</summary>
     [JsonStringEnumMemberName("sent")] Sent,
+    /// <summary>In the dead letters: at least one recipient failed for good and none is waiting for a retry. The
+    /// recipients say who got it anyway.</summary>
     [JsonStringEnumMemberName("dead")] Dead,
 }
 
-/// <summary>Everything the delivery log knows of one message id.</summary>
+/// <summary>Why a message is a dead letter, for filtering and redrive.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<FailureClass>))]
+public enum FailureClass
+{
+    /// <summary>The message itself is not valid: it never reached the relay.</summary>
+    [JsonStringEnumMemberName("invalid")] Invalid,
+    /// <summary>The relay refused it (or a recipient) for good: 5xx.</summary>
+    [JsonStringEnumMemberName("permanent")] Permanent,
+    /// <summary>Temporary failures (4xx, timeouts) until the attempts ran out.</summary>
+    [JsonStringEnumMemberName("transient")] Transient,
+    /// <summary>The relay was unavailable or refused ion itself until the message was too old.</summary>
+    [JsonStringEnumMemberName("relay")] Relay,
+    /// <summary>The relay throttled until the message was too old.</summary>
+    [JsonStringEnumMemberName("throttled")] Throttled,
+}
+
+[JsonConverter(typeof(JsonStringEnumConverter<RecipientState>))]
+public enum RecipientState
+{
+    [JsonStringEnumMemberName("pending")] Pending,
+    [JsonStringEnumMemberName("sent")] Sent,
+    [JsonStringEnumMemberName("failed")] Failed,
+}
+
+/// <summary>One recipient's outcome so far, with the relay's last answer about it.</summary>
+public sealed record RecipientStatus(string Address, RecipientState State, int? SmtpCode = null, string? Reply = null);
+
+/// <summary>Everything the delivery log knows of one message id. <see cref="AttemptsUsed"/> counts the attempts that
+/// count towards <c>MaxAttempts</c> since the message was last queued (a redrive starts again from zero);
+/// <see cref="Attempts"/> is every attempt ever made.</summary>
 public sealed record DeliveryRecord(
     string Id,
     MessageState State,
     DateTimeOffset CreatedAt,
     DateTimeOffset UpdatedAt,
     string? LastReason,
+    FailureClass? FailureClass,
+    int AttemptsUsed,
+    IReadOnlyList<RecipientStatus> Recipients,
     IReadOnlyList<DeliveryAttempt> Attempts);
 
-/// <summary>One try at the relay. <see cref="Outcome"/> is <c>sent</c>, <c>retry</c>, <c>rejected</c> or <c>invalid</c>;
-/// <see cref="Reply"/> is the server's answer or the error.</summary>
-public sealed record DeliveryAttempt(DateTimeOffset At, string Outcome, int? SmtpCode, string Reply, TimeSpan Duration);
+/// <summary>One try at the relay. <see cref="Outcome"/> is <c>sent</c>, <c>partial</c> (some recipients accepted,
+/// others still waiting), <c>retry</c>, <c>rejected</c> or <c>invalid</c>; <see cref="Reply"/> is the server's answer
+/// or the error; <see cref="Recipients"/> holds each recipient's answer when they differed.</summary>
+public sealed record DeliveryAttempt(
+    DateTimeOffset At,
+    string Outcome,
+    int? SmtpCode,
+    string Reply,
+    TimeSpan Duration,
+    IReadOnlyList<RecipientStatus>? Recipients = null);
+
+/// <summary>A message that will not be delivered without a redrive: why, after how many attempts, and who got it
+/// anyway.</summary>
+public sealed record DeadLetter(
+    string Id,
+    string Body,
+    string Reason,
+    FailureClass FailureClass,
+    int Attempts,
+    DateTimeOffset EnqueuedAt,
+    DateTimeOffset DeadAt,
+    IReadOnlyList<RecipientStatus> Recipients);
+
+/// <summary>Which dead letters to list: oldest first, at most <see cref="Limit"/>, optionally only of a failure
+/// class, with a recipient in a domain, or dead within a time range.</summary>
+public sealed record DeadLetterQuery(
+    int Limit = 100,
+    FailureClass? FailureClass = null,
+    string? RecipientDomain = null,
+    DateTimeOffset? DeadSince = null,
+    DateTimeOffset? DeadBefore = null);

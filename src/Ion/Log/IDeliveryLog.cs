@@ -1,27 +1,89 @@
 namespace Ion.Log;
 
 /// <summary>
-/// Every attempt and the current state of each message id: what people and the idempotency check read. Implemented
-/// by each store (the SQLite file on one machine).
+/// The record of every message id: its state, its attempts, each recipient's outcome, and the claim that makes an
+/// id delivered at most once however many copies of it the queue holds. Implemented by each store (the SQLite file
+/// on one machine, DynamoDB on AWS) with single-row conditional writes only.
 /// </summary>
 public interface IDeliveryLog
 {
-    /// <summary>Records messages as queued (published, or redriven) at <paramref name="enqueuedAt"/>, a time taken
-    /// before they went on the queue.</summary>
-    Task RecordQueuedAsync(IReadOnlyList<string> ids, DateTimeOffset enqueuedAt, CancellationToken cancellationToken);
+    /// <summary>The states of those of these ids the log knows.</summary>
+    Task<IReadOnlyDictionary<string, MessageState>> FindStatesAsync(IReadOnlyCollection<string> ids, CancellationToken cancellationToken);
 
-    /// <summary>Records attempts and the states they leave their messages in, together.</summary>
-    Task RecordAttemptsAsync(IReadOnlyList<AttemptRecord> records, CancellationToken cancellationToken);
+    /// <summary>Records published messages as queued at <paramref name="at"/>, a time taken before they went on the
+    /// queue. An id the log knows keeps what it has: a repeated publish changes nothing.</summary>
+    Task RecordQueuedAsync(IReadOnlyList<string> ids, DateTimeOffset at, CancellationToken cancellationToken);
 
-    /// <summary>Which of these ids were sent already (the idempotency check, one query for a whole batch).</summary>
-    Task<IReadOnlySet<string>> SentAmongAsync(IReadOnlyCollection<string> ids, CancellationToken cancellationToken);
+    /// <summary>Marks dead letters as being redriven, before they move: a copy that reaches a worker before
+    /// <see cref="RecordRedrivenAsync"/> ran (or after a crash in between) is then delivered, not dead-lettered again.</summary>
+    Task BeginRedriveAsync(IReadOnlyList<string> ids, DateTimeOffset at, CancellationToken cancellationToken);
+
+    /// <summary>Records redriven messages as queued again, with fresh attempts: failed recipients wait again, those
+    /// that got the message are not sent it again.</summary>
+    Task RecordRedrivenAsync(IReadOnlyList<string> ids, DateTimeOffset at, CancellationToken cancellationToken);
+
+    /// <summary>Takes ids for delivery by these queue copies, for <paramref name="lease"/>. Per id: claimed (with its
+    /// history), already sent, dead, or held by another copy that claimed it less than a lease ago. The same queue
+    /// copy may always claim again: the queue gives a copy to one receiver at a time, so a new receive of it means the
+    /// old receiver is gone.</summary>
+    Task<IReadOnlyList<Claim>> ClaimAsync(IReadOnlyList<ClaimRequest> requests, TimeSpan lease, CancellationToken cancellationToken);
+
+    /// <summary>Gives claims back without an outcome (a release at shutdown, or while the relay is unavailable).</summary>
+    Task ReleaseAsync(IReadOnlyList<ClaimRequest> claims, CancellationToken cancellationToken);
+
+    /// <summary>Records what handling each message came to (an attempt, the state it leaves the message in, each
+    /// recipient's outcome) and ends its claim. Must be durable enough that a sent message is never sent again
+    /// because of a lost record; it is retried until it succeeds.</summary>
+    Task RecordAsync(IReadOnlyList<DeliveryEntry> entries, CancellationToken cancellationToken);
 
     Task<DeliveryRecord?> GetAsync(string id, CancellationToken cancellationToken);
 
-    /// <summary>Forgets messages that reached a final state before <paramref name="olderThan"/> ago.</summary>
-    Task<int> PruneAsync(TimeSpan olderThan, CancellationToken cancellationToken);
+    Task<IReadOnlyList<DeadLetter>> ListDeadLettersAsync(DeadLetterQuery query, CancellationToken cancellationToken);
+
+    /// <summary>Forgets messages that reached a final state (sent or dead) before <paramref name="before"/>.</summary>
+    Task<int> PruneAsync(DateTimeOffset before, CancellationToken cancellationToken);
 }
 
-/// <summary>One attempt to record, with the state it leaves the message in and, for dead or retrying messages,
-/// why (defaults to the attempt's reply).</summary>
-public sealed record AttemptRecord(string Id, DeliveryAttempt Attempt, MessageState State, string? Reason = null);
+/// <summary>A claim on <see cref="Id"/> by the queue copy <see cref="Holder"/> (its <c>QueueMessageId</c>), which was put on
+/// the queue at <see cref="EnqueuedAt"/> (used as the queued time of an id the log has never seen).</summary>
+public sealed record ClaimRequest(string Id, string Holder, DateTimeOffset EnqueuedAt);
+
+public enum ClaimStatus
+{
+    /// <summary>This copy may deliver it; <see cref="Claim.History"/> says what happened so far.</summary>
+    Claimed,
+    /// <summary>Every recipient has it already: complete the copy.</summary>
+    AlreadySent,
+    /// <summary>It is a dead letter (and not being redriven): this copy joins it there.</summary>
+    Dead,
+    /// <summary>Another copy is being delivered: look again after <see cref="Claim.HeldUntil"/>.</summary>
+    HeldByOther,
+}
+
+public sealed record Claim(string Id, ClaimStatus Status, DeliveryHistory History, DateTimeOffset? HeldUntil = null);
+
+/// <summary>What the log knows when a message is taken for delivery: attempts counted since it was last queued, when
+/// that was, the last failure, and each recipient's outcome so far (empty when nothing was tried yet).</summary>
+public sealed record DeliveryHistory(
+    int AttemptsUsed,
+    DateTimeOffset QueuedAt,
+    IReadOnlyList<RecipientStatus> Recipients,
+    string? LastReason = null,
+    FailureClass? FailureClass = null)
+{
+    public static DeliveryHistory New(DateTimeOffset queuedAt) => new(0, queuedAt, []);
+}
+
+/// <summary>What handling one message came to: <see cref="Attempt"/> (null when nothing was tried, e.g. a message too
+/// old to try), the state and recipients it leaves, the attempts counted so far, and for a dead letter why and its
+/// body (kept with the record so dead letters can be listed from the log).</summary>
+public sealed record DeliveryEntry(
+    string Id,
+    string Holder,
+    MessageState State,
+    DeliveryAttempt? Attempt,
+    IReadOnlyList<RecipientStatus> Recipients,
+    int AttemptsUsed,
+    string? Reason = null,
+    FailureClass? FailureClass = null,
+    string? Body = null);

@@ -1,64 +1,73 @@
+using Ion.Log;
+
 namespace Ion.Queues;
 
 /// <summary>
-/// A durable queue with SQS semantics: a received message is hidden for the visibility timeout,
-/// and becomes visible again unless it is completed, retried, released or dead-lettered.
-/// Ordering is not promised. Implemented by each store (the SQLite file on one machine, SQS on AWS).
+/// A durable queue with SQS semantics, asking only for what SQS can do: a received message is hidden for the
+/// visibility timeout and becomes visible again unless it is completed, returned or dead-lettered. Ordering is not
+/// promised. Attempt counts, per-recipient outcomes and the dead-letter listing live in the delivery log, not here.
+/// Implemented by each store (the SQLite file on one machine, SQS on AWS).
 /// </summary>
 public interface IMessageQueue
 {
-    /// <summary>Stores the messages durably; returns only once they are on disk.</summary>
-    Task EnqueueAsync(IReadOnlyList<OutgoingMessage> messages, CancellationToken cancellationToken);
+    /// <summary>The most messages one receive returns (SQS's limit).</summary>
+    const int MaxReceive = 10;
 
-    /// <summary>Takes up to <paramref name="maxMessages"/> visible messages and hides them for the visibility timeout.
-    /// When none is visible it may wait a while for some (long polling) before returning empty.</summary>
+    /// <summary>Stores the messages durably; returns only once they are on disk, with one result per message in
+    /// the same order.</summary>
+    Task<IReadOnlyList<EnqueueResult>> EnqueueAsync(IReadOnlyList<OutgoingMessage> messages, CancellationToken cancellationToken);
+
+    /// <summary>Takes up to <paramref name="maxMessages"/> (at most <see cref="MaxReceive"/>) visible messages and hides
+    /// them for the visibility timeout. When none is visible it may wait a while for some (long polling).</summary>
     Task<IReadOnlyList<QueuedMessage>> ReceiveAsync(int maxMessages, CancellationToken cancellationToken);
 
-    /// <summary>Deletes messages that were handled, together (SQS: DeleteMessageBatch). A stale receipt (the message was
-    /// redelivered since) is ignored.</summary>
+    /// <summary>Keeps messages this worker holds hidden for another visibility timeout from now (the heartbeat of a
+    /// worker that is still busy with them). A stale receipt is ignored.</summary>
+    Task KeepHiddenAsync(IReadOnlyList<QueuedMessage> messages, CancellationToken cancellationToken);
+
+    /// <summary>Gives messages back: visible again after <paramref name="delay"/> (zero: at once). A retry later, or a
+    /// release. A stale receipt is ignored.</summary>
+    Task ReturnAsync(IReadOnlyList<QueuedMessage> messages, TimeSpan delay, CancellationToken cancellationToken);
+
+    /// <summary>Deletes messages that were handled, together (SQS: DeleteMessageBatch). A stale receipt is ignored.</summary>
     Task CompleteAsync(IReadOnlyList<QueuedMessage> messages, CancellationToken cancellationToken);
 
-    /// <summary>This attempt failed: counts it and makes the message visible again after <paramref name="delay"/>.</summary>
-    Task RetryLaterAsync(QueuedMessage message, TimeSpan delay, CancellationToken cancellationToken);
+    /// <summary>Moves a received message to the dead-letter queue, with why.</summary>
+    Task DeadLetterAsync(QueuedMessage message, DeadLetterNote note, CancellationToken cancellationToken);
 
-    /// <summary>Gives the message back without counting an attempt (the relay, not the message, was at fault).</summary>
-    Task ReleaseAsync(QueuedMessage message, TimeSpan delay, CancellationToken cancellationToken);
-
-    /// <summary>This attempt failed for good: counts it and moves the message to the dead letters with the reason.</summary>
-    Task DeadLetterAsync(QueuedMessage message, string reason, CancellationToken cancellationToken);
-
-    /// <summary>Dead letters, oldest first.</summary>
-    Task<IReadOnlyList<DeadLetter>> ListDeadLettersAsync(int limit, CancellationToken cancellationToken);
-
-    /// <summary>Moves dead letters back to the queue with fresh attempts: all of them, or those with the given ids.
-    /// Returns the ids moved.</summary>
+    /// <summary>Moves dead letters back to the queue: those with the given ids, or all of them (null). Returns the ids
+    /// moved; two redrives at once move each message once.</summary>
     Task<IReadOnlyList<string>> RedriveAsync(IReadOnlyCollection<string>? ids, CancellationToken cancellationToken);
 
-    /// <summary>How many messages are waiting, in flight and dead (for health, metrics and the dashboard).</summary>
+    /// <summary>How many messages are waiting, hidden and dead (for health, metrics and the dashboard).</summary>
     Task<QueueCounts> CountAsync(CancellationToken cancellationToken);
 }
 
 /// <summary>A message to enqueue: its id (the client's idempotency key, or one ion made) and the raw JSON body.</summary>
 public sealed record OutgoingMessage(string Id, string Body);
 
-/// <summary>A received message. <see cref="Attempts"/> counts the delivery attempts already spent before this one;
-/// <see cref="ReceiptHandle"/> identifies this receipt.</summary>
+public enum EnqueueResult
+{
+    /// <summary>On the queue now.</summary>
+    Queued,
+    /// <summary>A message with this id was already waiting or in flight; nothing was added (a store that can tell;
+    /// SQS cannot, and delivery dedupes instead).</summary>
+    AlreadyQueued,
+}
+
+/// <summary>A received message. <see cref="QueueMessageId"/> names this copy of the message in the store (the same
+/// over every receive of it; a store may give the name to another copy once this one is gone);
+/// <see cref="ReceiptHandle"/> names this receive. <see cref="EnqueuedAt"/> is when this copy was put on the queue.</summary>
 public sealed record QueuedMessage(
     string Id,
     string Body,
-    int Attempts,
-    int ReceiveCount,
     DateTimeOffset EnqueuedAt,
+    int ReceiveCount,
+    string QueueMessageId,
     string ReceiptHandle);
 
-/// <summary>A message that will not be delivered without a redrive, with why and after how many attempts.</summary>
-public sealed record DeadLetter(
-    string Id,
-    string Body,
-    string Reason,
-    int Attempts,
-    DateTimeOffset EnqueuedAt,
-    DateTimeOffset DeadAt);
+/// <summary>What travels with a dead letter in the store (SQS: message attributes), beside the delivery log's record.</summary>
+public sealed record DeadLetterNote(string Reason, FailureClass Class, int Attempts, int? SmtpCode);
 
 /// <summary><see cref="Ready"/>: visible now; <see cref="Delayed"/>: hidden (in flight or waiting for a retry);
 /// <see cref="Dead"/>: dead letters.</summary>

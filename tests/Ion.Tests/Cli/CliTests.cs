@@ -1,3 +1,4 @@
+using Ion.Log;
 using Ion.Queues;
 using Ion.Stores.Sqlite;
 using Ion.Tests.Fixtures;
@@ -102,11 +103,20 @@ public sealed class CliTests : IDisposable
     [Fact]
     public async Task DeadLetters_AreListed_AndRedrivenById()
     {
-        using (var queue = CreateQueue())
+        // Dead-lettered as the worker does it: the log records why, the queue moves the message.
+        using (var database = new SqliteDatabase(Path.Combine(_data, "ion.db")))
         {
-            await queue.EnqueueAsync([new("dead-1", "{\"action\":\"send\"}"), new("dead-2", "{}")], TestContext.Current.CancellationToken);
-            foreach (var message in await queue.ReceiveAsync(10, TestContext.Current.CancellationToken))
-                await queue.DeadLetterAsync(message, $"rejected: 550 5.1.1 No such user ({message.Id})", TestContext.Current.CancellationToken);
+            var token = TestContext.Current.CancellationToken;
+            var queue = new SqliteQueue(database, new SqliteQueueOptions(), TimeProvider.System);
+            var log = new SqliteDeliveryLog(database, TimeProvider.System);
+            await queue.EnqueueAsync([new("dead-1", "{\"action\":\"send\"}"), new("dead-2", "{}")], token);
+            foreach (var message in await queue.ReceiveAsync(10, token))
+            {
+                var reason = $"rejected: 550 5.1.1 No such user ({message.Id})";
+                await log.RecordAsync([new DeliveryEntry(message.Id, message.QueueMessageId, MessageState.Dead, null, [], 1, reason, FailureClass.Permanent, message.Body)], token);
+                await queue.DeadLetterAsync(message, new DeadLetterNote(reason, FailureClass.Permanent, 1, 550), token);
+            }
+            queue.Dispose();
         }
 
         var list = await IonCli.RunAsync(_data, ["dead-letters", "list"]);

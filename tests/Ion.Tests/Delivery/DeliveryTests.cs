@@ -141,7 +141,7 @@ public class DeliveryTests
             var status = await ion.WaitForStatusAsync(bad, r => r.State == MessageState.Dead, Wait);
             Assert.StartsWith("invalid: ", status.LastReason, StringComparison.Ordinal);
         }
-        var letters = await queue.ListDeadLettersAsync(10, Token);
+        var letters = await ion.Services.GetRequiredService<IDeliveryLog>().ListDeadLettersAsync(new DeadLetterQuery(10), Token);
         Assert.Equal(3, letters.Count);
         Assert.Contains(letters, l => l.Id == "garbage-1" && l.Body == "{not json");
         var received = Assert.Single(await sink.WaitForMessagesAsync(1, Wait));
@@ -172,7 +172,8 @@ public class DeliveryTests
         await ion.PublishAsync(new { action = "redrive" });
         await ion.WaitForStatusAsync(second, r => r.State == MessageState.Sent, Wait);
         Assert.Equal(2, (await sink.WaitForMessagesAsync(2, Wait)).Count);
-        Assert.Empty(await ion.Services.GetRequiredService<IMessageQueue>().ListDeadLettersAsync(10, Token));
+        Assert.Empty(await ion.Services.GetRequiredService<IDeliveryLog>().ListDeadLettersAsync(new DeadLetterQuery(10), Token));
+        Assert.Equal(0, (await ion.Services.GetRequiredService<IMessageQueue>().CountAsync(Token)).Dead);
     }
 
     [Fact]

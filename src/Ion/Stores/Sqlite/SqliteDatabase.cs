@@ -21,7 +21,7 @@ public sealed class SqliteDatabase : IDisposable
 
     private readonly string _connectionString;
     private readonly SemaphoreSlim _gate = new(1, 1);
-    private readonly List<string> _schemas = [];
+    private readonly List<Schema> _schemas = [];
     private int _schemasApplied;
     private SqliteSession? _session;
     private Durability _synchronous;
@@ -76,15 +76,30 @@ public sealed class SqliteDatabase : IDisposable
         UseAsync(work, cancellationToken);
 
     /// <summary>Registers tables and indexes (idempotent <c>CREATE … IF NOT EXISTS</c> statements) to create before
-    /// the next operation; called by each user of the file when it is built, so no one touches a missing table.</summary>
-    public void AddSchema(string schema)
+    /// the next operation; called by each user of the file when it is built, so no one touches a missing table.
+    /// <paramref name="upgrade"/> runs first, in the same transaction, to bring a file an older ion wrote up to date.</summary>
+    public void AddSchema(string create, Func<SqliteCommand, Task>? upgrade = null)
     {
         lock (_schemas)
         {
-            if (!_schemas.Contains(schema))
-                _schemas.Add(schema);
+            if (!_schemas.Exists(s => s.Create == create))
+                _schemas.Add(new Schema(create, upgrade));
         }
     }
+
+    /// <summary>The columns <paramref name="table"/> has (none when it does not exist yet), for upgrades.</summary>
+    public static async Task<HashSet<string>> ColumnsAsync(SqliteCommand command, string table)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        command.CommandText = $"SELECT name FROM pragma_table_info('{table}')";
+        HashSet<string> columns = new(StringComparer.OrdinalIgnoreCase);
+        using var reader = await command.ExecuteReaderAsync(CancellationToken.None);
+        while (await reader.ReadAsync(CancellationToken.None))
+            columns.Add(reader.GetString(0));
+        return columns;
+    }
+
+    private sealed record Schema(string Create, Func<SqliteCommand, Task>? Upgrade);
 
     public void Dispose()
     {
@@ -136,7 +151,7 @@ public sealed class SqliteDatabase : IDisposable
 
     private async Task ApplySchemasAsync(SqliteConnection connection)
     {
-        string[] added;
+        Schema[] added;
         lock (_schemas)
             added = [.. _schemas.Skip(_schemasApplied)];
         if (added.Length == 0)
@@ -146,7 +161,9 @@ public sealed class SqliteDatabase : IDisposable
         create.Transaction = transaction;
         foreach (var schema in added)
         {
-            create.CommandText = schema;
+            if (schema.Upgrade is { } upgrade)
+                await upgrade(create);
+            create.CommandText = schema.Create;
             await create.ExecuteNonQueryAsync(CancellationToken.None);
         }
         transaction.Commit();

@@ -1,12 +1,13 @@
 using System.Text.Json;
 using Ion.Log;
+using Ion.Queues;
 using Microsoft.Data.Sqlite;
 
 namespace Ion.Stores.Sqlite;
 
 /// <summary>
-/// Every attempt and the current state of each message id, in the same SQLite file as the queue. The queue is the
-/// durable hand-off; the log is the record people and the idempotency check read.
+/// The delivery log in the same SQLite file as the queue. Every write is one row at a time with a condition, as the
+/// DynamoDB log will have to do it, so both pass one contract.
 /// </summary>
 /// <remarks>
 /// Writes are <see cref="Durability.Deferred"/>: they survive a crash of ion, and the next durable commit (every
@@ -15,7 +16,11 @@ namespace Ion.Stores.Sqlite;
 /// </remarks>
 public sealed class SqliteDeliveryLog : IDeliveryLog
 {
-    // messages: one row per message id (state, times, last reason). attempts: one row per try.
+    // messages: one row per message id. state: queued, retrying, sent, dead. queued_at: when it was last queued
+    //   (published or redriven), from which attempts_used counts and the queue time is measured. recipients: JSON
+    //   array of RecipientStatus. body: kept while dead, so dead letters can be listed from here. claim_holder and
+    //   claim_until: which queue copy is delivering it, until when. redrive_at: set while a redrive moves it.
+    // attempts: one row per try; recipients: each recipient's answer when they differed.
     // Times are unix milliseconds.
     private const string Schema = """
         CREATE TABLE IF NOT EXISTS messages (
@@ -23,7 +28,15 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
           state TEXT NOT NULL,
           created_at INTEGER NOT NULL,
           updated_at INTEGER NOT NULL,
-          last_reason TEXT
+          last_reason TEXT,
+          queued_at INTEGER NOT NULL DEFAULT 0,
+          failure_class TEXT,
+          attempts_used INTEGER NOT NULL DEFAULT 0,
+          recipients TEXT,
+          body TEXT,
+          claim_holder TEXT,
+          claim_until INTEGER,
+          redrive_at INTEGER
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS messages_by_state ON messages (state, updated_at);
         CREATE TABLE IF NOT EXISTS attempts (
@@ -32,116 +45,263 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
           outcome TEXT NOT NULL,
           smtp_code INTEGER,
           reply TEXT NOT NULL,
-          duration_ms INTEGER NOT NULL
+          duration_ms INTEGER NOT NULL,
+          recipients TEXT
         );
         CREATE INDEX IF NOT EXISTS attempts_by_id ON attempts (id, at);
         """;
 
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
     private readonly SqliteDatabase _database;
     private readonly TimeProvider _time;
     // Concurrent publishes record their "queued" rows in one transaction.
-    private readonly GroupCommit<(string Id, long At)> _queued;
+    private readonly GroupCommit<(string Id, long At), bool> _queued;
 
     public SqliteDeliveryLog(SqliteDatabase database, TimeProvider time)
     {
+        ArgumentNullException.ThrowIfNull(database);
         _database = database;
-        _database.AddSchema(Schema);
+        _database.AddSchema(Schema, UpgradeAsync);
         _time = time;
-        _queued = new GroupCommit<(string Id, long At)>(WriteQueuedAsync);
+        _queued = new GroupCommit<(string Id, long At), bool>(WriteQueuedAsync);
     }
 
-    /// <summary>Records messages as queued (published, or redriven) at <paramref name="enqueuedAt"/>, a time taken
-    /// before they went on the queue.</summary>
-    public Task RecordQueuedAsync(IReadOnlyList<string> ids, DateTimeOffset enqueuedAt, CancellationToken cancellationToken)
+    /// <summary>A file from before per-recipient outcomes and claims: the columns are added, and what can be carried
+    /// over is (queued time, attempts counted, dead letters' bodies from the queue's dead letters).</summary>
+    private static async Task UpgradeAsync(SqliteCommand command)
     {
-        if (ids.Count == 0)
-            return Task.CompletedTask;
-        var at = enqueuedAt.ToUnixTimeMilliseconds();
-        return _queued.AddAsync([.. ids.Select(id => (id, at))]);
+        var columns = await SqliteDatabase.ColumnsAsync(command, "messages");
+        if (columns.Count == 0 || columns.Contains("queued_at"))
+            return;
+        var hasDeadLetters = (await SqliteDatabase.ColumnsAsync(command, "dead_letters")).Count > 0;
+        command.CommandText = $"""
+            ALTER TABLE messages ADD COLUMN queued_at INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE messages ADD COLUMN failure_class TEXT;
+            ALTER TABLE messages ADD COLUMN attempts_used INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE messages ADD COLUMN recipients TEXT;
+            ALTER TABLE messages ADD COLUMN body TEXT;
+            ALTER TABLE messages ADD COLUMN claim_holder TEXT;
+            ALTER TABLE messages ADD COLUMN claim_until INTEGER;
+            ALTER TABLE messages ADD COLUMN redrive_at INTEGER;
+            ALTER TABLE attempts ADD COLUMN recipients TEXT;
+            UPDATE messages SET queued_at = created_at,
+              attempts_used = (SELECT count(*) FROM attempts a WHERE a.id = messages.id AND a.outcome = 'retry');
+            {(hasDeadLetters ? "UPDATE messages SET body = (SELECT body FROM dead_letters d WHERE d.message_id = messages.id ORDER BY seq DESC LIMIT 1), failure_class = 'permanent' WHERE state = 'dead';" : "")}
+            """;
+        await command.ExecuteNonQueryAsync(CancellationToken.None);
     }
 
-    private Task<int> WriteQueuedAsync(IReadOnlyList<(string Id, long At)> rows) =>
-        _database.WriteAsync(Durability.Deferred, async session =>
+    public Task<IReadOnlyDictionary<string, MessageState>> FindStatesAsync(IReadOnlyCollection<string> ids, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        if (ids.Count == 0)
+            return Task.FromResult<IReadOnlyDictionary<string, MessageState>>(new Dictionary<string, MessageState>());
+        return _database.ReadAsync<IReadOnlyDictionary<string, MessageState>>(async session =>
         {
-            // The worker may take a message and record its outcome before this runs: anything recorded since the
-            // message was enqueued is newer and stays. A repeated id that was already sent stays sent: the worker
-            // will not send it again.
+            // CROSS JOIN fixes the loop order: look up each id by primary key. Left to itself the planner may walk
+            // the state index through every sent message, which grows with the log.
+            var command = session.Command("SELECT m.id, m.state FROM json_each($ids) AS j CROSS JOIN messages AS m ON m.id = j.value");
+            command.Set("$ids", JsonSerializer.Serialize(ids));
+            var states = new Dictionary<string, MessageState>(StringComparer.Ordinal);
+            using var reader = await command.ExecuteReaderAsync(CancellationToken.None);
+            while (await reader.ReadAsync(CancellationToken.None))
+                states[reader.GetString(0)] = ParseState(reader.GetString(1));
+            return states;
+        }, cancellationToken);
+    }
+
+    public async Task RecordQueuedAsync(IReadOnlyList<string> ids, DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        if (ids.Count == 0)
+            return;
+        var ms = at.ToUnixTimeMilliseconds();
+        await _queued.AddAsync([.. ids.Select(id => (id, ms))]);
+    }
+
+    private Task<IReadOnlyList<bool>> WriteQueuedAsync(IReadOnlyList<(string Id, long At)> rows) =>
+        _database.WriteAsync<IReadOnlyList<bool>>(Durability.Deferred, async session =>
+        {
+            // A known id keeps what it has: the worker may even have taken and finished it already.
             var command = session.Command("""
-                INSERT INTO messages (id, state, created_at, updated_at) VALUES ($id, 'queued', $at, $at)
-                ON CONFLICT (id) DO UPDATE SET
-                  state = CASE WHEN state = 'sent' THEN 'sent' ELSE 'queued' END,
-                  last_reason = CASE WHEN state = 'sent' THEN last_reason END,
-                  updated_at = $at
-                WHERE messages.updated_at < $at
+                INSERT INTO messages (id, state, created_at, updated_at, queued_at, attempts_used)
+                VALUES ($id, 'queued', $at, $at, $at, 0)
+                ON CONFLICT (id) DO NOTHING
                 """);
             var id = command.Parameter("$id", SqliteType.Text);
             var at = command.Parameter("$at", SqliteType.Integer);
-            foreach (var row in rows)
+            var created = new bool[rows.Count];
+            for (var i = 0; i < rows.Count; i++)
             {
-                id.Value = row.Id;
-                at.Value = row.At;
-                await command.ExecuteNonQueryAsync(CancellationToken.None);
+                id.Value = rows[i].Id;
+                at.Value = rows[i].At;
+                created[i] = await command.ExecuteNonQueryAsync(CancellationToken.None) == 1;
             }
-            return 0;
+            return created;
         }, CancellationToken.None);
 
-    /// <summary>Records attempts and the states they leave their messages in, in one transaction.</summary>
-    public Task RecordAttemptsAsync(IReadOnlyList<AttemptRecord> records, CancellationToken cancellationToken)
+    public Task BeginRedriveAsync(IReadOnlyList<string> ids, DateTimeOffset at, CancellationToken cancellationToken) =>
+        ForEachIdAsync(ids, "UPDATE messages SET redrive_at = $at WHERE id = $id AND state = 'dead'", at, cancellationToken);
+
+    public Task RecordRedrivenAsync(IReadOnlyList<string> ids, DateTimeOffset at, CancellationToken cancellationToken) =>
+        // An id the log does not know (a dead letter that never reached it) starts a record; one a worker already
+        // took up again (see ClaimAsync) keeps what it has.
+        ForEachIdAsync(ids, $"""
+            INSERT INTO messages (id, state, created_at, updated_at, queued_at, attempts_used)
+            VALUES ($id, 'queued', $at, $at, $at, 0)
+            ON CONFLICT (id) DO UPDATE SET {Requeued} WHERE messages.state = 'dead'
+            """, at, cancellationToken);
+
+    // Back to the queue with fresh attempts: failed recipients wait again, those that got it stay sent.
+    private const string Requeued = """
+        state = 'queued', queued_at = $at, updated_at = $at, attempts_used = 0, last_reason = NULL, failure_class = NULL,
+        body = NULL, redrive_at = NULL,
+        recipients = (SELECT json_group_array(CASE WHEN json_extract(value, '$.state') = 'failed'
+                                                   THEN json_set(value, '$.state', 'pending') ELSE json(value) END)
+                      FROM json_each(messages.recipients))
+        """;
+
+    private Task ForEachIdAsync(IReadOnlyList<string> ids, string sql, DateTimeOffset at, CancellationToken cancellationToken)
     {
-        if (records.Count == 0)
+        ArgumentNullException.ThrowIfNull(ids);
+        if (ids.Count == 0)
             return Task.CompletedTask;
-        var now = Now();
         return _database.WriteAsync(Durability.Deferred, async session =>
         {
-            var insert = session.Command("""
-                INSERT INTO attempts (id, at, outcome, smtp_code, reply, duration_ms)
-                VALUES ($id, $at, $outcome, $code, $reply, $duration);
-                INSERT INTO messages (id, state, created_at, updated_at, last_reason) VALUES ($id, $state, $now, $now, $reason)
-                ON CONFLICT (id) DO UPDATE SET state = $state, updated_at = $now, last_reason = $reason;
-                """);
-            var id = insert.Parameter("$id", SqliteType.Text);
-            var at = insert.Parameter("$at", SqliteType.Integer);
-            var outcome = insert.Parameter("$outcome", SqliteType.Text);
-            var code = insert.Parameter("$code", SqliteType.Integer);
-            var reply = insert.Parameter("$reply", SqliteType.Text);
-            var duration = insert.Parameter("$duration", SqliteType.Integer);
-            var state = insert.Parameter("$state", SqliteType.Text);
-            var reason = insert.Parameter("$reason", SqliteType.Text);
-            insert.Set("$now", now);
-            foreach (var record in records)
+            var command = session.Command(sql);
+            var id = command.Parameter("$id", SqliteType.Text);
+            command.Set("$at", at.ToUnixTimeMilliseconds());
+            foreach (var each in ids)
             {
-                id.Value = record.Id;
-                at.Value = record.Attempt.At.ToUnixTimeMilliseconds();
-                outcome.Value = record.Attempt.Outcome;
-                code.Value = (object?)record.Attempt.SmtpCode ?? DBNull.Value;
-                reply.Value = record.Attempt.Reply;
-                duration.Value = (long)record.Attempt.Duration.TotalMilliseconds;
-                state.Value = StateName(record.State);
-                reason.Value = record.State == MessageState.Sent ? DBNull.Value : record.Reason ?? record.Attempt.Reply;
-                await insert.ExecuteNonQueryAsync(CancellationToken.None);
+                id.Value = each;
+                await command.ExecuteNonQueryAsync(CancellationToken.None);
             }
             return 0;
         }, cancellationToken);
     }
 
-    /// <summary>Which of these ids were sent already (the idempotency check, one query for a whole batch).</summary>
-    public Task<IReadOnlySet<string>> SentAmongAsync(IReadOnlyCollection<string> ids, CancellationToken cancellationToken)
+    public Task<IReadOnlyList<Claim>> ClaimAsync(IReadOnlyList<ClaimRequest> requests, TimeSpan lease, CancellationToken cancellationToken)
     {
-        if (ids.Count == 0)
-            return Task.FromResult<IReadOnlySet<string>>(new HashSet<string>());
-        return _database.ReadAsync<IReadOnlySet<string>>(async session =>
+        ArgumentNullException.ThrowIfNull(requests);
+        if (requests.Count == 0)
+            return Task.FromResult<IReadOnlyList<Claim>>([]);
+        return _database.WriteAsync<IReadOnlyList<Claim>>(Durability.Deferred, async session =>
         {
-            // CROSS JOIN fixes the loop order: look up each id by primary key. Left to itself the planner may walk
-            // the state index through every sent message, which grows with the log.
-            var command = session.Command("""
-                SELECT m.id FROM json_each($ids) AS j CROSS JOIN messages AS m ON m.id = j.value WHERE m.state = 'sent'
+            var now = Now();
+            // 1. An id never seen (published straight onto the queue) gets a record. 2. A dead letter caught mid-
+            // redrive starts afresh, as RecordRedrivenAsync would. 3. The claim: free, expired, or this copy's own.
+            // 4. What the log now says.
+            var claim = session.Command($"""
+                INSERT INTO messages (id, state, created_at, updated_at, queued_at, attempts_used)
+                VALUES ($id, 'queued', $enqueued, $enqueued, $enqueued, 0)
+                ON CONFLICT (id) DO NOTHING;
+                UPDATE messages SET {Requeued.Replace("$at", "$now", StringComparison.Ordinal)}
+                WHERE id = $id AND state = 'dead' AND redrive_at IS NOT NULL;
+                UPDATE messages SET claim_holder = $holder, claim_until = $until
+                WHERE id = $id AND state IN ('queued', 'retrying')
+                  AND (claim_holder IS NULL OR claim_holder = $holder OR claim_until <= $now);
+                SELECT state, attempts_used, queued_at, recipients, last_reason, failure_class, claim_holder, claim_until
+                FROM messages WHERE id = $id;
                 """);
-            command.Set("$ids", JsonSerializer.Serialize(ids));
-            var sent = new HashSet<string>(StringComparer.Ordinal);
-            using var reader = await command.ExecuteReaderAsync(CancellationToken.None);
-            while (await reader.ReadAsync(CancellationToken.None))
-                sent.Add(reader.GetString(0));
-            return sent;
+            var id = claim.Parameter("$id", SqliteType.Text);
+            var holder = claim.Parameter("$holder", SqliteType.Text);
+            var enqueued = claim.Parameter("$enqueued", SqliteType.Integer);
+            claim.Set("$now", now);
+            claim.Set("$until", now + (long)lease.TotalMilliseconds);
+
+            var claims = new List<Claim>(requests.Count);
+            foreach (var request in requests)
+            {
+                id.Value = request.Id;
+                holder.Value = request.Holder;
+                enqueued.Value = request.EnqueuedAt.ToUnixTimeMilliseconds();
+                using var reader = await claim.ExecuteReaderAsync(CancellationToken.None);
+                await reader.ReadAsync(CancellationToken.None);
+                var state = ParseState(reader.GetString(0));
+                var history = new DeliveryHistory(
+                    AttemptsUsed: reader.GetInt32(1),
+                    QueuedAt: FromUnix(reader.GetInt64(2)),
+                    Recipients: ReadRecipients(reader, 3) ?? [],
+                    LastReason: reader.IsDBNull(4) ? null : reader.GetString(4),
+                    FailureClass: reader.IsDBNull(5) ? null : ParseClass(reader.GetString(5)));
+                var claimedBy = reader.IsDBNull(6) ? null : reader.GetString(6);
+                claims.Add(state switch
+                {
+                    MessageState.Sent => new Claim(request.Id, ClaimStatus.AlreadySent, history),
+                    MessageState.Dead => new Claim(request.Id, ClaimStatus.Dead, history),
+                    _ when claimedBy == request.Holder => new Claim(request.Id, ClaimStatus.Claimed, history),
+                    _ => new Claim(request.Id, ClaimStatus.HeldByOther, history, FromUnix(reader.GetInt64(7))),
+                });
+            }
+            return claims;
+        }, cancellationToken);
+    }
+
+    public Task ReleaseAsync(IReadOnlyList<ClaimRequest> claims, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(claims);
+        if (claims.Count == 0)
+            return Task.CompletedTask;
+        return _database.WriteAsync(Durability.Deferred, async session =>
+        {
+            var release = session.Command("UPDATE messages SET claim_holder = NULL, claim_until = NULL WHERE id = $id AND claim_holder = $holder");
+            var id = release.Parameter("$id", SqliteType.Text);
+            var holder = release.Parameter("$holder", SqliteType.Text);
+            foreach (var claim in claims)
+            {
+                id.Value = claim.Id;
+                holder.Value = claim.Holder;
+                await release.ExecuteNonQueryAsync(CancellationToken.None);
+            }
+            return 0;
+        }, cancellationToken);
+    }
+
+    public Task RecordAsync(IReadOnlyList<DeliveryEntry> entries, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(entries);
+        if (entries.Count == 0)
+            return Task.CompletedTask;
+        var now = Now();
+        return _database.WriteAsync(Durability.Deferred, async session =>
+        {
+            var attempt = session.Command("""
+                INSERT INTO attempts (id, at, outcome, smtp_code, reply, duration_ms, recipients)
+                VALUES ($id, $at, $outcome, $code, $reply, $duration, $recipients)
+                """);
+            // Nothing makes a sent message unsent: a late outcome of another copy must not.
+            var message = session.Command("""
+                INSERT INTO messages (id, state, created_at, updated_at, queued_at, last_reason, failure_class, attempts_used, recipients, body)
+                VALUES ($id, $state, $now, $now, $now, $reason, $class, $used, $recipients, $body)
+                ON CONFLICT (id) DO UPDATE SET state = $state, updated_at = $now, last_reason = $reason, failure_class = $class,
+                  attempts_used = $used, recipients = $recipients, body = $body, claim_holder = NULL, claim_until = NULL
+                WHERE messages.state <> 'sent' OR $state = 'sent'
+                """);
+            message.Set("$now", now);
+            foreach (var entry in entries)
+            {
+                if (entry.Attempt is { } tried)
+                {
+                    attempt.Set("$id", entry.Id);
+                    attempt.Set("$at", tried.At.ToUnixTimeMilliseconds());
+                    attempt.Set("$outcome", tried.Outcome);
+                    attempt.Set("$code", tried.SmtpCode);
+                    attempt.Set("$reply", tried.Reply);
+                    attempt.Set("$duration", (long)tried.Duration.TotalMilliseconds);
+                    attempt.Set("$recipients", tried.Recipients is null ? null : JsonSerializer.Serialize(tried.Recipients, Json));
+                    await attempt.ExecuteNonQueryAsync(CancellationToken.None);
+                }
+                message.Set("$id", entry.Id);
+                message.Set("$state", StateName(entry.State));
+                message.Set("$reason", entry.State == MessageState.Sent ? null : entry.Reason);
+                message.Set("$class", entry.FailureClass is { } failureClass ? ClassName(failureClass) : null);
+                message.Set("$used", entry.AttemptsUsed);
+                message.Set("$recipients", JsonSerializer.Serialize(entry.Recipients, Json));
+                message.Set("$body", entry.State == MessageState.Dead ? entry.Body : null);
+                await message.ExecuteNonQueryAsync(CancellationToken.None);
+            }
+            return 0;
         }, cancellationToken);
     }
 
@@ -149,8 +309,8 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
         _database.ReadAsync(async session =>
         {
             var command = session.Command("""
-                SELECT state, created_at, updated_at, last_reason FROM messages WHERE id = $id;
-                SELECT at, outcome, smtp_code, reply, duration_ms FROM attempts WHERE id = $id ORDER BY at, rowid;
+                SELECT state, created_at, updated_at, last_reason, failure_class, attempts_used, recipients FROM messages WHERE id = $id;
+                SELECT at, outcome, smtp_code, reply, duration_ms, recipients FROM attempts WHERE id = $id ORDER BY at, rowid;
                 """);
             command.Set("$id", id);
             using var reader = await command.ExecuteReaderAsync(CancellationToken.None);
@@ -160,6 +320,9 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
             var created = FromUnix(reader.GetInt64(1));
             var updated = FromUnix(reader.GetInt64(2));
             var reason = reader.IsDBNull(3) ? null : reader.GetString(3);
+            var failureClass = reader.IsDBNull(4) ? (FailureClass?)null : ParseClass(reader.GetString(4));
+            var used = reader.GetInt32(5);
+            var recipients = ReadRecipients(reader, 6) ?? [];
             await reader.NextResultAsync(CancellationToken.None);
             List<DeliveryAttempt> attempts = [];
             while (await reader.ReadAsync(CancellationToken.None))
@@ -169,29 +332,73 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
                     reader.GetString(1),
                     reader.IsDBNull(2) ? null : reader.GetInt32(2),
                     reader.GetString(3),
-                    TimeSpan.FromMilliseconds(reader.GetInt64(4))));
+                    TimeSpan.FromMilliseconds(reader.GetInt64(4)),
+                    ReadRecipients(reader, 5)));
             }
-            return (DeliveryRecord?)new DeliveryRecord(id, state, created, updated, reason, attempts);
+            return (DeliveryRecord?)new DeliveryRecord(id, state, created, updated, reason, failureClass, used, recipients, attempts);
         }, cancellationToken);
 
-    /// <summary>Forgets messages that reached a final state before <paramref name="olderThan"/> ago.</summary>
-    public Task<int> PruneAsync(TimeSpan olderThan, CancellationToken cancellationToken)
+    public Task<IReadOnlyList<DeadLetter>> ListDeadLettersAsync(DeadLetterQuery query, CancellationToken cancellationToken)
     {
-        var before = Now() - (long)olderThan.TotalMilliseconds;
-        return _database.WriteAsync(Durability.Deferred, async session =>
+        ArgumentNullException.ThrowIfNull(query);
+        ArgumentOutOfRangeException.ThrowIfNegative(query.Limit);
+        return _database.ReadAsync<IReadOnlyList<DeadLetter>>(async session =>
+        {
+            // One kept statement for every combination: a filter left out is NULL and matches everything.
+            var list = session.Command("""
+                SELECT id, body, last_reason, failure_class, attempts_used, created_at, updated_at, recipients
+                FROM messages
+                WHERE state = 'dead'
+                  AND ($class IS NULL OR failure_class = $class)
+                  AND ($since IS NULL OR updated_at >= $since)
+                  AND ($before IS NULL OR updated_at < $before)
+                  AND ($domain IS NULL OR EXISTS (
+                        SELECT 1 FROM json_each(messages.recipients) AS r
+                        WHERE lower(substr(json_extract(r.value, '$.address'), instr(json_extract(r.value, '$.address'), '@') + 1)) = lower($domain)))
+                ORDER BY updated_at, id
+                LIMIT $limit
+                """);
+            list.Set("$class", query.FailureClass is { } failureClass ? ClassName(failureClass) : null);
+            list.Set("$since", query.DeadSince?.ToUnixTimeMilliseconds());
+            list.Set("$before", query.DeadBefore?.ToUnixTimeMilliseconds());
+            list.Set("$domain", query.RecipientDomain);
+            list.Set("$limit", query.Limit);
+
+            var dead = new List<DeadLetter>();
+            using var reader = await list.ExecuteReaderAsync(CancellationToken.None);
+            while (await reader.ReadAsync(CancellationToken.None))
+            {
+                dead.Add(new DeadLetter(
+                    Id: reader.GetString(0),
+                    Body: reader.IsDBNull(1) ? "" : reader.GetString(1),
+                    Reason: reader.IsDBNull(2) ? "" : reader.GetString(2),
+                    FailureClass: reader.IsDBNull(3) ? FailureClass.Permanent : ParseClass(reader.GetString(3)),
+                    Attempts: reader.GetInt32(4),
+                    EnqueuedAt: FromUnix(reader.GetInt64(5)),
+                    DeadAt: FromUnix(reader.GetInt64(6)),
+                    Recipients: ReadRecipients(reader, 7) ?? []));
+            }
+            return dead;
+        }, cancellationToken);
+    }
+
+    public Task<int> PruneAsync(DateTimeOffset before, CancellationToken cancellationToken) =>
+        _database.WriteAsync(Durability.Deferred, async session =>
         {
             var command = session.Command("""
                 DELETE FROM attempts WHERE id IN (SELECT id FROM messages WHERE state IN ('sent', 'dead') AND updated_at < $before);
                 DELETE FROM messages WHERE state IN ('sent', 'dead') AND updated_at < $before;
                 """);
-            command.Set("$before", before);
+            command.Set("$before", before.ToUnixTimeMilliseconds());
             return await command.ExecuteNonQueryAsync(CancellationToken.None);
         }, cancellationToken);
-    }
 
     private long Now() => _time.GetUtcNow().ToUnixTimeMilliseconds();
 
     private static DateTimeOffset FromUnix(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
+
+    private static List<RecipientStatus>? ReadRecipients(SqliteDataReader reader, int column) =>
+        reader.IsDBNull(column) ? null : JsonSerializer.Deserialize<List<RecipientStatus>>(reader.GetString(column), Json);
 
     private static string StateName(MessageState state) => state switch
     {
@@ -210,4 +417,11 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
         "dead" => MessageState.Dead,
         _ => throw new InvalidDataException($"unknown message state '{name}' in the delivery log"),
     };
+
+    private static string ClassName(FailureClass failureClass) => JsonNamingPolicy.SnakeCaseLower.ConvertName(failureClass.ToString());
+
+    private static FailureClass ParseClass(string name) =>
+        Enum.TryParse<FailureClass>(name, ignoreCase: true, out var failureClass)
+            ? failureClass
+            : throw new InvalidDataException($"unknown failure class '{name}' in the delivery log");
 }

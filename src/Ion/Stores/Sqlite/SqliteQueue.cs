@@ -8,17 +8,23 @@ namespace Ion.Stores.Sqlite;
 
 /// <summary>The one-machine <see cref="IMessageQueue"/>: an SQLite file with SQS semantics, safe to share
 /// between several instances and processes.</summary>
+/// <remarks>
+/// Beyond SQS, two things only a file on one machine can do: one waiting or in-flight message per id (a second
+/// enqueue of the id adds nothing), and knowing at once that the process holding messages is gone. Each receiving
+/// instance holds a lock file (<see cref="HolderLock"/>) for as long as it lives, and marks the messages it receives
+/// with its name; the operating system drops the lock when the process dies, however it dies, and the next receive
+/// by anyone gives that holder's messages back at once instead of after the visibility timeout.
+/// </remarks>
 public sealed class SqliteQueue : IMessageQueue, IDisposable
 {
-    // queue: one row per message waiting or in flight. seq is the rowid, so the index on visible_at
-    //   holds (visible_at, seq) and serves "visible now, oldest first" without touching the table.
-    //   message_id is the client's id and is not unique: a client may publish the same id twice and
-    //   delivery, not the queue, dedupes. receipt is the token of the current receive (NULL when
-    //   nobody holds the message); the handle given out is "seq:receipt", so completing finds the
-    //   row by primary key and a stale handle simply matches nothing (even if SQLite reuses a deleted
-    //   seq, which it may without AUTOINCREMENT: the new row's receipt is a different random token).
-    // dead_letters: messages that will not be delivered without a redrive. Its own seq because ids
-    //   repeat; indexed by dead_at for listing and by message_id for redrive by id.
+    // queue: one row per message waiting or in flight, at most one per message_id. seq is the rowid, so the
+    //   index on visible_at holds (visible_at, seq) and serves "visible now, oldest first" without touching the
+    //   table. receipt is the token of the current receive, holder the instance that made it (both NULL when
+    //   nobody holds the message); the handle given out is "seq:receipt", so completing finds the row by primary
+    //   key and a stale handle simply matches nothing (even if SQLite reuses a deleted seq, which it may without
+    //   AUTOINCREMENT: the new row's receipt is a different random token).
+    // dead_letters: messages that will not be delivered without a redrive. Its own seq because a copy of an id may
+    //   join one already there; indexed by dead_at for listing and by message_id for redrive by id.
     // Times are unix milliseconds from the injected TimeProvider.
     private const string Schema = """
         CREATE TABLE IF NOT EXISTS queue (
@@ -28,15 +34,18 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
             enqueued_at INTEGER NOT NULL,
             visible_at INTEGER NOT NULL,
             receive_count INTEGER NOT NULL,
-            attempts INTEGER NOT NULL,
-            receipt TEXT
+            receipt TEXT,
+            holder TEXT
         );
         CREATE INDEX IF NOT EXISTS queue_visible_at ON queue (visible_at);
+        CREATE UNIQUE INDEX IF NOT EXISTS queue_message_id ON queue (message_id);
+        CREATE INDEX IF NOT EXISTS queue_holder ON queue (holder) WHERE holder IS NOT NULL;
         CREATE TABLE IF NOT EXISTS dead_letters (
             seq INTEGER PRIMARY KEY,
             message_id TEXT NOT NULL,
             body TEXT NOT NULL,
             reason TEXT NOT NULL,
+            failure_class TEXT,
             attempts INTEGER NOT NULL,
             enqueued_at INTEGER NOT NULL,
             dead_at INTEGER NOT NULL
@@ -45,11 +54,17 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
         CREATE INDEX IF NOT EXISTS dead_letters_message_id ON dead_letters (message_id);
         """;
 
+    // How often a receive looks for holders that died. Each look costs one indexed query and one lock-file probe
+    // per other holder, so once a second costs nothing and gives a dead holder's messages back within about a second.
+    private static readonly TimeSpan SweepInterval = TimeSpan.FromSeconds(1);
+
     private readonly SqliteDatabase _database;
     private readonly bool _ownsDatabase;
     private readonly long _visibilityTimeoutMs;
     private readonly TimeSpan _receiveWaitTime;
     private readonly TimeProvider _time;
+    private readonly HolderLock _holder;
+    private long _nextSweep = long.MinValue;
 
     // Completed (and replaced) whenever this instance makes messages visible, so a receiver waiting in
     // ReceiveAsync wakes at once; messages from other processes are found at the next look.
@@ -57,7 +72,7 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
 
     // Enqueues that arrive while one is being written go together in the next transaction: N concurrent
     // publishers cost one fsync, not N, and none returns before its own messages are on disk.
-    private readonly GroupCommit<OutgoingMessage> _enqueues;
+    private readonly GroupCommit<OutgoingMessage, EnqueueResult> _enqueues;
 
     /// <summary>A queue in a database file shared with the delivery log (ion serve).</summary>
     public SqliteQueue(SqliteDatabase database, SqliteQueueOptions options, TimeProvider time)
@@ -72,45 +87,77 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
         ArgumentNullException.ThrowIfNull(time);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.VisibilityTimeout, TimeSpan.Zero);
         _database = database;
-        _database.AddSchema(Schema);
-        _enqueues = new GroupCommit<OutgoingMessage>(InsertAsync);
+        _database.AddSchema(Schema, UpgradeAsync);
+        _enqueues = new GroupCommit<OutgoingMessage, EnqueueResult>(InsertAsync);
         _ownsDatabase = ownsDatabase;
         _visibilityTimeoutMs = Milliseconds(options.VisibilityTimeout);
         _receiveWaitTime = options.ReceiveWaitTime;
         _time = time;
+        _holder = new HolderLock(database.Path + "-holders");
     }
 
     /// <summary>A queue with a file of its own; disposing the queue closes the file.</summary>
     public static SqliteQueue Open(string path, SqliteQueueOptions options, TimeProvider time) =>
         new(new SqliteDatabase(path), ownsDatabase: true, options, time);
 
-    public async Task EnqueueAsync(IReadOnlyList<OutgoingMessage> messages, CancellationToken cancellationToken)
+    /// <summary>A file from before the queue knew holders: it counted attempts itself (the delivery log does now)
+    /// and allowed an id twice.</summary>
+    private static async Task UpgradeAsync(SqliteCommand command)
+    {
+        var columns = await SqliteDatabase.ColumnsAsync(command, "queue");
+        if (columns.Count == 0)
+            return;
+        if (!columns.Contains("holder"))
+        {
+            command.CommandText = """
+                ALTER TABLE queue ADD COLUMN holder TEXT;
+                DELETE FROM queue WHERE seq NOT IN (SELECT min(seq) FROM queue GROUP BY message_id);
+                """;
+            await command.ExecuteNonQueryAsync(CancellationToken.None);
+        }
+        if (columns.Contains("attempts"))
+        {
+            command.CommandText = "ALTER TABLE queue DROP COLUMN attempts";
+            await command.ExecuteNonQueryAsync(CancellationToken.None);
+        }
+        if (!(await SqliteDatabase.ColumnsAsync(command, "dead_letters")).Contains("failure_class"))
+        {
+            command.CommandText = "ALTER TABLE dead_letters ADD COLUMN failure_class TEXT";
+            await command.ExecuteNonQueryAsync(CancellationToken.None);
+        }
+    }
+
+    public async Task<IReadOnlyList<EnqueueResult>> EnqueueAsync(IReadOnlyList<OutgoingMessage> messages, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(messages);
         if (messages.Count == 0)
-            return;
-        await _enqueues.AddAsync(messages);
-        Arrived();
+            return [];
+        var results = await _enqueues.AddAsync(messages);
+        if (results.Contains(EnqueueResult.Queued))
+            Arrived();
+        return results;
     }
 
     /// <summary>One transaction for all the messages of a round: all of them are queued, or none.</summary>
-    private Task<int> InsertAsync(IReadOnlyList<OutgoingMessage> messages) =>
-        _database.WriteAsync(Durability.Durable, async session =>
+    private Task<IReadOnlyList<EnqueueResult>> InsertAsync(IReadOnlyList<OutgoingMessage> messages) =>
+        _database.WriteAsync<IReadOnlyList<EnqueueResult>>(Durability.Durable, async session =>
         {
             var insert = session.Command("""
-                INSERT INTO queue (message_id, body, enqueued_at, visible_at, receive_count, attempts, receipt)
-                VALUES ($id, $body, $now, $now, 0, 0, NULL)
+                INSERT INTO queue (message_id, body, enqueued_at, visible_at, receive_count, receipt, holder)
+                VALUES ($id, $body, $now, $now, 0, NULL, NULL)
+                ON CONFLICT (message_id) DO NOTHING
                 """);
             var id = insert.Parameter("$id", SqliteType.Text);
             var body = insert.Parameter("$body", SqliteType.Text);
             insert.Set("$now", Now());
-            foreach (var message in messages)
+            var results = new EnqueueResult[messages.Count];
+            for (var i = 0; i < messages.Count; i++)
             {
-                id.Value = message.Id;
-                body.Value = message.Body;
-                await insert.ExecuteNonQueryAsync(CancellationToken.None);
+                id.Value = messages[i].Id;
+                body.Value = messages[i].Body;
+                results[i] = await insert.ExecuteNonQueryAsync(CancellationToken.None) == 1 ? EnqueueResult.Queued : EnqueueResult.AlreadyQueued;
             }
-            return 0;
+            return results;
         }, CancellationToken.None);
 
     /// <summary>Like SQS long polling: when nothing is visible, waits up to <see cref="SqliteQueueOptions.ReceiveWaitTime"/>
@@ -118,6 +165,7 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
     public async Task<IReadOnlyList<QueuedMessage>> ReceiveAsync(int maxMessages, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxMessages);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(maxMessages, IMessageQueue.MaxReceive);
 
         // Taken before looking, so an enqueue between the look and the wait is not missed.
         var arrived = Volatile.Read(ref _arrived).Task;
@@ -139,21 +187,26 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
 
     private Task<IReadOnlyList<QueuedMessage>> TakeAsync(int maxMessages, CancellationToken cancellationToken)
     {
+        // The lock file exists before any row names this holder, so another process never sees a row of a holder
+        // whose lock it could take.
+        var holder = _holder.Acquire();
         return _database.WriteAsync<IReadOnlyList<QueuedMessage>>(Durability.Deferred, async session =>
         {
             var now = Now();
+            await SweepAsync(session, now, holder);
             // One token per receive is enough: the handle carries seq, so it is still unique per message.
             var receipt = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
             // Picking and hiding in one statement, under the write lock, is what keeps two receivers
             // (in this process or another) from taking the same row.
             var take = session.Command("""
                 UPDATE queue
-                SET visible_at = $hidden_until, receive_count = receive_count + 1, receipt = $receipt
+                SET visible_at = $hidden_until, receive_count = receive_count + 1, receipt = $receipt, holder = $holder
                 WHERE seq IN (SELECT seq FROM queue WHERE visible_at <= $now ORDER BY visible_at, seq LIMIT $max)
-                RETURNING seq, message_id, body, attempts, receive_count, enqueued_at
+                RETURNING seq, message_id, body, receive_count, enqueued_at
                 """);
             take.Set("$hidden_until", now + _visibilityTimeoutMs);
             take.Set("$receipt", receipt);
+            take.Set("$holder", holder);
             take.Set("$now", now);
             take.Set("$max", maxMessages);
 
@@ -161,16 +214,84 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
             using var reader = await take.ExecuteReaderAsync(CancellationToken.None);
             while (await reader.ReadAsync(CancellationToken.None))
             {
+                var seq = reader.GetInt64(0);
                 received.Add(new QueuedMessage(
                     Id: reader.GetString(1),
                     Body: reader.GetString(2),
-                    Attempts: reader.GetInt32(3),
-                    ReceiveCount: reader.GetInt32(4),
-                    EnqueuedAt: DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(5)),
-                    ReceiptHandle: FormatHandle(reader.GetInt64(0), receipt)));
+                    EnqueuedAt: DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(4)),
+                    ReceiveCount: reader.GetInt32(3),
+                    QueueMessageId: seq.ToString(CultureInfo.InvariantCulture),
+                    ReceiptHandle: FormatHandle(seq, receipt)));
             }
             return received;
         }, cancellationToken);
+    }
+
+    /// <summary>Gives back, visible now, the messages of holders whose process is gone (at most once a
+    /// <see cref="SweepInterval"/>).</summary>
+    private async Task SweepAsync(SqliteSession session, long now, string self)
+    {
+        if (now < Volatile.Read(ref _nextSweep))
+            return;
+        Volatile.Write(ref _nextSweep, now + (long)SweepInterval.TotalMilliseconds);
+
+        var find = session.Command("SELECT DISTINCT holder FROM queue WHERE holder IS NOT NULL AND holder <> $self");
+        find.Set("$self", self);
+        List<string> holders = [];
+        using (var reader = await find.ExecuteReaderAsync(CancellationToken.None))
+        {
+            while (await reader.ReadAsync(CancellationToken.None))
+                holders.Add(reader.GetString(0));
+        }
+        foreach (var dead in holders.Where(_holder.IsGone))
+        {
+            var release = session.Command("UPDATE queue SET visible_at = $now, receipt = NULL, holder = NULL WHERE holder = $holder");
+            release.Set("$now", now);
+            release.Set("$holder", dead);
+            await release.ExecuteNonQueryAsync(CancellationToken.None);
+        }
+    }
+
+    public Task KeepHiddenAsync(IReadOnlyList<QueuedMessage> messages, CancellationToken cancellationToken) =>
+        UpdateHeldAsync(messages, """
+            UPDATE queue SET visible_at = $visible_at
+            WHERE seq = $seq AND receipt = $receipt
+            """, _visibilityTimeoutMs, cancellationToken);
+
+    public Task ReturnAsync(IReadOnlyList<QueuedMessage> messages, TimeSpan delay, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(delay, TimeSpan.Zero);
+        // Clearing the receipt makes the caller's handle stale: the message is no longer theirs. Clearing the holder
+        // keeps a retry waiting for its delay from being given back early if this process dies meanwhile.
+        return UpdateHeldAsync(messages, """
+            UPDATE queue SET visible_at = $visible_at, receipt = NULL, holder = NULL
+            WHERE seq = $seq AND receipt = $receipt
+            """, Milliseconds(delay), cancellationToken, becomesVisible: delay == TimeSpan.Zero);
+    }
+
+    private async Task UpdateHeldAsync(IReadOnlyList<QueuedMessage> messages, string sql, long hiddenForMs, CancellationToken cancellationToken, bool becomesVisible = false)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        var handles = messages.Select(ParseHandle).ToList();
+        if (handles.Count == 0)
+            return;
+        await _database.WriteAsync(Durability.Deferred, async session =>
+        {
+            var update = session.Command(sql);
+            update.Set("$visible_at", Now() + hiddenForMs);
+            var seq = update.Parameter("$seq", SqliteType.Integer);
+            var receipt = update.Parameter("$receipt", SqliteType.Text);
+            var changed = 0;
+            foreach (var handle in handles)
+            {
+                seq.Value = handle.Seq;
+                receipt.Value = handle.Receipt;
+                changed += await update.ExecuteNonQueryAsync(CancellationToken.None);
+            }
+            return changed;
+        }, cancellationToken);
+        if (becomesVisible)
+            Arrived();
     }
 
     public Task CompleteAsync(IReadOnlyList<QueuedMessage> messages, CancellationToken cancellationToken)
@@ -195,81 +316,27 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
         }, cancellationToken);
     }
 
-    public Task RetryLaterAsync(QueuedMessage message, TimeSpan delay, CancellationToken cancellationToken) =>
-        HideAsync(message, delay, countsAttempt: true, cancellationToken);
-
-    public Task ReleaseAsync(QueuedMessage message, TimeSpan delay, CancellationToken cancellationToken) =>
-        HideAsync(message, delay, countsAttempt: false, cancellationToken);
-
-    private Task<int> HideAsync(QueuedMessage message, TimeSpan delay, bool countsAttempt, CancellationToken cancellationToken)
+    public Task DeadLetterAsync(QueuedMessage message, DeadLetterNote note, CancellationToken cancellationToken)
     {
         var (seq, receipt) = ParseHandle(message);
-        ArgumentOutOfRangeException.ThrowIfLessThan(delay, TimeSpan.Zero);
-        var delayMs = Milliseconds(delay);
+        ArgumentNullException.ThrowIfNull(note);
 
         return _database.WriteAsync(Durability.Deferred, async session =>
         {
-            // Clearing the receipt makes the caller's handle stale: the message is no longer theirs.
-            var hide = session.Command("""
-                UPDATE queue
-                SET visible_at = $visible_at, attempts = attempts + $counted, receipt = NULL
-                WHERE seq = $seq AND receipt = $receipt
-                """);
-            hide.Set("$visible_at", Now() + delayMs);
-            hide.Set("$counted", countsAttempt ? 1 : 0);
-            hide.Set("$seq", seq);
-            hide.Set("$receipt", receipt);
-            return await hide.ExecuteNonQueryAsync(CancellationToken.None);
-        }, cancellationToken);
-    }
-
-    public Task DeadLetterAsync(QueuedMessage message, string reason, CancellationToken cancellationToken)
-    {
-        var (seq, receipt) = ParseHandle(message);
-        ArgumentNullException.ThrowIfNull(reason);
-
-        return _database.WriteAsync(Durability.Deferred, async session =>
-        {
-            // Body, id and attempts come from the row, not the caller's copy: the row is the record.
+            // Body and id come from the row, not the caller's copy: the row is the record.
             var move = session.Command("""
-                INSERT INTO dead_letters (message_id, body, reason, attempts, enqueued_at, dead_at)
-                SELECT message_id, body, $reason, attempts + 1, enqueued_at, $now
+                INSERT INTO dead_letters (message_id, body, reason, failure_class, attempts, enqueued_at, dead_at)
+                SELECT message_id, body, $reason, $class, $attempts, enqueued_at, $now
                 FROM queue WHERE seq = $seq AND receipt = $receipt;
                 DELETE FROM queue WHERE seq = $seq AND receipt = $receipt;
                 """);
-            move.Set("$reason", reason);
+            move.Set("$reason", note.Reason);
+            move.Set("$class", JsonNamingPolicy.SnakeCaseLower.ConvertName(note.Class.ToString()));
+            move.Set("$attempts", note.Attempts);
             move.Set("$now", Now());
             move.Set("$seq", seq);
             move.Set("$receipt", receipt);
             return await move.ExecuteNonQueryAsync(CancellationToken.None);
-        }, cancellationToken);
-    }
-
-    public Task<IReadOnlyList<DeadLetter>> ListDeadLettersAsync(int limit, CancellationToken cancellationToken)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(limit);
-
-        return _database.ReadAsync<IReadOnlyList<DeadLetter>>(async session =>
-        {
-            var list = session.Command("""
-                SELECT message_id, body, reason, attempts, enqueued_at, dead_at
-                FROM dead_letters ORDER BY dead_at, seq LIMIT $limit
-                """);
-            list.Set("$limit", limit);
-
-            var dead = new List<DeadLetter>();
-            using var reader = await list.ExecuteReaderAsync(CancellationToken.None);
-            while (await reader.ReadAsync(CancellationToken.None))
-            {
-                dead.Add(new DeadLetter(
-                    Id: reader.GetString(0),
-                    Body: reader.GetString(1),
-                    Reason: reader.GetString(2),
-                    Attempts: reader.GetInt32(3),
-                    EnqueuedAt: DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(4)),
-                    DeadAt: DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(5))));
-            }
-            return dead;
         }, cancellationToken);
     }
 
@@ -283,28 +350,37 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
         var json = ids is null ? null : JsonSerializer.Serialize(ids);
         var redriven = await _database.WriteAsync<IReadOnlyList<string>>(Durability.Deferred, async session =>
         {
-            // enqueued_at is kept: it is when the client published the message, and the age of the
-            // oldest message should not be reset by a redrive.
+            // One transaction moves and deletes, so two redrives at once move each message once. A dead letter whose id
+            // is waiting or in flight again already (another copy) just leaves the dead letters: the live copy stands
+            // for it.
             var move = session.Command($"""
-                INSERT INTO queue (message_id, body, enqueued_at, visible_at, receive_count, attempts, receipt)
-                SELECT message_id, body, enqueued_at, $now, 0, 0, NULL FROM dead_letters {filter} ORDER BY seq
-                RETURNING message_id
+                DELETE FROM dead_letters {filter}
+                RETURNING message_id, body
                 """);
-            move.Set("$now", Now());
             if (json is not null)
                 move.Set("$ids", json);
-            var moved = new List<string>();
+            var moved = new List<(string Id, string Body)>();
             using (var reader = await move.ExecuteReaderAsync(CancellationToken.None))
             {
                 while (await reader.ReadAsync(CancellationToken.None))
-                    moved.Add(reader.GetString(0));
+                    moved.Add((reader.GetString(0), reader.GetString(1)));
             }
 
-            var delete = session.Command($"DELETE FROM dead_letters {filter}");
-            if (json is not null)
-                delete.Set("$ids", json);
-            await delete.ExecuteNonQueryAsync(CancellationToken.None);
-            return moved;
+            var insert = session.Command("""
+                INSERT INTO queue (message_id, body, enqueued_at, visible_at, receive_count, receipt, holder)
+                VALUES ($id, $body, $now, $now, 0, NULL, NULL)
+                ON CONFLICT (message_id) DO NOTHING
+                """);
+            var id = insert.Parameter("$id", SqliteType.Text);
+            var body = insert.Parameter("$body", SqliteType.Text);
+            insert.Set("$now", Now());
+            foreach (var message in moved)
+            {
+                id.Value = message.Id;
+                body.Value = message.Body;
+                await insert.ExecuteNonQueryAsync(CancellationToken.None);
+            }
+            return [.. moved.Select(m => m.Id).Distinct(StringComparer.Ordinal)];
         }, cancellationToken);
         if (redriven.Count > 0)
             Arrived();
@@ -328,6 +404,7 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
 
     public void Dispose()
     {
+        _holder.Dispose();
         if (_ownsDatabase)
             _database.Dispose();
     }

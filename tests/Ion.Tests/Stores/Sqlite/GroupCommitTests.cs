@@ -10,7 +10,7 @@ public class GroupCommitTests
         var firstWriteEntered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var releaseFirstWrite = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var rounds = new List<int[]>();
-        var commit = new GroupCommit<int>(async items =>
+        var commit = new GroupCommit<int, int>(async items =>
         {
             lock (rounds)
                 rounds.Add([.. items]);
@@ -19,6 +19,7 @@ public class GroupCommitTests
                 firstWriteEntered.SetResult();
                 await releaseFirstWrite.Task;
             }
+            return [.. items.Select(i => -i)];
         });
 
         var first = commit.AddAsync([0]);
@@ -29,6 +30,9 @@ public class GroupCommitTests
 
         releaseFirstWrite.SetResult();
         await Task.WhenAll([first, .. later]);
+        // Each caller gets the results of its own items, in its own order.
+        Assert.Equal([0], await first);
+        Assert.Equal([-3, -30], await later[2]);
 
         Assert.Equal(2, rounds.Count);
         Assert.Equal([0], rounds[0]);
@@ -39,11 +43,11 @@ public class GroupCommitTests
     public async Task AFailedWrite_FailsEveryCallerInIt_AndTheNextRoundStillRuns()
     {
         var calls = 0;
-        var commit = new GroupCommit<string>(items =>
+        var commit = new GroupCommit<string, bool>(items =>
         {
             if (Interlocked.Increment(ref calls) == 1)
                 throw new IOException("disk full");
-            return Task.CompletedTask;
+            return Task.FromResult<IReadOnlyList<bool>>([.. items.Select(_ => true)]);
         });
 
         var error = await Assert.ThrowsAsync<IOException>(() => commit.AddAsync(["a"]));
@@ -57,15 +61,17 @@ public class GroupCommitTests
     public async Task ManyConcurrentCallers_AllReturn_AndEveryItemIsWrittenOnce()
     {
         var written = new List<int>();
-        var commit = new GroupCommit<int>(async items =>
+        var commit = new GroupCommit<int, int>(async items =>
         {
             await Task.Yield();
             lock (written)
                 written.AddRange(items);
+            return [.. items.Select(i => i * 2)];
         });
 
-        await Task.WhenAll(Enumerable.Range(0, 500).Select(i => Task.Run(() => commit.AddAsync([i]), TestContext.Current.CancellationToken)));
+        var results = await Task.WhenAll(Enumerable.Range(0, 500).Select(i => Task.Run(() => commit.AddAsync([i]), TestContext.Current.CancellationToken)));
 
         Assert.Equal(Enumerable.Range(0, 500), written.Order());
+        Assert.Equal(Enumerable.Range(0, 500).Select(i => i * 2), results.Select(r => Assert.Single(r)));
     }
 }

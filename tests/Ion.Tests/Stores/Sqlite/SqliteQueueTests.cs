@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using Ion.Log;
 using Ion.Queues;
 using Ion.Stores.Sqlite;
 using Ion.Tests.Fixtures;
@@ -41,20 +42,44 @@ public sealed class SqliteQueueTests : QueueContract, IDisposable
     }
 
     [Fact]
-    public async Task ReceivedByAnInstanceThatDied_IsReceivedAgainByTheNext_AfterTheVisibilityTimeout()
+    public async Task ReceivedByAnInstanceThatIsGone_IsReceivedAgainByTheNext_AtOnce_NotAfterTheVisibilityTimeout()
     {
-        var crashed = Open(Visibility, _time);
-        await crashed.EnqueueAsync([new OutgoingMessage("id-1", "{}")], Cancellation);
-        Assert.Single(await crashed.ReceiveAsync(10, Cancellation));
-        crashed.Dispose();
+        var gone = Open(Visibility, _time);
+        await gone.EnqueueAsync([new OutgoingMessage("id-1", "{}")], Cancellation);
+        Assert.Single(await gone.ReceiveAsync(10, Cancellation));
+        gone.Dispose();
 
         using var next = Open(Visibility, _time);
-        Assert.Empty(await next.ReceiveAsync(10, Cancellation));
-        _time.Advance(Visibility);
         var message = Assert.Single(await next.ReceiveAsync(10, Cancellation));
 
         Assert.Equal(2, message.ReceiveCount);
-        Assert.Equal(0, message.Attempts);
+    }
+
+    [Fact]
+    public async Task ReceivedByAnInstanceThatIsAlive_StaysHiddenFromAnother()
+    {
+        var holder = Open(Visibility, _time);
+        await holder.EnqueueAsync([new OutgoingMessage("id-1", "{}")], Cancellation);
+        Assert.Single(await holder.ReceiveAsync(10, Cancellation));
+
+        using var other = Open(Visibility, _time);
+        _time.Advance(TimeSpan.FromSeconds(10));
+
+        Assert.Empty(await other.ReceiveAsync(10, Cancellation));
+    }
+
+    [Fact]
+    public async Task ReturnedWithADelay_ByAnInstanceThatIsGone_WaitsOutItsDelay()
+    {
+        var gone = Open(Visibility, _time);
+        await gone.EnqueueAsync([new OutgoingMessage("id-1", "{}")], Cancellation);
+        await gone.ReturnAsync([Assert.Single(await gone.ReceiveAsync(10, Cancellation))], TimeSpan.FromMinutes(1), Cancellation);
+        gone.Dispose();
+
+        using var next = Open(Visibility, _time);
+        Assert.Empty(await next.ReceiveAsync(10, Cancellation));
+        _time.Advance(TimeSpan.FromMinutes(1));
+        Assert.Single(await next.ReceiveAsync(10, Cancellation));
     }
 
     [Fact]
@@ -71,21 +96,37 @@ public sealed class SqliteQueueTests : QueueContract, IDisposable
     }
 
     [Fact]
-    public async Task RetryLater_HidesForExactlyTheDelay_AndForgetsTheReceipt()
+    public async Task KeptHidden_IsHiddenForExactlyAnotherVisibilityTimeoutFromNow()
+    {
+        var queue = Open(Visibility, _time);
+        await queue.EnqueueAsync([new OutgoingMessage("id-1", "{}")], Cancellation);
+        var held = Assert.Single(await queue.ReceiveAsync(10, Cancellation));
+        _time.Advance(TimeSpan.FromMinutes(4));
+
+        await queue.KeepHiddenAsync([held], Cancellation);
+
+        _time.Advance(Visibility - TimeSpan.FromMilliseconds(1));
+        Assert.Empty(await queue.ReceiveAsync(10, Cancellation));
+        _time.Advance(TimeSpan.FromMilliseconds(1));
+        Assert.Single(await queue.ReceiveAsync(10, Cancellation));
+    }
+
+    [Fact]
+    public async Task Return_HidesForExactlyTheDelay_AndForgetsTheReceipt()
     {
         var queue = Open(Visibility, _time);
         await queue.EnqueueAsync([new OutgoingMessage("id-1", "{}")], Cancellation);
         var message = Assert.Single(await queue.ReceiveAsync(10, Cancellation));
 
-        await queue.RetryLaterAsync(message, TimeSpan.FromSeconds(30), Cancellation);
-        // The handle is stale now: this must not count a second attempt.
-        await queue.RetryLaterAsync(message, TimeSpan.FromSeconds(30), Cancellation);
+        await queue.ReturnAsync([message], TimeSpan.FromSeconds(30), Cancellation);
+        // The handle is stale now: neither this nor a late heartbeat may move the message again.
+        await queue.ReturnAsync([message], TimeSpan.FromHours(1), Cancellation);
+        await queue.KeepHiddenAsync([message], Cancellation);
 
         _time.Advance(TimeSpan.FromSeconds(30) - TimeSpan.FromMilliseconds(1));
         Assert.Empty(await queue.ReceiveAsync(10, Cancellation));
         _time.Advance(TimeSpan.FromMilliseconds(1));
         var retried = Assert.Single(await queue.ReceiveAsync(10, Cancellation));
-        Assert.Equal(1, retried.Attempts);
         Assert.Equal(2, retried.ReceiveCount);
     }
 
@@ -95,8 +136,8 @@ public sealed class SqliteQueueTests : QueueContract, IDisposable
         var queue = Open(Visibility, _time);
         await queue.EnqueueAsync([.. Enumerable.Range(0, 6).Select(i => new OutgoingMessage($"id-{i}", "{}"))], Cancellation);
         var received = await queue.ReceiveAsync(3, Cancellation);
-        await queue.RetryLaterAsync(received[0], TimeSpan.FromMinutes(1), Cancellation);
-        await queue.DeadLetterAsync(received[1], "550", Cancellation);
+        await queue.ReturnAsync([received[0]], TimeSpan.FromMinutes(1), Cancellation);
+        await queue.DeadLetterAsync(received[1], Note("550"), Cancellation);
 
         Assert.Equal(new QueueCounts(Ready: 3, Delayed: 2, Dead: 1), await queue.CountAsync(Cancellation));
         _time.Advance(TimeSpan.FromMinutes(1));
@@ -104,41 +145,18 @@ public sealed class SqliteQueueTests : QueueContract, IDisposable
     }
 
     [Fact]
-    public async Task DeadLetters_AreListedOldestFirst_WithTheirTimes_UpToTheLimit()
+    public async Task Redriven_IsVisibleNow_AsFreshlyEnqueued()
     {
         var queue = Open(Visibility, _time);
-        var enqueuedAt = _time.GetUtcNow();
-        await queue.EnqueueAsync([new("a", "{}"), new("b", "{}"), new("c", "{}")], Cancellation);
-        var received = (await queue.ReceiveAsync(10, Cancellation)).ToDictionary(m => m.Id);
-        foreach (var id in (string[])["c", "a", "b"])
-        {
-            _time.Advance(TimeSpan.FromSeconds(1));
-            await queue.DeadLetterAsync(received[id], $"reason {id}", Cancellation);
-        }
-
-        var dead = await queue.ListDeadLettersAsync(2, Cancellation);
-
-        Assert.Equal(["c", "a"], dead.Select(d => d.Id));
-        Assert.Equal(["reason c", "reason a"], dead.Select(d => d.Reason));
-        Assert.Equal([enqueuedAt.AddSeconds(1), enqueuedAt.AddSeconds(2)], dead.Select(d => d.DeadAt));
-        Assert.All(dead, d => Assert.Equal(enqueuedAt, d.EnqueuedAt));
-        Assert.All(dead, d => Assert.Equal(1, d.Attempts));
-    }
-
-    [Fact]
-    public async Task Redriven_IsVisibleNow_KeepsEnqueuedAt_AndStartsCountingAfresh()
-    {
-        var queue = Open(Visibility, _time);
-        var enqueuedAt = _time.GetUtcNow();
         await queue.EnqueueAsync([new OutgoingMessage("id-1", "{}")], Cancellation);
-        await queue.DeadLetterAsync(Assert.Single(await queue.ReceiveAsync(10, Cancellation)), "550", Cancellation);
+        var dead = Assert.Single(await queue.ReceiveAsync(10, Cancellation));
+        await queue.DeadLetterAsync(dead, Note("550"), Cancellation);
         _time.Advance(TimeSpan.FromHours(1));
 
         Assert.Equal(["id-1"], await queue.RedriveAsync(["id-1"], Cancellation));
 
         var message = Assert.Single(await queue.ReceiveAsync(10, Cancellation));
-        Assert.Equal(enqueuedAt, message.EnqueuedAt);
-        Assert.Equal(0, message.Attempts);
+        Assert.Equal(_time.GetUtcNow(), message.EnqueuedAt);
         Assert.Equal(1, message.ReceiveCount);
     }
 
@@ -147,22 +165,26 @@ public sealed class SqliteQueueTests : QueueContract, IDisposable
     {
         var queue = Open(Visibility, _time);
         await queue.EnqueueAsync([new OutgoingMessage("id-1", "{}")], Cancellation);
-        await queue.DeadLetterAsync(Assert.Single(await queue.ReceiveAsync(10, Cancellation)), "550", Cancellation);
+        await queue.DeadLetterAsync(Assert.Single(await queue.ReceiveAsync(10, Cancellation)), Note("550"), Cancellation);
 
         Assert.Empty(await queue.RedriveAsync([], Cancellation));
-        Assert.Single(await queue.ListDeadLettersAsync(10, Cancellation));
+        Assert.Equal(1, (await queue.CountAsync(Cancellation)).Dead);
     }
 
     [Fact]
-    public async Task SameIdPublishedTwice_IsQueuedTwice()
+    public async Task SameIdEnqueuedTwice_IsQueuedOnce_TheSecondIsAlreadyQueued()
     {
         var queue = Open(Visibility, _time);
 
-        await queue.EnqueueAsync([new OutgoingMessage("same", "{\"n\":1}")], Cancellation);
-        await queue.EnqueueAsync([new OutgoingMessage("same", "{\"n\":2}")], Cancellation);
+        Assert.Equal([EnqueueResult.Queued], await queue.EnqueueAsync([new OutgoingMessage("same", "{\"n\":1}")], Cancellation));
+        Assert.Equal([EnqueueResult.AlreadyQueued], await queue.EnqueueAsync([new OutgoingMessage("same", "{\"n\":2}")], Cancellation));
+        var held = Assert.Single(await queue.ReceiveAsync(10, Cancellation));
+        // In flight is as good as waiting.
+        Assert.Equal([EnqueueResult.AlreadyQueued], await queue.EnqueueAsync([new OutgoingMessage("same", "{\"n\":3}")], Cancellation));
 
-        var received = await queue.ReceiveAsync(10, Cancellation);
-        Assert.Equal(["{\"n\":1}", "{\"n\":2}"], received.Select(m => m.Body).Order());
+        Assert.Equal("{\"n\":1}", held.Body);
+        await queue.CompleteAsync([held], Cancellation);
+        Assert.Equal([EnqueueResult.Queued], await queue.EnqueueAsync([new OutgoingMessage("same", "{\"n\":4}")], Cancellation));
     }
 
     [Fact]
@@ -174,9 +196,9 @@ public sealed class SqliteQueueTests : QueueContract, IDisposable
         _time.Advance(Visibility);
         var current = Assert.Single(await queue.ReceiveAsync(10, Cancellation));
 
-        await queue.DeadLetterAsync(stale, "550", Cancellation);
+        await queue.DeadLetterAsync(stale, Note("550"), Cancellation);
 
-        Assert.Empty(await queue.ListDeadLettersAsync(10, Cancellation));
+        Assert.Equal(0, (await queue.CountAsync(Cancellation)).Dead);
         await queue.CompleteAsync([current], Cancellation);
         Assert.Equal(new QueueCounts(0, 0, 0), await queue.CountAsync(Cancellation));
     }
@@ -185,7 +207,7 @@ public sealed class SqliteQueueTests : QueueContract, IDisposable
     public async Task ReceiptHandleOfAnotherBackend_IsRefused()
     {
         var queue = Open(Visibility, _time);
-        var foreign = new QueuedMessage("id-1", "{}", 0, 1, _time.GetUtcNow(), "AQEBzbVv...sqs-handle");
+        var foreign = new QueuedMessage("id-1", "{}", _time.GetUtcNow(), 1, "sqs-id", "AQEBzbVv...sqs-handle");
 
         await Assert.ThrowsAsync<ArgumentException>(() => queue.CompleteAsync([foreign], Cancellation));
     }
@@ -288,8 +310,8 @@ public sealed class SqliteQueueTests : QueueContract, IDisposable
         {
             await other.RunAsync("""
                 BEGIN IMMEDIATE;
-                INSERT INTO queue (message_id, body, enqueued_at, visible_at, receive_count, attempts)
-                VALUES ('never-committed', '{}', 0, 0, 0, 0);
+                INSERT INTO queue (message_id, body, enqueued_at, visible_at, receive_count)
+                VALUES ('never-committed', '{}', 0, 0, 0);
                 """, Cancellation);
             other.Kill();
         }

@@ -1,0 +1,43 @@
+using Ion.Delivery;
+using Ion.Queues;
+using Microsoft.Extensions.Options;
+
+namespace Ion.Log;
+
+/// <summary>Forgets finished messages older than <see cref="DeliveryOptions.LogRetention"/>, once an hour.</summary>
+public sealed class LogPruner(IDeliveryLog log, IOptions<DeliveryOptions> options, TimeProvider time, ILogger<LogPruner> logger) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromHours(1), time);
+        try
+        {
+            do
+            {
+                try
+                {
+                    var removed = await log.PruneAsync(time.GetUtcNow() - options.Value.LogRetention, stoppingToken);
+                    if (removed > 0)
+                        LogPrunerLog.Pruned(logger, removed);
+                }
+                catch (StoreUnavailableException error)
+                {
+                    LogPrunerLog.PruneFailed(logger, error);
+                }
+            }
+            while (await timer.WaitForNextTickAsync(stoppingToken));
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+}
+
+internal static partial class LogPrunerLog
+{
+    [LoggerMessage(101, LogLevel.Information, "Pruned {Count} rows from the delivery log")]
+    public static partial void Pruned(ILogger logger, int count);
+
+    [LoggerMessage(102, LogLevel.Error, "Pruning the delivery log failed")]
+    public static partial void PruneFailed(ILogger logger, Exception error);
+}
