@@ -18,12 +18,20 @@ public static class DeadLettersApi
     /// <summary>Oldest first; optionally only a failure class, a recipient domain, or dead since / before a time.</summary>
     private static async Task<Results<Ok<IReadOnlyList<DeadLetter>>, ProblemHttpResult>> ListAsync(
         IDeliveryLog log, CancellationToken cancellationToken,
-        int limit = 100, [FromQuery(Name = "failure_class")] FailureClass? failureClass = null, string? domain = null,
+        int limit = 100, [FromQuery(Name = "failure_class")] string? failureClass = null, string? domain = null,
         DateTimeOffset? since = null, DateTimeOffset? before = null)
     {
         if (limit is < 1 or > 10_000)
             return TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: "Invalid limit", detail: "limit must be between 1 and 10000");
-        return TypedResults.Ok(await log.ListDeadLettersAsync(new DeadLetterQuery(limit, failureClass, domain, since, before), cancellationToken));
+        FailureClass? wanted = null;
+        if (failureClass is not null)
+        {
+            if (!Enum.TryParse<FailureClass>(failureClass, ignoreCase: true, out var parsed) || !Enum.IsDefined(parsed))
+                return TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: "Invalid failure_class",
+                    detail: $"failure_class must be one of {string.Join(", ", Enum.GetNames<FailureClass>().Select(n => n.ToLowerInvariant()))}");
+            wanted = parsed;
+        }
+        return TypedResults.Ok(await log.ListDeadLettersAsync(new DeadLetterQuery(limit, wanted, domain, since, before), cancellationToken));
     }
 
     /// <summary>No body, or <c>{}</c>: all dead letters; <c>{"ids": [...]}</c>: those; a filter

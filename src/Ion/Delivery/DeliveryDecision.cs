@@ -14,6 +14,8 @@ public enum QueueAction
     Release,
     /// <summary>Failed for good: to the dead letters, with why.</summary>
     DeadLetter,
+    /// <summary>Not ours any more (its hold ran out and another receiver has it): leave it, and its claim, alone.</summary>
+    LetGo,
 }
 
 /// <summary>

@@ -62,6 +62,9 @@ public sealed class DeliveryWorker(
             {
                 permit = await circuit.WaitAsync(stoppingToken);
                 var batch = await queue.ReceiveAsync(permit.IsTrial ? 1 : BatchSize(), stoppingToken);
+                // A copy another slot here still holds (its hold ran out while the store could not be written) stays
+                // that slot's: taking it too would send it twice. It shows again after the timeout if that slot let go.
+                batch = [.. batch.Where(m => !held.Holds(m))];
                 if (batch.Count > 0)
                     await ProcessBatchAsync(sender, batch, permit, stoppingToken);
             }
@@ -201,6 +204,14 @@ public sealed class DeliveryWorker(
             return null;
         }
 
+        // Last look before the relay: if the store could not be told to keep this message hidden for a while, another
+        // receiver may have it by now.
+        if (!await held.ConfirmAsync(message))
+        {
+            Log.LetGo(logger, message.Id);
+            return new Decision(QueueAction.LetGo);
+        }
+
         startedAt = time.GetUtcNow();
         var started = time.GetTimestamp();
         var mime = MimeBuilder.Build(email, message.Id, _rules, startedAt);
@@ -250,6 +261,11 @@ public sealed class DeliveryWorker(
     /// relay's 250 a lost record would mean sending again. The message stays held (hidden) meanwhile.</summary>
     private async Task ApplyAsync(QueuedMessage message, bool claimed, Decision decision, List<QueuedMessage> completed)
     {
+        if (decision.Action == QueueAction.LetGo)
+        {
+            await held.RemoveAsync([message]);
+            return;
+        }
         if (decision.Entry is { } entry)
             await Bookkeeping.UntilDoneAsync(() => log.RecordAsync([entry], CancellationToken.None), "record", logger, time);
         else if (claimed)

@@ -46,6 +46,9 @@ internal static partial class Log
     [LoggerMessage(17, LogLevel.Warning, "Could not keep held messages hidden; trying again at the next heartbeat: {Reason}")]
     public static partial void HeartbeatFailed(ILogger logger, string reason);
 
+    [LoggerMessage(18, LogLevel.Warning, "{MessageId}: its hold ran out while the store could not be written, and another receiver has it now; left to them")]
+    public static partial void LetGo(ILogger logger, string messageId);
+
     [LoggerMessage(14, LogLevel.Error, "Unexpected error delivering {MessageId}; counted as a failed attempt")]
     public static partial void Unexpected(ILogger logger, string messageId, Exception error);
 

@@ -18,6 +18,7 @@ public sealed class RefusalStreak(int length = RefusalStreak.DefaultLength)
 
     private readonly Lock _lock = new();
     private readonly List<(string Id, string Recipient, string Signature)> _run = [];
+    private bool _recognised;
     // Each message is handed back for redrive by a streak once per process: if its refusal was its own after all,
     // it must end as a dead letter, not go round.
     private readonly HashSet<string> _handedBack = new(StringComparer.Ordinal);
@@ -32,11 +33,11 @@ public sealed class RefusalStreak(int length = RefusalStreak.DefaultLength)
             foreach (var answer in outcome.Recipients)
             {
                 if (answer.Answer.Kind == OutcomeKind.Accepted)
-                    _run.Clear();
+                    Clear();
                 else if (answer.Answer.Kind == OutcomeKind.Permanent && Signature(answer.Answer) is { } signature)
                 {
                     if (_run.Count > 0 && _run[^1].Signature != signature)
-                        _run.Clear();
+                        Clear();
                     _run.Add((messageId, answer.Address, signature));
                 }
             }
@@ -49,10 +50,18 @@ public sealed class RefusalStreak(int length = RefusalStreak.DefaultLength)
                     ? a with { Answer = a.Answer with { Kind = OutcomeKind.RelayRefusesIon, Text = $"{a.Answer.Text} (the same refusal for {_run.Count} recipients in a row: taken as the relay refusing ion)" } }
                     : a)
                 .ToList();
-            var redrive = _run.Select(r => r.Id).Where(id => id != messageId).Distinct(StringComparer.Ordinal)
-                .Where(_handedBack.Add).ToList();
+            // Only what the streak dead-lettered before it was recognised; from then on its refusals pause instead.
+            List<string> redrive = _recognised ? []
+                : [.. _run.Select(r => r.Id).Where(id => id != messageId).Distinct(StringComparer.Ordinal).Where(_handedBack.Add)];
+            _recognised = true;
             return (outcome with { Recipients = reviewed, Summary = reviewed.FirstOrDefault(r => r.Answer.IsAboutTheRelay)?.Answer ?? outcome.Summary }, redrive);
         }
+    }
+
+    private void Clear()
+    {
+        _run.Clear();
+        _recognised = false;
     }
 
     private bool IsComplete() =>

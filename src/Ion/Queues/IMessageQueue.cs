@@ -22,8 +22,9 @@ public interface IMessageQueue
     Task<IReadOnlyList<QueuedMessage>> ReceiveAsync(int maxMessages, CancellationToken cancellationToken);
 
     /// <summary>Keeps messages this worker holds hidden for another visibility timeout from now (the heartbeat of a
-    /// worker that is still busy with them). A stale receipt is ignored.</summary>
-    Task KeepHiddenAsync(IReadOnlyList<QueuedMessage> messages, CancellationToken cancellationToken);
+    /// worker that is still busy with them). Returns, per message, whether it is still this worker's: false when its
+    /// receipt is stale (the timeout ran out and another receive took it, or it is gone).</summary>
+    Task<IReadOnlyList<bool>> KeepHiddenAsync(IReadOnlyList<QueuedMessage> messages, CancellationToken cancellationToken);
 
     /// <summary>Gives messages back: visible again after <paramref name="delay"/> (zero: at once). A retry later, or a
     /// release. A stale receipt is ignored.</summary>

@@ -77,6 +77,24 @@ public class ApiTests
     }
 
     [Fact]
+    public async Task IdWithSlashes_IsFoundAtItsLocation_EscapedOrNot()
+    {
+        await using var ion = await IonServer.StartAsync(Ports.Free(), "--Ion:Delivery:Enabled=false");
+        const string id = "orders/2026/42";
+
+        using var published = await ion.Client.PostAsJsonAsync("/v1/messages", new { action = "send", id, recipient = "a@example.com", subject = "Hi", body_text = "x" }, Token);
+
+        Assert.Equal(HttpStatusCode.Accepted, published.StatusCode);
+        Assert.Equal("/v1/messages/orders%2F2026%2F42", published.Headers.Location!.OriginalString);
+        foreach (var path in new[] { published.Headers.Location.OriginalString, "/v1/messages/orders/2026/42" })
+        {
+            using var status = await ion.Client.GetAsync(path, Token);
+            Assert.Equal(HttpStatusCode.OK, status.StatusCode);
+            Assert.Equal(id, (await status.Content.ReadFromJsonAsync<JsonElement>(Token)).GetProperty("id").GetString());
+        }
+    }
+
+    [Fact]
     public async Task Status_OfAnUnknownId_Is404()
     {
         await using var ion = await IonServer.StartAsync(Ports.Free());

@@ -92,6 +92,20 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Publish_OverMaxMessageBytes_QueuesNothing_NamingTheLimit()
+    {
+        var file = Path.Combine(_data, "big.jsonl");
+        var big = System.Text.Json.JsonSerializer.Serialize(new { action = "send", recipient = "a@example.com", subject = "big", body_text = new string('x', 3000) });
+        await File.WriteAllLinesAsync(file, ["""{"action":"send","recipient":"a@example.com","subject":"small","body_text":"x"}""", big], TestContext.Current.CancellationToken);
+
+        var result = await IonCli.RunAsync(_data, ["publish", file, "--Ion:MaxMessageBytes=2048"]);
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("line 2: invalid: the message is larger than Ion:MaxMessageBytes (2048 bytes)", result.Error, StringComparison.Ordinal);
+        Assert.Equal(0, (await CountsAsync()).Ready);
+    }
+
+    [Fact]
     public async Task Status_OfAnUnknownId_Exits1()
     {
         var result = await IonCli.RunAsync(_data, ["status", "nope"]);

@@ -90,6 +90,26 @@ public sealed class IonServer : IAsyncDisposable
         throw new TimeoutException($"message {id} never reached the expected state; last: {JsonSerializer.Serialize(last, Json)}");
     }
 
+    /// <summary>GET /healthz, as JSON.</summary>
+    public async Task<JsonElement> HealthAsync() =>
+        await Client.GetFromJsonAsync<JsonElement>("/healthz", TestContext.Current.CancellationToken);
+
+    /// <summary>The relay's state as /healthz tells it: up, down or throttled.</summary>
+    public async Task<string> RelayStateAsync() =>
+        (await HealthAsync()).GetProperty("relay").GetProperty("state").GetString()!;
+
+    /// <summary>Polls until <paramref name="condition"/> holds, or fails saying <paramref name="what"/>.</summary>
+    public static async Task WaitUntilAsync(Func<Task<bool>> condition, string what, TimeSpan? timeout = null)
+    {
+        var deadline = Environment.TickCount64 + (long)(timeout ?? TimeSpan.FromSeconds(20)).TotalMilliseconds;
+        while (!await condition())
+        {
+            if (Environment.TickCount64 > deadline)
+                throw new TimeoutException($"never true in time: {what}");
+            await Task.Delay(50, TestContext.Current.CancellationToken);
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         Client.Dispose();

@@ -320,6 +320,9 @@ public sealed class ScriptedSmtpServer : IAsyncDisposable
                 Fail(e);
                 return;
             }
+            // Replies to pipelined commands go out one write each; with Nagle's algorithm the second would wait for the
+            // client's delayed ACK of the first (40 ms), and every test would measure that instead of ion.
+            client.NoDelay = true;
             var number = Interlocked.Increment(ref _connections);
             _open[number] = client;
             _handlers[number] = Task.Run(() => HandleAsync(client, number));

@@ -103,6 +103,31 @@ public abstract class QueueContract
     }
 
     [Fact]
+    public async Task KeepHidden_SaysWhichMessagesAreStillOurs()
+    {
+        var queue = await CreateQueueAsync(ShortVisibility);
+        await queue.EnqueueAsync([new OutgoingMessage("lost", "{}"), new OutgoingMessage("kept", "{}")], Cancellation);
+        var held = (await ReceiveAsync(queue, 2)).OrderBy(m => m.Id).ToList();
+        var kept = held[0];
+        var lost = held[1];
+
+        // "lost" is left to time out and another receive takes it; "kept" is kept hidden meanwhile.
+        QueuedMessage? other = null;
+        var waited = Stopwatch.StartNew();
+        while (other is null)
+        {
+            Assert.True((await queue.KeepHiddenAsync([kept], Cancellation))[0]);
+            other = (await queue.ReceiveAsync(10, Cancellation)).SingleOrDefault();
+            Assert.True(waited.Elapsed < Patience, "the message left to time out never showed again");
+            await Task.Delay(PollInterval, Cancellation);
+        }
+
+        Assert.Equal("lost", other.Id);
+        Assert.Equal([true, false], await queue.KeepHiddenAsync([kept, lost], Cancellation));
+        Assert.Equal([true], await queue.KeepHiddenAsync([other], Cancellation));
+    }
+
+    [Fact]
     public async Task Complete_DeletesTheMessage()
     {
         var queue = await CreateQueueAsync(ShortVisibility);

@@ -252,46 +252,47 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
         }
     }
 
-    public Task KeepHiddenAsync(IReadOnlyList<QueuedMessage> messages, CancellationToken cancellationToken) =>
+    public Task<IReadOnlyList<bool>> KeepHiddenAsync(IReadOnlyList<QueuedMessage> messages, CancellationToken cancellationToken) =>
         UpdateHeldAsync(messages, """
             UPDATE queue SET visible_at = $visible_at
             WHERE seq = $seq AND receipt = $receipt
             """, _visibilityTimeoutMs, cancellationToken);
 
-    public Task ReturnAsync(IReadOnlyList<QueuedMessage> messages, TimeSpan delay, CancellationToken cancellationToken)
+    public async Task ReturnAsync(IReadOnlyList<QueuedMessage> messages, TimeSpan delay, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(delay, TimeSpan.Zero);
         // Clearing the receipt makes the caller's handle stale: the message is no longer theirs. Clearing the holder
         // keeps a retry waiting for its delay from being given back early if this process dies meanwhile.
-        return UpdateHeldAsync(messages, """
+        await UpdateHeldAsync(messages, """
             UPDATE queue SET visible_at = $visible_at, receipt = NULL, holder = NULL
             WHERE seq = $seq AND receipt = $receipt
-            """, Milliseconds(delay), cancellationToken, becomesVisible: delay == TimeSpan.Zero);
+            """, Milliseconds(delay), cancellationToken);
+        if (delay == TimeSpan.Zero)
+            Arrived();
     }
 
-    private async Task UpdateHeldAsync(IReadOnlyList<QueuedMessage> messages, string sql, long hiddenForMs, CancellationToken cancellationToken, bool becomesVisible = false)
+    /// <summary>Runs <paramref name="sql"/> for each message's row, if the receipt is still current; says which were.</summary>
+    private async Task<IReadOnlyList<bool>> UpdateHeldAsync(IReadOnlyList<QueuedMessage> messages, string sql, long hiddenForMs, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(messages);
         var handles = messages.Select(ParseHandle).ToList();
         if (handles.Count == 0)
-            return;
-        await _database.WriteAsync(Durability.Deferred, async session =>
+            return [];
+        return await _database.WriteAsync<IReadOnlyList<bool>>(Durability.Deferred, async session =>
         {
             var update = session.Command(sql);
             update.Set("$visible_at", Now() + hiddenForMs);
             var seq = update.Parameter("$seq", SqliteType.Integer);
             var receipt = update.Parameter("$receipt", SqliteType.Text);
-            var changed = 0;
-            foreach (var handle in handles)
+            var current = new bool[handles.Count];
+            for (var i = 0; i < handles.Count; i++)
             {
-                seq.Value = handle.Seq;
-                receipt.Value = handle.Receipt;
-                changed += await update.ExecuteNonQueryAsync(CancellationToken.None);
+                seq.Value = handles[i].Seq;
+                receipt.Value = handles[i].Receipt;
+                current[i] = await update.ExecuteNonQueryAsync(CancellationToken.None) == 1;
             }
-            return changed;
+            return current;
         }, cancellationToken);
-        if (becomesVisible)
-            Arrived();
     }
 
     public Task CompleteAsync(IReadOnlyList<QueuedMessage> messages, CancellationToken cancellationToken)

@@ -121,7 +121,7 @@ public sealed class SqliteQueueTests : QueueContract, IDisposable
         await queue.ReturnAsync([message], TimeSpan.FromSeconds(30), Cancellation);
         // The handle is stale now: neither this nor a late heartbeat may move the message again.
         await queue.ReturnAsync([message], TimeSpan.FromHours(1), Cancellation);
-        await queue.KeepHiddenAsync([message], Cancellation);
+        Assert.Equal([false], await queue.KeepHiddenAsync([message], Cancellation));
 
         _time.Advance(TimeSpan.FromSeconds(30) - TimeSpan.FromMilliseconds(1));
         Assert.Empty(await queue.ReceiveAsync(10, Cancellation));

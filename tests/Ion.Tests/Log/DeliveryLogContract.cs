@@ -1,0 +1,314 @@
+using Ion.Log;
+
+namespace Ion.Tests.Log;
+
+// What every IDeliveryLog backend must do, like QueueContract for the queues: the SQLite log passes it now, the
+// DynamoDB log will pass it unchanged. Real time only, since an emulator's clock can't be faked; the few timed
+// assertions use short leases and wide margins.
+public abstract class DeliveryLogContract
+{
+    protected static readonly TimeSpan Lease = TimeSpan.FromMinutes(10);
+
+    /// <summary>A fresh, empty log for one test. The subclass owns and disposes it.</summary>
+    protected abstract Task<IDeliveryLog> CreateLogAsync();
+
+    protected static CancellationToken Cancellation => TestContext.Current.CancellationToken;
+
+    protected static DateTimeOffset Now => TimeProvider.System.GetUtcNow();
+
+    [Fact]
+    public async Task Queued_IsFound_WithItsState_UnknownIdsAreNot()
+    {
+        var log = await CreateLogAsync();
+
+        await log.RecordQueuedAsync(["a", "b"], Now, Cancellation);
+
+        var states = await log.FindStatesAsync(["a", "b", "c"], Cancellation);
+        Assert.Equal(new Dictionary<string, MessageState> { ["a"] = MessageState.Queued, ["b"] = MessageState.Queued }, states);
+        var record = await log.GetAsync("a", Cancellation);
+        Assert.NotNull(record);
+        Assert.Equal(MessageState.Queued, record.State);
+        Assert.Empty(record.Attempts);
+        Assert.Null(await log.GetAsync("c", Cancellation));
+    }
+
+    [Fact]
+    public async Task RecordQueued_OfAKnownId_ChangesNothing()
+    {
+        var log = await CreateLogAsync();
+        var first = Now.AddMinutes(-5);
+        await log.RecordQueuedAsync(["a"], first, Cancellation);
+        await SendAsync(log, "a", "q1");
+
+        await log.RecordQueuedAsync(["a"], Now, Cancellation);
+
+        var record = await log.GetAsync("a", Cancellation);
+        Assert.Equal(MessageState.Sent, record!.State);
+        Assert.Single(record.Attempts);
+    }
+
+    [Fact]
+    public async Task Claim_OfANewId_IsGranted_AndStartsItsRecord()
+    {
+        var log = await CreateLogAsync();
+        var enqueued = Now.AddSeconds(-30);
+
+        var claim = Assert.Single(await log.ClaimAsync([new ClaimRequest("a", "q1", enqueued)], Lease, Cancellation));
+
+        Assert.Equal(ClaimStatus.Claimed, claim.Status);
+        Assert.Equal(0, claim.History.AttemptsUsed);
+        Assert.Empty(claim.History.Recipients);
+        Assert.InRange(claim.History.QueuedAt, enqueued.AddSeconds(-1), enqueued.AddSeconds(1));
+        Assert.Equal(MessageState.Queued, (await log.GetAsync("a", Cancellation))!.State);
+    }
+
+    [Fact]
+    public async Task Claim_ByAnotherCopy_WhileHeld_IsRefused_UntilReleased()
+    {
+        var log = await CreateLogAsync();
+        await log.RecordQueuedAsync(["a"], Now, Cancellation);
+        Assert.Equal(ClaimStatus.Claimed, (await ClaimAsync(log, "a", "copy-1")).Status);
+
+        var other = await ClaimAsync(log, "a", "copy-2");
+        Assert.Equal(ClaimStatus.HeldByOther, other.Status);
+        Assert.NotNull(other.HeldUntil);
+        Assert.True(other.HeldUntil > Now.AddMinutes(5), $"held until {other.HeldUntil}");
+
+        await log.ReleaseAsync([new ClaimRequest("a", "copy-1", Now)], Cancellation);
+        Assert.Equal(ClaimStatus.Claimed, (await ClaimAsync(log, "a", "copy-2")).Status);
+    }
+
+    [Fact]
+    public async Task Claim_ByTheSameCopy_Again_IsGranted()
+    {
+        var log = await CreateLogAsync();
+        Assert.Equal(ClaimStatus.Claimed, (await ClaimAsync(log, "a", "copy-1")).Status);
+
+        // The queue gives a copy to one receiver at a time: a new receive of it means the old receiver is gone.
+        Assert.Equal(ClaimStatus.Claimed, (await ClaimAsync(log, "a", "copy-1")).Status);
+    }
+
+    [Fact]
+    public async Task Claim_AfterTheLeaseRanOut_IsGranted_ToAnotherCopy()
+    {
+        var log = await CreateLogAsync();
+        Assert.Single(await log.ClaimAsync([new ClaimRequest("a", "copy-1", Now)], TimeSpan.FromMilliseconds(200), Cancellation));
+        await Task.Delay(TimeSpan.FromMilliseconds(600), Cancellation);
+
+        Assert.Equal(ClaimStatus.Claimed, (await ClaimAsync(log, "a", "copy-2")).Status);
+    }
+
+    [Fact]
+    public async Task Claim_OfASentId_SaysAlreadySent()
+    {
+        var log = await CreateLogAsync();
+        await SendAsync(log, "a", "copy-1");
+
+        Assert.Equal(ClaimStatus.AlreadySent, (await ClaimAsync(log, "a", "copy-2")).Status);
+        Assert.Equal(ClaimStatus.AlreadySent, (await ClaimAsync(log, "a", "copy-1")).Status);
+    }
+
+    [Fact]
+    public async Task Claims_ForABatch_AnswerEachIdInOrder()
+    {
+        var log = await CreateLogAsync();
+        await SendAsync(log, "sent", "q0");
+        Assert.Equal(ClaimStatus.Claimed, (await ClaimAsync(log, "held", "q1")).Status);
+
+        var claims = await log.ClaimAsync(
+        [
+            new ClaimRequest("new", "q2", Now),
+            new ClaimRequest("sent", "q3", Now),
+            new ClaimRequest("held", "q4", Now),
+        ], Lease, Cancellation);
+
+        Assert.Equal(["new", "sent", "held"], claims.Select(c => c.Id));
+        Assert.Equal([ClaimStatus.Claimed, ClaimStatus.AlreadySent, ClaimStatus.HeldByOther], claims.Select(c => c.Status));
+    }
+
+    [Fact]
+    public async Task Record_KeepsTheAttempt_TheRecipients_AndTheCountOfAttempts_ForTheNextClaim()
+    {
+        var log = await CreateLogAsync();
+        var claim = await ClaimAsync(log, "a", "q1");
+        var at = Now;
+        RecipientStatus[] recipients =
+        [
+            new("one@example.com", RecipientState.Sent, 250, "2.0.0 Ok"),
+            new("two@example.com", RecipientState.Pending, 452, "452 4.2.2 Mailbox full"),
+            new("three@example.com", RecipientState.Failed, 550, "rejected: 550 5.1.1 No such user"),
+        ];
+
+        await log.RecordAsync([new DeliveryEntry("a", "q1", MessageState.Retrying,
+            new DeliveryAttempt(at, "partial", 250, "250 2.0.0 Ok", TimeSpan.FromMilliseconds(42), recipients), recipients, 1, "452 4.2.2 Mailbox full")], Cancellation);
+
+        var record = await log.GetAsync("a", Cancellation);
+        Assert.Equal(MessageState.Retrying, record!.State);
+        Assert.Equal(1, record.AttemptsUsed);
+        Assert.Equal("452 4.2.2 Mailbox full", record.LastReason);
+        Assert.Equal(recipients, record.Recipients);
+        var attempt = Assert.Single(record.Attempts);
+        Assert.Equal("partial", attempt.Outcome);
+        Assert.Equal(250, attempt.SmtpCode);
+        Assert.Equal(TimeSpan.FromMilliseconds(42), attempt.Duration);
+        Assert.InRange(attempt.At, at.AddMilliseconds(-1), at.AddMilliseconds(1));
+        Assert.Equal(recipients, attempt.Recipients);
+
+        // The record ended the claim: another copy may take it, and sees the history.
+        var next = await ClaimAsync(log, "a", "q2");
+        Assert.Equal(ClaimStatus.Claimed, next.Status);
+        Assert.Equal(1, next.History.AttemptsUsed);
+        Assert.Equal(recipients, next.History.Recipients);
+        Assert.Equal("452 4.2.2 Mailbox full", next.History.LastReason);
+    }
+
+    [Fact]
+    public async Task Sent_IsNeverUndone_ByALateOutcomeOfAnotherCopy()
+    {
+        var log = await CreateLogAsync();
+        await SendAsync(log, "a", "q1");
+
+        await log.RecordAsync([new DeliveryEntry("a", "q2", MessageState.Retrying,
+            new DeliveryAttempt(Now, "retry", 451, "451 try later", TimeSpan.Zero), [new("x@example.com", RecipientState.Pending)], 2, "451 try later")], Cancellation);
+
+        Assert.Equal(MessageState.Sent, (await log.GetAsync("a", Cancellation))!.State);
+    }
+
+    [Fact]
+    public async Task Dead_IsListed_WithBodyReasonClassAttemptsAndRecipients_AndClaimsSayDead()
+    {
+        var log = await CreateLogAsync();
+        await DeadAsync(log, "a", "body of a", FailureClass.Permanent, "rejected: 550 5.1.1 No such user", "bob@example.com");
+
+        var dead = Assert.Single(await log.ListDeadLettersAsync(new DeadLetterQuery(), Cancellation));
+        Assert.Equal("a", dead.Id);
+        Assert.Equal("body of a", dead.Body);
+        Assert.Equal("rejected: 550 5.1.1 No such user", dead.Reason);
+        Assert.Equal(FailureClass.Permanent, dead.FailureClass);
+        Assert.Equal(1, dead.Attempts);
+        Assert.True(dead.DeadAt >= dead.EnqueuedAt);
+        Assert.Equal("bob@example.com", Assert.Single(dead.Recipients).Address);
+
+        var claim = await ClaimAsync(log, "a", "copy-2");
+        Assert.Equal(ClaimStatus.Dead, claim.Status);
+        Assert.Equal("rejected: 550 5.1.1 No such user", claim.History.LastReason);
+        Assert.Equal(FailureClass.Permanent, claim.History.FailureClass);
+    }
+
+    [Fact]
+    public async Task DeadLetters_AreListedOldestFirst_UpToTheLimit_AndFiltered()
+    {
+        var log = await CreateLogAsync();
+        await DeadAsync(log, "first", "{}", FailureClass.Permanent, "550", "a@one.example");
+        await Task.Delay(20, Cancellation);
+        var between = Now;
+        await Task.Delay(20, Cancellation);
+        await DeadAsync(log, "second", "{}", FailureClass.Transient, "gave up", "b@two.example");
+        await DeadAsync(log, "third", "{}", FailureClass.Permanent, "550", "c@two.example");
+
+        Assert.Equal(["first", "second"], (await log.ListDeadLettersAsync(new DeadLetterQuery(Limit: 2), Cancellation)).Select(d => d.Id));
+        Assert.Equal(["first", "third"], (await log.ListDeadLettersAsync(new DeadLetterQuery(FailureClass: FailureClass.Permanent), Cancellation)).Select(d => d.Id));
+        Assert.Equal(["second", "third"], (await log.ListDeadLettersAsync(new DeadLetterQuery(RecipientDomain: "two.example"), Cancellation)).Select(d => d.Id));
+        Assert.Equal(["second", "third"], (await log.ListDeadLettersAsync(new DeadLetterQuery(DeadSince: between), Cancellation)).Select(d => d.Id));
+        Assert.Equal(["first"], (await log.ListDeadLettersAsync(new DeadLetterQuery(DeadBefore: between), Cancellation)).Select(d => d.Id));
+    }
+
+    [Fact]
+    public async Task Redriven_IsQueuedAgain_WithFreshAttempts_FailedRecipientsWaitAgain_SentOnesStaySent()
+    {
+        var log = await CreateLogAsync();
+        await ClaimAsync(log, "a", "q1");
+        RecipientStatus[] recipients =
+        [
+            new("got@example.com", RecipientState.Sent, 250, "Ok"),
+            new("full@example.com", RecipientState.Failed, 552, "gave up after 5 attempts: 552 5.2.2 Mailbox full"),
+        ];
+        await log.RecordAsync([new DeliveryEntry("a", "q1", MessageState.Dead, null, recipients, 5, "1 of 2 recipients failed", FailureClass.Transient, "{}")], Cancellation);
+
+        await log.BeginRedriveAsync(["a"], Now, Cancellation);
+        await log.RecordRedrivenAsync(["a"], Now, Cancellation);
+
+        Assert.Empty(await log.ListDeadLettersAsync(new DeadLetterQuery(), Cancellation));
+        var claim = await ClaimAsync(log, "a", "q2");
+        Assert.Equal(ClaimStatus.Claimed, claim.Status);
+        Assert.Equal(0, claim.History.AttemptsUsed);
+        Assert.Equal(
+            [("got@example.com", RecipientState.Sent), ("full@example.com", RecipientState.Pending)],
+            claim.History.Recipients.Select(r => (r.Address, r.State)));
+    }
+
+    [Fact]
+    public async Task ADeadLetterBeingRedriven_IsClaimedAfresh_EvenBeforeTheRedriveIsRecorded()
+    {
+        var log = await CreateLogAsync();
+        await DeadAsync(log, "a", "{}", FailureClass.Permanent, "550", "bob@example.com");
+
+        // The copy reaches a worker between the move and RecordRedriven (or a crash came in between).
+        await log.BeginRedriveAsync(["a"], Now, Cancellation);
+        var claim = await ClaimAsync(log, "a", "moved-copy");
+
+        Assert.Equal(ClaimStatus.Claimed, claim.Status);
+        Assert.Equal(0, claim.History.AttemptsUsed);
+        Assert.Equal(RecipientState.Pending, Assert.Single(claim.History.Recipients).State);
+        await log.RecordRedrivenAsync(["a"], Now, Cancellation);
+        Assert.Equal(MessageState.Queued, (await log.GetAsync("a", Cancellation))!.State);
+    }
+
+    [Fact]
+    public async Task RecordRedriven_OfAnIdTheLogNeverSaw_StartsItsRecord()
+    {
+        var log = await CreateLogAsync();
+
+        await log.RecordRedrivenAsync(["stranger"], Now, Cancellation);
+
+        Assert.Equal(MessageState.Queued, (await log.GetAsync("stranger", Cancellation))!.State);
+    }
+
+    [Fact]
+    public async Task Prune_ForgetsFinishedMessagesOlderThanTheCutOff_AndKeepsTheRest()
+    {
+        var log = await CreateLogAsync();
+        await SendAsync(log, "old-sent", "q1");
+        await DeadAsync(log, "old-dead", "{}", FailureClass.Permanent, "550", "x@example.com");
+        await log.RecordQueuedAsync(["waiting"], Now.AddDays(-60), Cancellation);
+        await Task.Delay(20, Cancellation);
+
+        var removed = await log.PruneAsync(Now, Cancellation);
+
+        Assert.True(removed >= 2, $"removed {removed}");
+        Assert.Null(await log.GetAsync("old-sent", Cancellation));
+        Assert.Null(await log.GetAsync("old-dead", Cancellation));
+        Assert.NotNull(await log.GetAsync("waiting", Cancellation));
+    }
+
+    [Fact]
+    public async Task IdsWithAnyContractCharacter_RoundTrip()
+    {
+        var log = await CreateLogAsync();
+        const string id = "order/42:a.b_c@d+e=f-g";
+
+        await log.RecordQueuedAsync([id], Now, Cancellation);
+
+        Assert.Equal(id, (await log.GetAsync(id, Cancellation))!.Id);
+        Assert.Equal(ClaimStatus.Claimed, (await ClaimAsync(log, id, "q")).Status);
+    }
+
+    protected static async Task<Claim> ClaimAsync(IDeliveryLog log, string id, string holder) =>
+        Assert.Single(await log.ClaimAsync([new ClaimRequest(id, holder, Now)], Lease, Cancellation));
+
+    protected static async Task SendAsync(IDeliveryLog log, string id, string holder)
+    {
+        await ClaimAsync(log, id, holder);
+        RecipientStatus[] recipients = [new("someone@example.com", RecipientState.Sent, 250, "Ok")];
+        await log.RecordAsync([new DeliveryEntry(id, holder, MessageState.Sent,
+            new DeliveryAttempt(Now, "sent", 250, "250 Ok", TimeSpan.FromMilliseconds(5)), recipients, 1)], Cancellation);
+    }
+
+    protected static async Task DeadAsync(IDeliveryLog log, string id, string body, FailureClass failureClass, string reason, string recipient)
+    {
+        await ClaimAsync(log, id, "q-" + id);
+        RecipientStatus[] recipients = [new(recipient, RecipientState.Failed, 550, reason)];
+        await log.RecordAsync([new DeliveryEntry(id, "q-" + id, MessageState.Dead,
+            new DeliveryAttempt(Now, "rejected", 550, reason, TimeSpan.Zero), recipients, 1, reason, failureClass, body)], Cancellation);
+    }
+}
