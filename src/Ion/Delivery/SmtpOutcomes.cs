@@ -27,8 +27,10 @@ public static partial class SmtpOutcomes
     [GeneratedRegex(@"throttl|rate[ -]?limit|rate exceeded|sending rate|message rate|too many (messages|mails|emails|connections)|exceeded .*(rate|quota)|slow down", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
     private static partial Regex ThrottleText();
 
-    // "550 5.7.1 Relaying denied", "554 5.7.1 <x>: Relay access denied", "550 Unable to relay", "not permitted to relay".
-    [GeneratedRegex(@"relay(ing)? (access )?(denied|not permitted|prohibited)|unable to relay|not permitted to relay|not allowed to relay", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    // "550 5.7.1 Relaying denied", "554 5.7.1 <x>: Relay access denied", "550 Unable to relay", "not permitted to relay";
+    // and refusals of ion's own host, whoever the mail is for: "554 5.7.1 Client host [192.0.2.1] blocked using
+    // zen.spamhaus.org", "Client host rejected".
+    [GeneratedRegex(@"relay(ing)? (access )?(denied|not permitted|prohibited)|unable to relay|not permitted to relay|not allowed to relay|client host .*(blocked|rejected)|blocked using", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
     private static partial Regex RelayDeniedText();
 
     /// <summary>Classifies a reply the relay gave at <paramref name="stage"/>.</summary>

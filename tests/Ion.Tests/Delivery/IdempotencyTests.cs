@@ -37,7 +37,8 @@ public class IdempotencyTests
     {
         // The relay takes its time over the message, as a client's retry of a timed-out POST arrives.
         await using var relay = await ScriptedSmtpServer.StartAsync(SmtpScripts.Slow(ScriptedStage.EndOfData, TimeSpan.FromSeconds(1)));
-        await using var ion = await IonServer.StartAsync(relay.Port);
+        // Two connections: the second copy would have a free slot to go out on at once.
+        await using var ion = await IonServer.StartAsync(relay.Port, "--Ion:Delivery:Concurrency=2");
 
         await ion.PublishAsync(Message("retry-1"));
         await relay.WaitForTransactionsAsync(1, Wait);

@@ -97,8 +97,8 @@ public class RelayAnswersTests(ITestOutputHelper output)
     [Fact]
     public async Task SameRefusalForEveryRecipient_IsTakenAsTheRelayRefusingIon_PausesDelivery_AndBuriesNothing()
     {
-        // A relay that blocks ion's address: every RCPT gets the same policy refusal, whoever it is for.
-        await using var relay = await ScriptedSmtpServer.StartAsync(SmtpScripts.ReplyAt(ScriptedStage.RcptTo, 554, "5.7.1 Client host [127.0.0.1] blocked using zen.example"));
+        // A relay that refuses ion with a policy reply that says nothing of why: every RCPT gets it, whoever it is for.
+        await using var relay = await ScriptedSmtpServer.StartAsync(SmtpScripts.ReplyAt(ScriptedStage.RcptTo, 554, "5.7.1 Service unavailable"));
         await using var ion = await IonServer.StartAsync(relay.Port, "--Ion:Delivery:RelayProbeBaseDelay=00:00:00.500", "--Ion:Delivery:RelayProbeMaxDelay=00:00:01");
         var queue = ion.Services.GetRequiredService<IMessageQueue>();
 
@@ -109,7 +109,7 @@ public class RelayAnswersTests(ITestOutputHelper output)
         // The two messages dead-lettered before the streak was recognised come back to wait with the others.
         await IonServer.WaitUntilAsync(async () => (await queue.CountAsync(Token)).Dead == 0, "no dead letters");
         var health = await ion.HealthAsync();
-        Assert.Contains("5.7.1 Client host", health.GetProperty("relay").GetProperty("error").GetString(), StringComparison.Ordinal);
+        Assert.Contains("5.7.1 Service unavailable", health.GetProperty("relay").GetProperty("error").GetString(), StringComparison.Ordinal);
 
         relay.Script = null;
 
@@ -117,6 +117,24 @@ public class RelayAnswersTests(ITestOutputHelper output)
             await ion.WaitForStatusAsync(id, r => r.State == MessageState.Sent, Wait);
         Assert.Equal(6, relay.Delivered.Count);
         Assert.Empty(await ion.Services.GetRequiredService<IDeliveryLog>().ListDeadLettersAsync(new DeadLetterQuery(), Token));
+    }
+
+    [Fact]
+    public async Task ClientHostBlocked_PausesAtOnce_EvenForOneDomain()
+    {
+        await using var relay = await ScriptedSmtpServer.StartAsync(SmtpScripts.ReplyAt(ScriptedStage.RcptTo, 554, "5.7.1 Client host [127.0.0.1] blocked using zen.example"));
+        await using var ion = await IonServer.StartAsync(relay.Port);
+
+        var ids = new List<string>();
+        for (var i = 0; i < 4; i++)
+            ids.Add(await ion.PublishAsync(Message($"r{i}@example.com", $"blocked {i}")));
+        await IonServer.WaitUntilAsync(async () => await ion.RelayStateAsync() == "down", "the relay is reported down");
+        await Task.Delay(1000, Token);
+
+        Assert.Equal(0, (await ion.Services.GetRequiredService<IMessageQueue>().CountAsync(Token)).Dead);
+        relay.Script = null;
+        foreach (var id in ids)
+            await ion.WaitForStatusAsync(id, r => r.State == MessageState.Sent, Wait);
     }
 
     [Fact]

@@ -42,6 +42,7 @@ public class SmtpOutcomesTests
         { 550, "5.7.1 Relaying denied", SmtpStage.RcptTo, OutcomeKind.RelayRefusesIon, "5.7.1" },
         { 554, "5.7.1 <bob@example.com>: Relay access denied", SmtpStage.RcptTo, OutcomeKind.RelayRefusesIon, "5.7.1" },
         { 553, "5.7.1 Sender address rejected: not owned by user", SmtpStage.MailFrom, OutcomeKind.RelayRefusesIon, "5.7.1" },
+        { 554, "5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org", SmtpStage.RcptTo, OutcomeKind.RelayRefusesIon, "5.7.1" },
         { 550, "5.1.0 Sender rejected", SmtpStage.MailFrom, OutcomeKind.RelayRefusesIon, "5.1.0" },
     };
 
