@@ -7,12 +7,10 @@ namespace Ion.Log;
 /// </summary>
 public interface IDeliveryLog
 {
-    /// <summary>The states of those of these ids the log knows.</summary>
-    Task<IReadOnlyDictionary<string, MessageState>> FindStatesAsync(IReadOnlyCollection<string> ids, CancellationToken cancellationToken);
-
-    /// <summary>Records published messages as queued at <paramref name="at"/>, a time taken before they went on the
-    /// queue. An id the log knows keeps what it has: a repeated publish changes nothing.</summary>
-    Task RecordQueuedAsync(IReadOnlyList<string> ids, DateTimeOffset at, CancellationToken cancellationToken);
+    /// <summary>Records published messages as queued at <paramref name="at"/>, before they go on the queue, and
+    /// returns the states of those ids the log knew already, which keep what they have: a repeated publish changes
+    /// nothing. One write does both, so publishing costs no extra look-up.</summary>
+    Task<IReadOnlyDictionary<string, MessageState>> RecordQueuedAsync(IReadOnlyList<string> ids, DateTimeOffset at, CancellationToken cancellationToken);
 
     /// <summary>Marks dead letters as being redriven, before they move: a copy that reaches a worker before
     /// <see cref="RecordRedrivenAsync"/> ran (or after a crash in between) is then delivered, not dead-lettered again.</summary>

@@ -22,13 +22,15 @@ public sealed class Publisher(IMessageQueue queue, IDeliveryLog log, IOptions<Io
     private readonly long _maxBytes = options.Value.MaxMessageBytes;
 
     /// <summary>Why the message would be refused, or null when it is fine.</summary>
-    public InvalidMessage? Validate(string body)
+    public InvalidMessage? Validate(string body) => Parse(body) as InvalidMessage;
+
+    private ParsedMessage Parse(string body)
     {
         ArgumentNullException.ThrowIfNull(body);
         // The same limit whatever the way in: HTTP checks it while reading the body, the CLI here.
         if (Encoding.UTF8.GetByteCount(body) > _maxBytes)
             return new InvalidMessage(null, $"invalid: the message is larger than Ion:MaxMessageBytes ({_maxBytes} bytes)");
-        return MessageParser.Parse(body, _rules) as InvalidMessage;
+        return MessageParser.Parse(body, _rules);
     }
 
     /// <summary>All or nothing: when any message is invalid none is queued, so fixing the input and publishing
@@ -37,20 +39,19 @@ public sealed class Publisher(IMessageQueue queue, IDeliveryLog log, IOptions<Io
     {
         ArgumentNullException.ThrowIfNull(bodies);
         List<OutgoingMessage> messages = new(bodies.Count);
-        List<string> clientIds = [];
+        List<string> sends = [];
         List<PublishError> errors = [];
         for (var i = 0; i < bodies.Count; i++)
         {
-            if (Validate(bodies[i]) is { } invalid)
+            switch (Parse(bodies[i]))
             {
-                errors.Add(new PublishError(i, invalid));
-                continue;
-            }
-            switch (MessageParser.Parse(bodies[i], _rules))
-            {
-                case SendRequest { Email.Id: { } id }:
+                case InvalidMessage invalid:
+                    errors.Add(new PublishError(i, invalid));
+                    break;
+                case SendRequest send:
+                    var id = send.Email.Id ?? MessageIds.New();
                     messages.Add(new OutgoingMessage(id, bodies[i]));
-                    clientIds.Add(id);
+                    sends.Add(id);
                     break;
                 default:
                     messages.Add(new OutgoingMessage(MessageIds.New(), bodies[i]));
@@ -60,21 +61,21 @@ public sealed class Publisher(IMessageQueue queue, IDeliveryLog log, IOptions<Io
         if (errors.Count > 0)
             return new PublishResult([], errors);
 
-        var known = await log.FindStatesAsync(clientIds, cancellationToken);
-        // The same id twice in one publish is one message too.
+        // The log first: one write says which ids it knew, and records the others as queued. A known id is not
+        // queued again, unless it is still only queued: a publish that crashed between the log and the queue left it
+        // there alone, and the store (one copy per id) or delivery's claim (SQS) keeps a second copy from mattering.
+        var known = await log.RecordQueuedAsync([.. sends.Distinct(StringComparer.Ordinal)], time.GetUtcNow(), cancellationToken);
         HashSet<string> seen = new(StringComparer.Ordinal);
-        var fresh = messages.Where(m => !known.ContainsKey(m.Id) && seen.Add(m.Id)).ToList();
-        var enqueuedAt = time.GetUtcNow();
-        var results = await queue.EnqueueAsync(fresh, cancellationToken);
-        // The queue is the durable hand-off; the log's "queued" row serves status queries and the idempotency of the
-        // next publish, so a crash between the two loses nothing (the worker records the message when it takes it).
-        await log.RecordQueuedAsync([.. fresh.Where((_, i) => results[i] == EnqueueResult.Queued).Select(m => m.Id)], enqueuedAt, cancellationToken);
+        var toQueue = messages
+            .Where(m => (!known.TryGetValue(m.Id, out var state) || state == MessageState.Queued) && seen.Add(m.Id))
+            .ToList();
+        var results = await queue.EnqueueAsync(toQueue, cancellationToken);
+        var queuedNow = toQueue.Where((_, i) => results[i] == EnqueueResult.Queued).Select(m => m.Id).ToHashSet(StringComparer.Ordinal);
 
-        var queuedNow = fresh.Where((_, i) => results[i] == EnqueueResult.Queued).Select(m => m.Id).ToHashSet(StringComparer.Ordinal);
         return new PublishResult(
             [.. messages.Select(m => known.TryGetValue(m.Id, out var state)
                 ? new Published(m.Id, Duplicate: true, State: state)
-                : new Published(m.Id, Duplicate: !queuedNow.Remove(m.Id), State: null))],
+                : new Published(m.Id, Duplicate: !queuedNow.Remove(m.Id)))],
             []);
     }
 }

@@ -4,7 +4,7 @@ namespace Ion.Tests.Delivery;
 
 public class RefusalStreakTests
 {
-    private static readonly SmtpAnswer Blocked = SmtpOutcomes.Classify(554, "5.7.1 Client host blocked", SmtpStage.RcptTo);
+    private static readonly SmtpAnswer Blocked = SmtpOutcomes.Classify(554, "5.7.1 Service unavailable", SmtpStage.RcptTo);
     private static readonly SmtpAnswer NoSuchUser = SmtpOutcomes.Classify(550, "5.1.1 No such user", SmtpStage.RcptTo);
 
     private static DeliveryOutcome Refusal(string recipient, SmtpAnswer answer) => new(answer, [new RecipientAnswer(recipient, answer)]);

@@ -17,19 +17,21 @@ public abstract class DeliveryLogContract
     protected static DateTimeOffset Now => TimeProvider.System.GetUtcNow();
 
     [Fact]
-    public async Task Queued_IsFound_WithItsState_UnknownIdsAreNot()
+    public async Task RecordQueued_RecordsNewIds_AndSaysWhichItKnewAlready_WithTheirStates()
     {
         var log = await CreateLogAsync();
 
-        await log.RecordQueuedAsync(["a", "b"], Now, Cancellation);
+        Assert.Empty(await log.RecordQueuedAsync(["a", "b"], Now, Cancellation));
+        await SendAsync(log, "b", "q-b");
 
-        var states = await log.FindStatesAsync(["a", "b", "c"], Cancellation);
-        Assert.Equal(new Dictionary<string, MessageState> { ["a"] = MessageState.Queued, ["b"] = MessageState.Queued }, states);
+        var known = await log.RecordQueuedAsync(["a", "b", "c"], Now, Cancellation);
+        Assert.Equal(new Dictionary<string, MessageState> { ["a"] = MessageState.Queued, ["b"] = MessageState.Sent }, known);
+        Assert.NotNull(await log.GetAsync("c", Cancellation));
         var record = await log.GetAsync("a", Cancellation);
         Assert.NotNull(record);
         Assert.Equal(MessageState.Queued, record.State);
         Assert.Empty(record.Attempts);
-        Assert.Null(await log.GetAsync("c", Cancellation));
+        Assert.Null(await log.GetAsync("d", Cancellation));
     }
 
     [Fact]
@@ -40,7 +42,7 @@ public abstract class DeliveryLogContract
         await log.RecordQueuedAsync(["a"], first, Cancellation);
         await SendAsync(log, "a", "q1");
 
-        await log.RecordQueuedAsync(["a"], Now, Cancellation);
+        Assert.Equal(MessageState.Sent, (await log.RecordQueuedAsync(["a"], Now, Cancellation))["a"]);
 
         var record = await log.GetAsync("a", Cancellation);
         Assert.Equal(MessageState.Sent, record!.State);

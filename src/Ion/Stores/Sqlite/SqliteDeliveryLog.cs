@@ -55,8 +55,10 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
 
     private readonly SqliteDatabase _database;
     private readonly TimeProvider _time;
-    // Concurrent publishes record their "queued" rows in one transaction.
-    private readonly GroupCommit<(string Id, long At), bool> _queued;
+    // Concurrent publishes record their "queued" rows in one transaction; so do concurrent delivery slots their
+    // outcomes, which each slot writes before its connection takes the next message.
+    private readonly GroupCommit<(string Id, long At), MessageState?> _queued;
+    private readonly GroupCommit<DeliveryEntry, bool> _outcomes;
 
     public SqliteDeliveryLog(SqliteDatabase database, TimeProvider time)
     {
@@ -64,7 +66,8 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
         _database = database;
         _database.AddSchema(Schema, UpgradeAsync);
         _time = time;
-        _queued = new GroupCommit<(string Id, long At), bool>(WriteQueuedAsync);
+        _queued = new GroupCommit<(string Id, long At), MessageState?>(WriteQueuedAsync);
+        _outcomes = new GroupCommit<DeliveryEntry, bool>(WriteOutcomesAsync);
     }
 
     /// <summary>A file from before per-recipient outcomes and claims: the columns are added, and what can be carried
@@ -92,53 +95,47 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
         await command.ExecuteNonQueryAsync(CancellationToken.None);
     }
 
-    public Task<IReadOnlyDictionary<string, MessageState>> FindStatesAsync(IReadOnlyCollection<string> ids, CancellationToken cancellationToken)
+    public async Task<IReadOnlyDictionary<string, MessageState>> RecordQueuedAsync(IReadOnlyList<string> ids, DateTimeOffset at, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(ids);
         if (ids.Count == 0)
-            return Task.FromResult<IReadOnlyDictionary<string, MessageState>>(new Dictionary<string, MessageState>());
-        return _database.ReadAsync<IReadOnlyDictionary<string, MessageState>>(async session =>
-        {
-            // CROSS JOIN fixes the loop order: look up each id by primary key. Left to itself the planner may walk
-            // the state index through every sent message, which grows with the log.
-            var command = session.Command("SELECT m.id, m.state FROM json_each($ids) AS j CROSS JOIN messages AS m ON m.id = j.value");
-            command.Set("$ids", JsonSerializer.Serialize(ids));
-            var states = new Dictionary<string, MessageState>(StringComparer.Ordinal);
-            using var reader = await command.ExecuteReaderAsync(CancellationToken.None);
-            while (await reader.ReadAsync(CancellationToken.None))
-                states[reader.GetString(0)] = ParseState(reader.GetString(1));
-            return states;
-        }, cancellationToken);
-    }
-
-    public async Task RecordQueuedAsync(IReadOnlyList<string> ids, DateTimeOffset at, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(ids);
-        if (ids.Count == 0)
-            return;
+            return new Dictionary<string, MessageState>();
         var ms = at.ToUnixTimeMilliseconds();
-        await _queued.AddAsync([.. ids.Select(id => (id, ms))]);
+        var states = await _queued.AddAsync([.. ids.Select(id => (id, ms))]);
+        var known = new Dictionary<string, MessageState>(StringComparer.Ordinal);
+        for (var i = 0; i < ids.Count; i++)
+        {
+            if (states[i] is { } state)
+                known[ids[i]] = state;
+        }
+        return known;
     }
 
-    private Task<IReadOnlyList<bool>> WriteQueuedAsync(IReadOnlyList<(string Id, long At)> rows) =>
-        _database.WriteAsync<IReadOnlyList<bool>>(Durability.Deferred, async session =>
+    /// <summary>Per id: null when it was recorded now, else the state the log already had.</summary>
+    private Task<IReadOnlyList<MessageState?>> WriteQueuedAsync(IReadOnlyList<(string Id, long At)> rows) =>
+        _database.WriteAsync<IReadOnlyList<MessageState?>>(Durability.Deferred, async session =>
         {
             // A known id keeps what it has: the worker may even have taken and finished it already.
-            var command = session.Command("""
+            var insert = session.Command("""
                 INSERT INTO messages (id, state, created_at, updated_at, queued_at, attempts_used)
                 VALUES ($id, 'queued', $at, $at, $at, 0)
                 ON CONFLICT (id) DO NOTHING
                 """);
-            var id = command.Parameter("$id", SqliteType.Text);
-            var at = command.Parameter("$at", SqliteType.Integer);
-            var created = new bool[rows.Count];
+            var id = insert.Parameter("$id", SqliteType.Text);
+            var at = insert.Parameter("$at", SqliteType.Integer);
+            var find = session.Command("SELECT state FROM messages WHERE id = $id");
+            var known = find.Parameter("$id", SqliteType.Text);
+            var states = new MessageState?[rows.Count];
             for (var i = 0; i < rows.Count; i++)
             {
                 id.Value = rows[i].Id;
                 at.Value = rows[i].At;
-                created[i] = await command.ExecuteNonQueryAsync(CancellationToken.None) == 1;
+                if (await insert.ExecuteNonQueryAsync(CancellationToken.None) == 1)
+                    continue;
+                known.Value = rows[i].Id;
+                states[i] = ParseState((string)(await find.ExecuteScalarAsync(CancellationToken.None))!);
             }
-            return created;
+            return states;
         }, CancellationToken.None);
 
     public Task BeginRedriveAsync(IReadOnlyList<string> ids, DateTimeOffset at, CancellationToken cancellationToken) =>
@@ -258,13 +255,17 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
         }, cancellationToken);
     }
 
-    public Task RecordAsync(IReadOnlyList<DeliveryEntry> entries, CancellationToken cancellationToken)
+    public async Task RecordAsync(IReadOnlyList<DeliveryEntry> entries, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(entries);
-        if (entries.Count == 0)
-            return Task.CompletedTask;
+        if (entries.Count > 0)
+            await _outcomes.AddAsync(entries);
+    }
+
+    private Task<IReadOnlyList<bool>> WriteOutcomesAsync(IReadOnlyList<DeliveryEntry> entries)
+    {
         var now = Now();
-        return _database.WriteAsync(Durability.Deferred, async session =>
+        return _database.WriteAsync<IReadOnlyList<bool>>(Durability.Deferred, async session =>
         {
             var attempt = session.Command("""
                 INSERT INTO attempts (id, at, outcome, smtp_code, reply, duration_ms, recipients)
@@ -301,8 +302,8 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
                 message.Set("$body", entry.State == MessageState.Dead ? entry.Body : null);
                 await message.ExecuteNonQueryAsync(CancellationToken.None);
             }
-            return 0;
-        }, cancellationToken);
+            return [.. entries.Select(_ => true)];
+        }, CancellationToken.None);
     }
 
     public Task<DeliveryRecord?> GetAsync(string id, CancellationToken cancellationToken) =>
