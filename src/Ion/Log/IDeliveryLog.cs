@@ -38,7 +38,8 @@ public interface IDeliveryLog
 
     Task<IReadOnlyList<DeadLetter>> ListDeadLettersAsync(DeadLetterQuery query, CancellationToken cancellationToken);
 
-    /// <summary>Forgets messages that reached a final state (sent or dead) before <paramref name="before"/>.</summary>
+    /// <summary>Forgets finished messages (sent or dead) that were first queued before <paramref name="before"/>; a
+    /// message still waiting is kept, however old.</summary>
     Task<int> PruneAsync(DateTimeOffset before, CancellationToken cancellationToken);
 }
 

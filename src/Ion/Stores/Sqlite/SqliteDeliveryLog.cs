@@ -16,11 +16,13 @@ namespace Ion.Stores.Sqlite;
 /// </remarks>
 public sealed class SqliteDeliveryLog : IDeliveryLog
 {
-    // messages: one row per message id. state: queued, retrying, sent, dead. queued_at: when it was last queued
-    //   (published or redriven), from which attempts_used counts and the queue time is measured. recipients: JSON
-    //   array of RecipientStatus. body: kept while dead, so dead letters can be listed from here. claim_holder and
+    // messages: one row per message id, with everything about it, as a DynamoDB item will hold it. state: queued,
+    //   retrying, sent, dead. queued_at: when it was last queued (published or redriven), from which attempts_used
+    //   counts and the queue time is measured. recipients: JSON array of RecipientStatus; attempts: JSON array of
+    //   every try, appended to. body: kept while dead, so dead letters can be listed from here. claim_holder and
     //   claim_until: which queue copy is delivering it, until when. redrive_at: set while a redrive moves it.
-    // attempts: one row per try; recipients: each recipient's answer when they differed.
+    // Only what is looked for is indexed, so recording that a message was sent changes one row and nothing else:
+    // creation time (pruning), and dead letters by time (listing).
     // Times are unix milliseconds.
     private const string Schema = """
         CREATE TABLE IF NOT EXISTS messages (
@@ -33,22 +35,14 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
           failure_class TEXT,
           attempts_used INTEGER NOT NULL DEFAULT 0,
           recipients TEXT,
+          attempts TEXT,
           body TEXT,
           claim_holder TEXT,
           claim_until INTEGER,
           redrive_at INTEGER
         ) WITHOUT ROWID;
-        CREATE INDEX IF NOT EXISTS messages_by_state ON messages (state, updated_at);
-        CREATE TABLE IF NOT EXISTS attempts (
-          id TEXT NOT NULL,
-          at INTEGER NOT NULL,
-          outcome TEXT NOT NULL,
-          smtp_code INTEGER,
-          reply TEXT NOT NULL,
-          duration_ms INTEGER NOT NULL,
-          recipients TEXT
-        );
-        CREATE INDEX IF NOT EXISTS attempts_by_id ON attempts (id, at);
+        CREATE INDEX IF NOT EXISTS messages_by_created ON messages (created_at);
+        CREATE INDEX IF NOT EXISTS messages_dead ON messages (updated_at) WHERE state = 'dead';
         """;
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
@@ -71,7 +65,8 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
     }
 
     /// <summary>A file from before per-recipient outcomes and claims: the columns are added, and what can be carried
-    /// over is (queued time, attempts counted, dead letters' bodies from the queue's dead letters).</summary>
+    /// over is (queued time, attempts counted, the attempts themselves, dead letters' bodies from the queue's dead
+    /// letters); the attempts table and the state index go.</summary>
     private static async Task UpgradeAsync(SqliteCommand command)
     {
         var columns = await SqliteDatabase.ColumnsAsync(command, "messages");
@@ -83,14 +78,19 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
             ALTER TABLE messages ADD COLUMN failure_class TEXT;
             ALTER TABLE messages ADD COLUMN attempts_used INTEGER NOT NULL DEFAULT 0;
             ALTER TABLE messages ADD COLUMN recipients TEXT;
+            ALTER TABLE messages ADD COLUMN attempts TEXT;
             ALTER TABLE messages ADD COLUMN body TEXT;
             ALTER TABLE messages ADD COLUMN claim_holder TEXT;
             ALTER TABLE messages ADD COLUMN claim_until INTEGER;
             ALTER TABLE messages ADD COLUMN redrive_at INTEGER;
-            ALTER TABLE attempts ADD COLUMN recipients TEXT;
             UPDATE messages SET queued_at = created_at,
-              attempts_used = (SELECT count(*) FROM attempts a WHERE a.id = messages.id AND a.outcome = 'retry');
+              attempts_used = (SELECT count(*) FROM attempts a WHERE a.id = messages.id AND a.outcome = 'retry'),
+              attempts = (SELECT json_group_array(json_object('at', at, 'outcome', outcome, 'smtp_code', smtp_code, 'reply', reply,
+                                                              'duration_ms', duration_ms))
+                          FROM (SELECT * FROM attempts a WHERE a.id = messages.id ORDER BY at, rowid));
             {(hasDeadLetters ? "UPDATE messages SET body = (SELECT body FROM dead_letters d WHERE d.message_id = messages.id ORDER BY seq DESC LIMIT 1), failure_class = 'permanent' WHERE state = 'dead';" : "")}
+            DROP INDEX IF EXISTS messages_by_state;
+            DROP TABLE IF EXISTS attempts;
             """;
         await command.ExecuteNonQueryAsync(CancellationToken.None);
     }
@@ -267,38 +267,28 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
         var now = Now();
         return _database.WriteAsync<IReadOnlyList<bool>>(Durability.Deferred, async session =>
         {
-            var attempt = session.Command("""
-                INSERT INTO attempts (id, at, outcome, smtp_code, reply, duration_ms, recipients)
-                VALUES ($id, $at, $outcome, $code, $reply, $duration, $recipients)
-                """);
-            // Nothing makes a sent message unsent: a late outcome of another copy must not.
+            // Nothing makes a sent message unsent: a late outcome of another copy must not. The attempt, if any, is
+            // appended to the row's list: one row changes, whatever happened.
             var message = session.Command("""
-                INSERT INTO messages (id, state, created_at, updated_at, queued_at, last_reason, failure_class, attempts_used, recipients, body)
-                VALUES ($id, $state, $now, $now, $now, $reason, $class, $used, $recipients, $body)
+                INSERT INTO messages (id, state, created_at, updated_at, queued_at, last_reason, failure_class, attempts_used, recipients, attempts, body)
+                VALUES ($id, $state, $now, $now, $now, $reason, $class, $used, $recipients,
+                        CASE WHEN $attempt IS NULL THEN '[]' ELSE json_array(json($attempt)) END, $body)
                 ON CONFLICT (id) DO UPDATE SET state = $state, updated_at = $now, last_reason = $reason, failure_class = $class,
-                  attempts_used = $used, recipients = $recipients, body = $body, claim_holder = NULL, claim_until = NULL
+                  attempts_used = $used, recipients = $recipients, body = $body, claim_holder = NULL, claim_until = NULL,
+                  attempts = CASE WHEN $attempt IS NULL THEN messages.attempts
+                                  ELSE json_insert(coalesce(messages.attempts, '[]'), '$[#]', json($attempt)) END
                 WHERE messages.state <> 'sent' OR $state = 'sent'
                 """);
             message.Set("$now", now);
             foreach (var entry in entries)
             {
-                if (entry.Attempt is { } tried)
-                {
-                    attempt.Set("$id", entry.Id);
-                    attempt.Set("$at", tried.At.ToUnixTimeMilliseconds());
-                    attempt.Set("$outcome", tried.Outcome);
-                    attempt.Set("$code", tried.SmtpCode);
-                    attempt.Set("$reply", tried.Reply);
-                    attempt.Set("$duration", (long)tried.Duration.TotalMilliseconds);
-                    attempt.Set("$recipients", tried.Recipients is null ? null : JsonSerializer.Serialize(tried.Recipients, Json));
-                    await attempt.ExecuteNonQueryAsync(CancellationToken.None);
-                }
                 message.Set("$id", entry.Id);
                 message.Set("$state", StateName(entry.State));
                 message.Set("$reason", entry.State == MessageState.Sent ? null : entry.Reason);
                 message.Set("$class", entry.FailureClass is { } failureClass ? ClassName(failureClass) : null);
                 message.Set("$used", entry.AttemptsUsed);
                 message.Set("$recipients", JsonSerializer.Serialize(entry.Recipients, Json));
+                message.Set("$attempt", entry.Attempt is { } attempt ? JsonSerializer.Serialize(StoredAttempt.Of(attempt), Json) : null);
                 message.Set("$body", entry.State == MessageState.Dead ? entry.Body : null);
                 await message.ExecuteNonQueryAsync(CancellationToken.None);
             }
@@ -310,33 +300,24 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
         _database.ReadAsync(async session =>
         {
             var command = session.Command("""
-                SELECT state, created_at, updated_at, last_reason, failure_class, attempts_used, recipients FROM messages WHERE id = $id;
-                SELECT at, outcome, smtp_code, reply, duration_ms, recipients FROM attempts WHERE id = $id ORDER BY at, rowid;
+                SELECT state, created_at, updated_at, last_reason, failure_class, attempts_used, recipients, attempts
+                FROM messages WHERE id = $id
                 """);
             command.Set("$id", id);
             using var reader = await command.ExecuteReaderAsync(CancellationToken.None);
             if (!await reader.ReadAsync(CancellationToken.None))
                 return null;
-            var state = ParseState(reader.GetString(0));
-            var created = FromUnix(reader.GetInt64(1));
-            var updated = FromUnix(reader.GetInt64(2));
-            var reason = reader.IsDBNull(3) ? null : reader.GetString(3);
-            var failureClass = reader.IsDBNull(4) ? (FailureClass?)null : ParseClass(reader.GetString(4));
-            var used = reader.GetInt32(5);
-            var recipients = ReadRecipients(reader, 6) ?? [];
-            await reader.NextResultAsync(CancellationToken.None);
-            List<DeliveryAttempt> attempts = [];
-            while (await reader.ReadAsync(CancellationToken.None))
-            {
-                attempts.Add(new DeliveryAttempt(
-                    FromUnix(reader.GetInt64(0)),
-                    reader.GetString(1),
-                    reader.IsDBNull(2) ? null : reader.GetInt32(2),
-                    reader.GetString(3),
-                    TimeSpan.FromMilliseconds(reader.GetInt64(4)),
-                    ReadRecipients(reader, 5)));
-            }
-            return (DeliveryRecord?)new DeliveryRecord(id, state, created, updated, reason, failureClass, used, recipients, attempts);
+            var attempts = reader.IsDBNull(7) ? [] : JsonSerializer.Deserialize<List<StoredAttempt>>(reader.GetString(7), Json) ?? [];
+            return (DeliveryRecord?)new DeliveryRecord(
+                id,
+                ParseState(reader.GetString(0)),
+                FromUnix(reader.GetInt64(1)),
+                FromUnix(reader.GetInt64(2)),
+                reader.IsDBNull(3) ? null : reader.GetString(3),
+                reader.IsDBNull(4) ? null : ParseClass(reader.GetString(4)),
+                reader.GetInt32(5),
+                ReadRecipients(reader, 6) ?? [],
+                [.. attempts.Select(a => a.ToAttempt())]);
         }, cancellationToken);
 
     public Task<IReadOnlyList<DeadLetter>> ListDeadLettersAsync(DeadLetterQuery query, CancellationToken cancellationToken)
@@ -386,15 +367,21 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
     public Task<int> PruneAsync(DateTimeOffset before, CancellationToken cancellationToken) =>
         _database.WriteAsync(Durability.Deferred, async session =>
         {
-            var command = session.Command("""
-                DELETE FROM attempts WHERE id IN (SELECT id FROM messages WHERE state IN ('sent', 'dead') AND updated_at < $before);
-                DELETE FROM messages WHERE state IN ('sent', 'dead') AND updated_at < $before;
-                """);
+            var command = session.Command("DELETE FROM messages WHERE created_at < $before AND state IN ('sent', 'dead')");
             command.Set("$before", before.ToUnixTimeMilliseconds());
             return await command.ExecuteNonQueryAsync(CancellationToken.None);
         }, cancellationToken);
 
     private long Now() => _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    /// <summary>An attempt as the row keeps it: times in unix milliseconds.</summary>
+    private sealed record StoredAttempt(long At, string Outcome, int? SmtpCode, string Reply, long DurationMs, List<RecipientStatus>? Recipients)
+    {
+        public static StoredAttempt Of(DeliveryAttempt attempt) => new(attempt.At.ToUnixTimeMilliseconds(), attempt.Outcome, attempt.SmtpCode,
+            attempt.Reply, (long)attempt.Duration.TotalMilliseconds, attempt.Recipients is { } recipients ? [.. recipients] : null);
+
+        public DeliveryAttempt ToAttempt() => new(FromUnix(At), Outcome, SmtpCode, Reply, TimeSpan.FromMilliseconds(DurationMs), Recipients);
+    }
 
     private static DateTimeOffset FromUnix(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
 

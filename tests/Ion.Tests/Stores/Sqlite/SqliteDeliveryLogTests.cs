@@ -63,6 +63,10 @@ public sealed class SqliteDeliveryLogTests : DeliveryLogContract, IDisposable
         var retrying = await ClaimAsync(log, "retrying", "4");
         Assert.Equal(ClaimStatus.Claimed, retrying.Status);
         Assert.Equal(2, retrying.History.AttemptsUsed);
+        // The attempts moved into the message's row, in order.
+        var history = await log.GetAsync("retrying", Cancellation);
+        Assert.Equal([(451, "451 try later"), (451, "451 try later")], history!.Attempts.Select(a => (a.SmtpCode!.Value, a.Reply)));
+        Assert.Equal(DateTimeOffset.FromUnixTimeMilliseconds(1100), history.Attempts[0].At);
         var dead = Assert.Single(await log.ListDeadLettersAsync(new DeadLetterQuery(), Cancellation));
         Assert.Equal(("dead", "{\"d\":1}", "rejected: 550 5.1.1 No such user"), (dead.Id, dead.Body, dead.Reason));
         // One copy per id from now on: the second 'twice' went, and the queue takes new messages.
