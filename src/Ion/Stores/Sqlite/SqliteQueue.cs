@@ -54,6 +54,13 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
         CREATE INDEX IF NOT EXISTS dead_letters_message_id ON dead_letters (message_id);
         """;
 
+    // One copy per id waiting or in flight: a second enqueue (or a redrive) of an id already there adds nothing.
+    private const string InsertUnlessQueued = """
+        INSERT INTO queue (message_id, body, enqueued_at, visible_at, receive_count, receipt, holder)
+        VALUES ($id, $body, $now, $now, 0, NULL, NULL)
+        ON CONFLICT (message_id) DO NOTHING
+        """;
+
     // How often a receive looks for holders that died. Each look costs one indexed query and one lock-file probe
     // per other holder, so once a second costs nothing and gives a dead holder's messages back within about a second.
     private static readonly TimeSpan SweepInterval = TimeSpan.FromSeconds(1);
@@ -142,11 +149,7 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
     private Task<IReadOnlyList<EnqueueResult>> InsertAsync(IReadOnlyList<OutgoingMessage> messages) =>
         _database.WriteAsync<IReadOnlyList<EnqueueResult>>(Durability.Durable, async session =>
         {
-            var insert = session.Command("""
-                INSERT INTO queue (message_id, body, enqueued_at, visible_at, receive_count, receipt, holder)
-                VALUES ($id, $body, $now, $now, 0, NULL, NULL)
-                ON CONFLICT (message_id) DO NOTHING
-                """);
+            var insert = session.Command(InsertUnlessQueued);
             var id = insert.Parameter("$id", SqliteType.Text);
             var body = insert.Parameter("$body", SqliteType.Text);
             insert.Set("$now", Now());
@@ -367,11 +370,7 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
                     moved.Add((reader.GetString(0), reader.GetString(1)));
             }
 
-            var insert = session.Command("""
-                INSERT INTO queue (message_id, body, enqueued_at, visible_at, receive_count, receipt, holder)
-                VALUES ($id, $body, $now, $now, 0, NULL, NULL)
-                ON CONFLICT (message_id) DO NOTHING
-                """);
+            var insert = session.Command(InsertUnlessQueued);
             var id = insert.Parameter("$id", SqliteType.Text);
             var body = insert.Parameter("$body", SqliteType.Text);
             insert.Set("$now", Now());
