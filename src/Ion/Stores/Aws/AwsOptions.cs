@@ -1,0 +1,65 @@
+using Microsoft.Extensions.Options;
+
+namespace Ion.Stores.Aws;
+
+/// <summary>The <c>Ion:Aws</c> section: where the AWS store lives. Credentials come from the standard AWS chain
+/// (environment, profile, instance or task role), never from ion's own files.</summary>
+public sealed class AwsOptions
+{
+    public const string Section = "Ion:Aws";
+
+    /// <summary>The region of the queue, topic and table, e.g. <c>eu-west-1</c>.</summary>
+    public string? Region { get; set; }
+
+    /// <summary>The input queue, e.g. <c>https://sqs.eu-west-1.amazonaws.com/123456789012/ion-mail</c>.</summary>
+    public string? QueueUrl { get; set; }
+
+    /// <summary>The dead-letter queue, with the input queue's redrive policy pointing at it.</summary>
+    public string? DeadLetterQueueUrl { get; set; }
+
+    /// <summary>The topic the input queue is subscribed to with raw delivery. ion publishes there (HTTP, <c>ion
+    /// publish</c>); without it, ion sends straight to the queue.</summary>
+    public string? TopicArn { get; set; }
+
+    /// <summary>The delivery log's DynamoDB table.</summary>
+    public string? TableName { get; set; }
+
+    /// <summary>An endpoint for SQS and SNS other than AWS's (an emulator), e.g. <c>http://127.0.0.1:4566</c>.</summary>
+    public string? ServiceUrl { get; set; }
+
+    /// <summary>An endpoint for DynamoDB other than AWS's (an emulator), e.g. <c>http://127.0.0.1:4567</c>.</summary>
+    public string? DynamoDbServiceUrl { get; set; }
+}
+
+internal sealed class AwsOptionsValidator : IValidateOptions<AwsOptions>
+{
+    public ValidateOptionsResult Validate(string? name, AwsOptions o)
+    {
+        List<string> errors = [];
+        if (string.IsNullOrWhiteSpace(o.Region))
+            errors.Add("Ion:Aws:Region is not set (e.g. eu-west-1)");
+        Url(errors, "QueueUrl", o.QueueUrl, required: true);
+        Url(errors, "DeadLetterQueueUrl", o.DeadLetterQueueUrl, required: true);
+        Url(errors, "ServiceUrl", o.ServiceUrl, required: false);
+        Url(errors, "DynamoDbServiceUrl", o.DynamoDbServiceUrl, required: false);
+        if (string.IsNullOrWhiteSpace(o.TableName))
+            errors.Add("Ion:Aws:TableName is not set: name the delivery log's DynamoDB table (ion aws provision creates one)");
+        if (o.TopicArn is { Length: > 0 } arn && !arn.StartsWith("arn:", StringComparison.Ordinal))
+            errors.Add($"Ion:Aws:TopicArn must be an SNS topic ARN like arn:aws:sns:eu-west-1:123456789012:ion-mail (is '{arn}')");
+        if (!string.IsNullOrWhiteSpace(o.QueueUrl) && o.QueueUrl == o.DeadLetterQueueUrl)
+            errors.Add("Ion:Aws:DeadLetterQueueUrl must not be the input queue (Ion:Aws:QueueUrl)");
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    private static void Url(List<string> errors, string key, string? value, bool required)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+        {
+            if (required)
+                errors.Add($"Ion:Aws:{key} is not set (ion aws provision prints it)");
+            return;
+        }
+        if (!Uri.TryCreate(value, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+            errors.Add($"Ion:Aws:{key} must be an http(s) URL (is '{value}')");
+    }
+}
