@@ -59,6 +59,17 @@ public sealed class DeliveryDecision(DeliveryPolicy policy, Func<double> random)
         return new Decision(QueueAction.DeadLetter, Entry: entry, Note: new DeadLetterNote(reason, FailureClass.Invalid, history.AttemptsUsed, null));
     }
 
+    /// <summary>A claimed message that showed before its retry's time (a queue cannot hide a message for as long as
+    /// any delay: SQS stops at 12 hours): hidden again for the rest, without an attempt. Null when it is due.</summary>
+    public static Decision? TooEarly(DeliveryHistory history, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(history);
+        // A second's grace: clocks and the queue's own rounding to seconds.
+        return history.NotBefore is { } notBefore && notBefore - now > TimeSpan.FromSeconds(1)
+            ? new Decision(QueueAction.Release, notBefore - now)
+            : null;
+    }
+
     /// <summary>What a claim that was not granted means for this copy of the message.</summary>
     public static Decision NotClaimed(Claim claim, DateTimeOffset now)
     {
@@ -161,7 +172,8 @@ public sealed class DeliveryDecision(DeliveryPolicy policy, Func<double> random)
         {
             var delay = RetrySchedule.Delay(attemptsUsed, policy.RetryBaseDelay, policy.RetryMaxDelay, random());
             var lastReply = statuses.First(s => s.State == RecipientState.Pending && s.Reply is not null).Reply;
-            var entry = new DeliveryEntry(message.Id, holder, MessageState.Retrying, attempt, statuses, attemptsUsed, lastReply);
+            var entry = new DeliveryEntry(message.Id, holder, MessageState.Retrying, attempt, statuses, attemptsUsed, lastReply,
+                NotBefore: startedAt + duration + delay);
             return new Decision(QueueAction.Retry, delay, entry, RelayAnswer: relay);
         }
 

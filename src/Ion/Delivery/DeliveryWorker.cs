@@ -169,6 +169,8 @@ public sealed class DeliveryWorker(
                 case SendRequest when claim.Status != ClaimStatus.Claimed:
                     Log.NotClaimed(logger, message.Id, claim.Status);
                     return DeliveryDecision.NotClaimed(claim, time.GetUtcNow());
+                case SendRequest when DeliveryDecision.TooEarly(claim.History, time.GetUtcNow()) is { } early:
+                    return early;
                 case SendRequest send:
                     return await SendAsync(sender, message, claim.History, send.Email, permit, stoppingToken);
                 default:

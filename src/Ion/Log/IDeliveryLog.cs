@@ -62,20 +62,22 @@ public enum ClaimStatus
 public sealed record Claim(string Id, ClaimStatus Status, DeliveryHistory History, DateTimeOffset? HeldUntil = null);
 
 /// <summary>What the log knows when a message is taken for delivery: attempts counted since it was last queued, when
-/// that was, the last failure, and each recipient's outcome so far (empty when nothing was tried yet).</summary>
+/// that was, the last failure, each recipient's outcome so far (empty when nothing was tried yet), and the time before
+/// which it is not to be tried (a retry's backoff, kept here because a queue may not hide a message that long).</summary>
 public sealed record DeliveryHistory(
     int AttemptsUsed,
     DateTimeOffset QueuedAt,
     IReadOnlyList<RecipientStatus> Recipients,
     string? LastReason = null,
-    FailureClass? FailureClass = null)
+    FailureClass? FailureClass = null,
+    DateTimeOffset? NotBefore = null)
 {
     public static DeliveryHistory New(DateTimeOffset queuedAt) => new(0, queuedAt, []);
 }
 
 /// <summary>What handling one message came to: <see cref="Attempt"/> (null when nothing was tried, e.g. a message too
-/// old to try), the state and recipients it leaves, the attempts counted so far, and for a dead letter why and its
-/// body (kept with the record so dead letters can be listed from the log).</summary>
+/// old to try), the state and recipients it leaves, the attempts counted so far, for a dead letter why and its body
+/// (kept with the record so dead letters can be listed from the log), and for a retry when it may be tried again.</summary>
 public sealed record DeliveryEntry(
     string Id,
     string Holder,
@@ -85,4 +87,5 @@ public sealed record DeliveryEntry(
     int AttemptsUsed,
     string? Reason = null,
     FailureClass? FailureClass = null,
-    string? Body = null);
+    string? Body = null,
+    DateTimeOffset? NotBefore = null);

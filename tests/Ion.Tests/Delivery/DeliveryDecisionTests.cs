@@ -199,6 +199,22 @@ public class DeliveryDecisionTests
     }
 
     [Fact]
+    public void ARetry_RemembersItsTime_AndAMessageThatShowsEarlier_IsHiddenAgainForTheRest()
+    {
+        var retry = Decide(Fresh, ["a@x.example"], ("a@x.example", Reply(451, "4.3.0 later")));
+        var notBefore = retry.Entry!.NotBefore!.Value;
+        Assert.Equal(Start.AddMinutes(1) + TimeSpan.FromMilliseconds(20) + TimeSpan.FromSeconds(30), notBefore);
+
+        var history = Fresh with { NotBefore = notBefore };
+        var early = DeliveryDecision.TooEarly(history, notBefore - TimeSpan.FromSeconds(10));
+        Assert.Equal(QueueAction.Release, early!.Action);
+        Assert.Equal(TimeSpan.FromSeconds(10), early.Delay);
+        Assert.Null(early.Entry);
+        Assert.Null(DeliveryDecision.TooEarly(history, notBefore - TimeSpan.FromMilliseconds(500)));
+        Assert.Null(DeliveryDecision.TooEarly(Fresh, Start));
+    }
+
+    [Fact]
     public void Pending_LeavesOutWhoIsDone_AndCountsEachAddressOnce()
     {
         var history = new DeliveryHistory(1, Start, [new("a@x.example", RecipientState.Sent), new("b@x.example", RecipientState.Failed), new("c@x.example", RecipientState.Pending)]);

@@ -165,6 +165,23 @@ public abstract class DeliveryLogContract
     }
 
     [Fact]
+    public async Task ARetrysTime_IsKept_UntilTheNextOutcome()
+    {
+        var log = await CreateLogAsync();
+        await ClaimAsync(log, "a", "q1");
+        var notBefore = Now.AddDays(2);
+
+        await log.RecordAsync([new DeliveryEntry("a", "q1", MessageState.Retrying, new DeliveryAttempt(Now, "retry", 451, "451 later", TimeSpan.Zero),
+            [new("x@example.com", RecipientState.Pending)], 1, "451 later", NotBefore: notBefore)], Cancellation);
+
+        var claim = await ClaimAsync(log, "a", "q1");
+        Assert.NotNull(claim.History.NotBefore);
+        Assert.InRange(claim.History.NotBefore.Value, notBefore.AddMilliseconds(-1), notBefore.AddMilliseconds(1));
+        await SendAsync(log, "a", "q1");
+        Assert.Null((await ClaimAsync(log, "a", "q1")).History.NotBefore);
+    }
+
+    [Fact]
     public async Task Sent_IsNeverUndone_ByALateOutcomeOfAnotherCopy()
     {
         var log = await CreateLogAsync();

@@ -21,6 +21,7 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
     //   counts and the queue time is measured. recipients: JSON array of RecipientStatus; attempts: JSON array of
     //   every try, appended to. body: kept while dead, so dead letters can be listed from here. claim_holder and
     //   claim_until: which queue copy is delivering it, until when. redrive_at: set while a redrive moves it.
+    //   not_before: a retry's time, for a queue that cannot hide a message that long.
     // Only what is looked for is indexed, so recording that a message was sent changes one row and nothing else:
     // creation time (pruning), and dead letters by time (listing).
     // Times are unix milliseconds.
@@ -39,7 +40,8 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
           body TEXT,
           claim_holder TEXT,
           claim_until INTEGER,
-          redrive_at INTEGER
+          redrive_at INTEGER,
+          not_before INTEGER
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS messages_by_created ON messages (created_at);
         CREATE INDEX IF NOT EXISTS messages_dead ON messages (updated_at) WHERE state = 'dead';
@@ -83,6 +85,7 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
             ALTER TABLE messages ADD COLUMN claim_holder TEXT;
             ALTER TABLE messages ADD COLUMN claim_until INTEGER;
             ALTER TABLE messages ADD COLUMN redrive_at INTEGER;
+            ALTER TABLE messages ADD COLUMN not_before INTEGER;
             UPDATE messages SET queued_at = created_at,
               attempts_used = (SELECT count(*) FROM attempts a WHERE a.id = messages.id AND a.outcome = 'retry'),
               attempts = (SELECT json_group_array(json_object('at', at, 'outcome', outcome, 'smtp_code', smtp_code, 'reply', reply,
@@ -153,7 +156,7 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
     // Back to the queue with fresh attempts: failed recipients wait again, those that got it stay sent.
     private const string Requeued = """
         state = 'queued', queued_at = $at, updated_at = $at, attempts_used = 0, last_reason = NULL, failure_class = NULL,
-        body = NULL, redrive_at = NULL,
+        body = NULL, redrive_at = NULL, not_before = NULL,
         recipients = (SELECT json_group_array(CASE WHEN json_extract(value, '$.state') = 'failed'
                                                    THEN json_set(value, '$.state', 'pending') ELSE json(value) END)
                       FROM json_each(messages.recipients))
@@ -198,7 +201,7 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
                 UPDATE messages SET claim_holder = $holder, claim_until = $until
                 WHERE id = $id AND state IN ('queued', 'retrying')
                   AND (claim_holder IS NULL OR claim_holder = $holder OR claim_until <= $now);
-                SELECT state, attempts_used, queued_at, recipients, last_reason, failure_class, claim_holder, claim_until
+                SELECT state, attempts_used, queued_at, recipients, last_reason, failure_class, claim_holder, claim_until, not_before
                 FROM messages WHERE id = $id;
                 """);
             var id = claim.Parameter("$id", SqliteType.Text);
@@ -221,7 +224,8 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
                     QueuedAt: FromUnix(reader.GetInt64(2)),
                     Recipients: ReadRecipients(reader, 3) ?? [],
                     LastReason: reader.IsDBNull(4) ? null : reader.GetString(4),
-                    FailureClass: reader.IsDBNull(5) ? null : ParseClass(reader.GetString(5)));
+                    FailureClass: reader.IsDBNull(5) ? null : ParseClass(reader.GetString(5)),
+                    NotBefore: reader.IsDBNull(8) ? null : FromUnix(reader.GetInt64(8)));
                 var claimedBy = reader.IsDBNull(6) ? null : reader.GetString(6);
                 claims.Add(state switch
                 {
@@ -270,11 +274,12 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
             // Nothing makes a sent message unsent: a late outcome of another copy must not. The attempt, if any, is
             // appended to the row's list: one row changes, whatever happened.
             var message = session.Command("""
-                INSERT INTO messages (id, state, created_at, updated_at, queued_at, last_reason, failure_class, attempts_used, recipients, attempts, body)
+                INSERT INTO messages (id, state, created_at, updated_at, queued_at, last_reason, failure_class, attempts_used, recipients, attempts, body, not_before)
                 VALUES ($id, $state, $now, $now, $now, $reason, $class, $used, $recipients,
-                        CASE WHEN $attempt IS NULL THEN '[]' ELSE json_array(json($attempt)) END, $body)
+                        CASE WHEN $attempt IS NULL THEN '[]' ELSE json_array(json($attempt)) END, $body, $not_before)
                 ON CONFLICT (id) DO UPDATE SET state = $state, updated_at = $now, last_reason = $reason, failure_class = $class,
                   attempts_used = $used, recipients = $recipients, body = $body, claim_holder = NULL, claim_until = NULL,
+                  not_before = $not_before,
                   attempts = CASE WHEN $attempt IS NULL THEN messages.attempts
                                   ELSE json_insert(coalesce(messages.attempts, '[]'), '$[#]', json($attempt)) END
                 WHERE messages.state <> 'sent' OR $state = 'sent'
@@ -290,6 +295,7 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
                 message.Set("$recipients", JsonSerializer.Serialize(entry.Recipients, Json));
                 message.Set("$attempt", entry.Attempt is { } attempt ? JsonSerializer.Serialize(StoredAttempt.Of(attempt), Json) : null);
                 message.Set("$body", entry.State == MessageState.Dead ? entry.Body : null);
+                message.Set("$not_before", entry.NotBefore?.ToUnixTimeMilliseconds());
                 await message.ExecuteNonQueryAsync(CancellationToken.None);
             }
             return [.. entries.Select(_ => true)];
