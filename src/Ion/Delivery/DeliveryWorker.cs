@@ -61,6 +61,11 @@ public sealed class DeliveryWorker(
             try
             {
                 permit = await circuit.WaitAsync(stoppingToken);
+                if (permit.IsTrial && !circuit.NeedsAMessageToProbe)
+                {
+                    await ProbeAsync(sender, permit, stoppingToken);
+                    continue;
+                }
                 var batch = await queue.ReceiveAsync(permit.IsTrial ? 1 : BatchSize(), stoppingToken);
                 // A copy another slot here still holds (its hold ran out while the store could not be written) stays
                 // that slot's: taking it too would send it twice. It shows again after the timeout if that slot let go.
@@ -92,6 +97,19 @@ public sealed class DeliveryWorker(
                     circuit.Abandon(permit);
             }
         }
+    }
+
+    /// <summary>A relay that could not be reached is tried by connecting (TLS, EHLO, AUTH), without taking a message
+    /// off the queue: an outage then costs no receives, which SQS's redrive policy would count.</summary>
+    private async Task ProbeAsync(SmtpSender sender, RelayPermit permit, CancellationToken stoppingToken)
+    {
+        if (await sender.ConnectAsync(stoppingToken) is { } failure)
+        {
+            circuit.Failed(permit, failure);
+            return;
+        }
+        Log.RelayBack(logger);
+        circuit.Succeeded(permit);
     }
 
     /// <summary>Messages to take at once: <see cref="DeliveryOptions.BatchSize"/>, or fewer at a rate at which a batch
@@ -192,47 +210,62 @@ public sealed class DeliveryWorker(
     private async Task<Decision?> SendAsync(SmtpSender sender, QueuedMessage message, DeliveryHistory history, EmailMessage email, RelayPermit permit, CancellationToken stoppingToken)
     {
         List<string> recipients = [.. email.To, .. email.Cc, .. email.Bcc];
-        var pending = DeliveryDecision.Pending(recipients, history);
-        var startedAt = time.GetUtcNow();
-        if (pending.Count == 0)
-            return decider.Decide(message, message.QueueMessageId, history, recipients, new DeliveryOutcome(SmtpAnswer.Accepted("nothing left to send"), []), startedAt, TimeSpan.Zero);
-
-        try
+        // A throttled message stays with this slot and goes again when the slowed rate allows: given back, it would
+        // only come round again at once, and on SQS every receive counts towards the redrive policy's maxReceiveCount.
+        while (true)
         {
-            await rate.WaitAsync(stoppingToken);
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
-            return null;
-        }
+            var pending = DeliveryDecision.Pending(recipients, history);
+            var startedAt = time.GetUtcNow();
+            if (pending.Count == 0)
+                return decider.Decide(message, message.QueueMessageId, history, recipients, new DeliveryOutcome(SmtpAnswer.Accepted("nothing left to send"), []), startedAt, TimeSpan.Zero);
 
-        // Last look before the relay: if the store could not be told to keep this message hidden for a while, another
-        // receiver may have it by now.
-        if (!await held.ConfirmAsync(message))
-        {
-            Log.LetGo(logger, message.Id);
-            return new Decision(QueueAction.LetGo);
-        }
+            try
+            {
+                await rate.WaitAsync(stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return null;
+            }
 
-        startedAt = time.GetUtcNow();
-        var started = time.GetTimestamp();
-        var mime = MimeBuilder.Build(email, message.Id, _rules, startedAt);
-        // The send is not cancelled at shutdown: stopping mid-DATA would make a duplicate likely. The command
-        // timeout bounds it.
-        var outcome = await sender.SendAsync(mime, email.From ?? _rules.DefaultSender, pending, CancellationToken.None);
-        var elapsed = time.GetElapsedTime(started);
+            // Last look before the relay: if the store could not be told to keep this message hidden for a while,
+            // another receiver may have it by now.
+            if (!await held.ConfirmAsync(message))
+            {
+                Log.LetGo(logger, message.Id);
+                return new Decision(QueueAction.LetGo);
+            }
 
-        var (reviewed, redrive) = streak.Review(message.Id, outcome);
-        if (redrive.Count > 0)
-        {
-            // Messages the streak dead-lettered before it was recognised go back to wait with the rest.
-            var moved = await redriver.RedriveAsync(redrive, CancellationToken.None);
-            Log.StreakRedriven(logger, moved.Count);
+            startedAt = time.GetUtcNow();
+            var started = time.GetTimestamp();
+            var mime = MimeBuilder.Build(email, message.Id, _rules, startedAt);
+            // The send is not cancelled at shutdown: stopping mid-DATA would make a duplicate likely. The command
+            // timeout bounds it.
+            var outcome = await sender.SendAsync(mime, email.From ?? _rules.DefaultSender, pending, CancellationToken.None);
+            var elapsed = time.GetElapsedTime(started);
+
+            var (reviewed, redrive) = streak.Review(message.Id, outcome);
+            if (redrive.Count > 0)
+            {
+                // Messages the streak dead-lettered before it was recognised go back to wait with the rest.
+                var moved = await redriver.RedriveAsync(redrive, CancellationToken.None);
+                Log.StreakRedriven(logger, moved.Count);
+            }
+            var decision = decider.Decide(message, message.QueueMessageId, history, recipients, reviewed, startedAt, elapsed);
+            Signal(permit, decision.RelayAnswer);
+            Log.Decided(logger, message.Id, decision.Action, decision.Entry?.AttemptsUsed ?? history.AttemptsUsed, elapsed.TotalMilliseconds, reviewed.Summary.Reply);
+            if (decision is not { Action: QueueAction.Release, RelayAnswer.Kind: OutcomeKind.Throttled } || stoppingToken.IsCancellationRequested)
+                return decision;
+
+            // What reached someone is recorded before trying the rest again; recording ends the claim, so it is taken
+            // again (by the same copy, which always may).
+            if (decision.Entry is { } progress)
+            {
+                await Bookkeeping.UntilDoneAsync(() => log.RecordAsync([progress], CancellationToken.None), "record", logger, time);
+                await Bookkeeping.UntilDoneAsync(() => log.ClaimAsync([Request(message)], ClaimLease, CancellationToken.None), "claim", logger, time);
+                history = history with { Recipients = progress.Recipients, AttemptsUsed = progress.AttemptsUsed };
+            }
         }
-        var decision = decider.Decide(message, message.QueueMessageId, history, recipients, reviewed, startedAt, elapsed);
-        Signal(permit, decision.RelayAnswer);
-        Log.Decided(logger, message.Id, decision.Action, decision.Entry?.AttemptsUsed ?? history.AttemptsUsed, elapsed.TotalMilliseconds, reviewed.Summary.Reply);
-        return decision;
     }
 
     /// <summary>Tells the circuit and the rate what the relay's answers said about the relay itself.</summary>

@@ -7,9 +7,11 @@ namespace Ion.Delivery;
 /// for the message, whatever it says, the circuit closes; if it answers for itself again, it stays open.
 /// </summary>
 /// <remarks>
-/// The probe is a delivery, not a connect-and-EHLO, because a relay can take the connection and EHLO and still
-/// refuse every message (530 "must issue STARTTLS first", 421 after DATA, relaying denied): a connect probe would
-/// close the circuit on such a relay and the same messages would go round forever.
+/// When the relay refused ion itself, the probe is a delivery, not a connect-and-EHLO, because a relay can take the
+/// connection and EHLO and still refuse every message (530 "must issue STARTTLS first", relaying denied): a connect
+/// probe would close the circuit on such a relay and the same messages would go round forever. When the relay could
+/// not be reached at all, connecting is the test, and no message need leave the queue for it
+/// (<see cref="NeedsAMessageToProbe"/>).
 /// </remarks>
 public sealed class RelayCircuit(TimeProvider time, DeliveryOptions options, Func<double> random)
 {
@@ -23,6 +25,17 @@ public sealed class RelayCircuit(TimeProvider time, DeliveryOptions options, Fun
     /// <summary>The relay's last answer about itself, while open.</summary>
     public SmtpAnswer? LastAnswer { get; private set; }
     public DateTimeOffset? OpenedAt { get; private set; }
+
+    /// <summary>Whether a trial must be a real delivery (the relay refused ion itself) rather than a connection (the
+    /// relay could not be reached).</summary>
+    public bool NeedsAMessageToProbe
+    {
+        get
+        {
+            lock (_lock)
+                return LastAnswer?.Kind != OutcomeKind.RelayUnavailable;
+        }
+    }
 
     /// <summary>Waits until the caller may send: the circuit is closed, or it is open, the pause is over, and the caller
     /// is the one let through to try (<see cref="RelayPermit.IsTrial"/>).</summary>

@@ -120,6 +120,21 @@ public class DeliveryTests
     }
 
     [Fact]
+    public async Task RelayDown_IsProbedByConnecting_TheWaitingMessageIsNotTakenAgainAndAgain()
+    {
+        // Every receive counts towards SQS's maxReceiveCount: an outage must not spend them.
+        var port = Ports.Free();
+        await using var ion = await IonServer.StartAsync(port);
+
+        await ion.PublishAsync(new { action = "send", recipient = "carol@example.com", subject = "Hi", body_text = "x" });
+        await WaitUntilAsync(async () => (await HealthAsync(ion)).GetProperty("relay").GetProperty("state").GetString() == "down");
+        await Task.Delay(2000, Token);   // probes every 0.1–0.3 s meanwhile
+
+        using var shell = Sqlite3Shell.Start(Path.Combine(ion.DataDirectory, "ion.db"));
+        Assert.Equal(["1"], await shell.RunAsync("SELECT receive_count FROM queue;", Token));
+    }
+
+    [Fact]
     public async Task UnreadableMessage_IsDeadLettered_AndDoesNotBlockTheMessagesBehindIt()
     {
         await using var sink = await SmtpSink.StartAsync();

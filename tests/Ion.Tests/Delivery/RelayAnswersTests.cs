@@ -183,6 +183,34 @@ public class RelayAnswersTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Throttled_MessagesStayWithTheirSlot_NotTakenOffTheQueueAgainAndAgain()
+    {
+        // Every receive counts towards SQS's maxReceiveCount: slowing down must not spend them.
+        await using var relay = await ScriptedSmtpServer.StartAsync(SmtpScripts.Throttle(3));
+        await using var ion = await IonServer.StartAsync(relay.Port, "--Ion:Delivery:Concurrency=2", "--Ion:Delivery:BatchSize=3");
+        var ids = new List<string>();
+        for (var i = 0; i < 12; i++)
+            ids.Add(await ion.PublishAsync(Message($"r{i}@example.com", $"slow {i}")));
+
+        // Until every message is sent, no waiting message was ever received more than once.
+        var most = 0;
+        using (var shell = Sqlite3Shell.Start(Path.Combine(ion.DataDirectory, "ion.db")))
+        {
+            foreach (var id in ids)
+            {
+                await IonServer.WaitUntilAsync(async () =>
+                {
+                    most = Math.Max(most, int.Parse((await shell.RunAsync("SELECT coalesce(max(receive_count), 0) FROM queue;", Token))[0], System.Globalization.CultureInfo.InvariantCulture));
+                    return (await ion.StatusAsync(id))?.State == MessageState.Sent;
+                }, $"{id} sent", TimeSpan.FromSeconds(60));
+            }
+        }
+        output.WriteLine($"throttle refusals: {relay.Transactions.Count(t => t.MailFromReply == 454)}; most receives of a message: {most}");
+        Assert.True(relay.Transactions.Count(t => t.MailFromReply == 454) >= 3, "the relay hardly throttled");
+        Assert.Equal(1, most);
+    }
+
+    [Fact]
     public async Task MailboxFull_552_5_2_2_IsRetried_NotDeadLetteredAtOnce()
     {
         await using var relay = await ScriptedSmtpServer.StartAsync(SmtpScripts.RefuseRecipientTimes("full@example.com", 1, 552, "5.2.2 Mailbox full"));
