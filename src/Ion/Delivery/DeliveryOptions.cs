@@ -31,6 +31,9 @@ public sealed class DeliveryOptions
     /// <summary>How long a message may wait in all, counting pauses for a relay that is down or throttles (which
     /// spend no attempts): then it is a dead letter. Postfix's <c>maximal_queue_lifetime</c>, and its default.</summary>
     public TimeSpan MaxQueueTime { get; set; } = TimeSpan.FromDays(5);
+    /// <summary>The most dead letters a redrive moves back per second, so that redriving a large backlog does not
+    /// swamp the queue or the relay at once.</summary>
+    public double RedrivePerSecond { get; set; } = 500;
     /// <summary>How long the delivery log keeps messages and attempts.</summary>
     public TimeSpan LogRetention { get; set; } = TimeSpan.FromDays(30);
 }
@@ -56,6 +59,8 @@ internal sealed class DeliveryOptionsValidator : IValidateOptions<DeliveryOption
         Positive(errors, "RelayProbeMaxDelay", o.RelayProbeMaxDelay);
         Positive(errors, "LogRetention", o.LogRetention);
         Positive(errors, "MaxQueueTime", o.MaxQueueTime);
+        if (double.IsNaN(o.RedrivePerSecond) || o.RedrivePerSecond is < 1 or > 100_000)
+            errors.Add($"Ion:Delivery:RedrivePerSecond must be between 1 and 100000 (is {o.RedrivePerSecond})");
         if (o.RetryMaxDelay < o.RetryBaseDelay)
             errors.Add("Ion:Delivery:RetryMaxDelay must not be shorter than Ion:Delivery:RetryBaseDelay");
         if (o.RelayProbeMaxDelay < o.RelayProbeBaseDelay)

@@ -150,6 +150,40 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task DeadLetters_AreListedAndRedriven_ByFailureClass_WithProgress()
+    {
+        using (var database = new SqliteDatabase(Path.Combine(_data, "ion.db")))
+        {
+            var token = TestContext.Current.CancellationToken;
+            var queue = new SqliteQueue(database, new SqliteQueueOptions(), TimeProvider.System);
+            var log = new SqliteDeliveryLog(database, TimeProvider.System);
+            await queue.EnqueueAsync([new("bad-1", "{}"), new("tired-1", "{}")], token);
+            foreach (var message in await queue.ReceiveAsync(10, token))
+            {
+                var failureClass = message.Id.StartsWith("bad", StringComparison.Ordinal) ? FailureClass.Permanent : FailureClass.Transient;
+                await log.RecordAsync([new DeliveryEntry(message.Id, message.QueueMessageId, MessageState.Dead, null, [new("x@example.com", RecipientState.Failed)], 1, "why", failureClass, message.Body)], token);
+                await queue.DeadLetterAsync(message, new DeadLetterNote("why", failureClass, 1, 550), token);
+            }
+            queue.Dispose();
+        }
+
+        var list = await IonCli.RunAsync(_data, ["dead-letters", "list", "--class", "transient"]);
+        Assert.Equal(0, list.ExitCode);
+        Assert.StartsWith("tired-1\t", list.Out, StringComparison.Ordinal);
+        Assert.DoesNotContain("bad-1", list.Out, StringComparison.Ordinal);
+
+        var redrive = await IonCli.RunAsync(_data, ["dead-letters", "redrive", "--class", "permanent"]);
+        Assert.Equal(0, redrive.ExitCode);
+        Assert.Equal("redriven: 1", redrive.Out.Trim());
+        Assert.Contains("redriving: 1 moved", redrive.Error, StringComparison.Ordinal);
+        Assert.Equal(new QueueCounts(1, 0, 1), await CountsAsync());
+
+        var wrong = await IonCli.RunAsync(_data, ["dead-letters", "redrive", "--class", "nonsense"]);
+        Assert.Equal(2, wrong.ExitCode);
+        Assert.Contains("--class must be one of", wrong.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Serve_WithoutARelay_Exits2_NamingTheSetting()
     {
         var result = await IonCli.RunAsync(_data, ["serve", "--urls=http://127.0.0.1:0", "--Ion:Smtp:Host="]);
