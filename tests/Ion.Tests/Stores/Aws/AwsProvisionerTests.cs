@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Amazon.SQS.Model;
 using Ion.Stores.Aws;
@@ -5,7 +6,7 @@ using Ion.Tests.Fixtures;
 
 namespace Ion.Tests.Stores.Aws;
 
-/// <summary>The provisioner behind <c>ion aws provision</c>, against fauxqs.</summary>
+/// <summary><c>ion aws provision</c> and the provisioner behind it, against fauxqs.</summary>
 public sealed class AwsProvisionerTests(SnsTopicTests.Fauxqs fauxqs) : IClassFixture<SnsTopicTests.Fauxqs>
 {
     private static string Prefix() => $"t{Guid.NewGuid():N}"[..12];
@@ -140,5 +141,81 @@ public sealed class AwsProvisionerTests(SnsTopicTests.Fauxqs fauxqs) : IClassFix
         var error = await Assert.ThrowsAsync<ArgumentException>(() => Provisioner(sns).ProvisionAsync(prefix, TestContext.Current.CancellationToken));
 
         Assert.Contains("prefix", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ProvisionCommand_PrintsTheExportLines_AndTheSameOnASecondRun()
+    {
+        var prefix = Prefix();
+        string[] args = ["aws", "provision", "--prefix", prefix, "--Ion:Aws:Region", "us-east-1", "--Ion:Aws:ServiceUrl", fauxqs.Url];
+
+        var first = await RunIonAsync(args);
+        var second = await RunIonAsync(args);
+
+        Assert.True(first.ExitCode == 0, first.Error);
+        Assert.Equal(
+            $"""
+            Ion__Store=Aws
+            Ion__Aws__Region=us-east-1
+            Ion__Aws__QueueUrl={(await fauxqs.Sqs.GetQueueUrlAsync($"{prefix}-mail", TestContext.Current.CancellationToken)).QueueUrl}
+            Ion__Aws__DeadLetterQueueUrl={(await fauxqs.Sqs.GetQueueUrlAsync($"{prefix}-dead-letters", TestContext.Current.CancellationToken)).QueueUrl}
+            Ion__Aws__TopicArn=arn:aws:sns:us-east-1:000000000000:{prefix}-mail
+            Ion__Aws__TableName={prefix}-log
+            Ion__Aws__ServiceUrl={fauxqs.Url}
+
+            """, first.Out);
+        Assert.Contains($"created topic {prefix}-mail", first.Error, StringComparison.Ordinal);
+        Assert.Equal(0, second.ExitCode);
+        Assert.Equal(first.Out, second.Out);
+        Assert.StartsWith("everything was there already", second.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ProvisionCommand_WithoutARegion_Exits2_WithOneLineNamingTheSetting()
+    {
+        var result = await RunIonAsync(["aws", "provision", "--Ion:Aws:ServiceUrl", fauxqs.Url]);
+
+        Assert.Equal(2, result.ExitCode);
+        var line = Assert.Single(result.Error.Trim().Split('\n'));
+        Assert.Contains("Ion:Aws:Region", line, StringComparison.Ordinal);
+        Assert.Equal("", result.Out);
+    }
+
+    [Fact]
+    public async Task ProvisionCommand_WhenNothingAnswers_Exits1_WithOneLine()
+    {
+        var result = await RunIonAsync(["aws", "provision", "--Ion:Aws:Region", "us-east-1",
+            "--Ion:Aws:ServiceUrl", $"http://127.0.0.1:{Ports.Free()}"]);
+
+        Assert.Equal(1, result.ExitCode);
+        var line = Assert.Single(result.Error.Trim().Split('\n'));
+        Assert.StartsWith("ion: SQS (http://127.0.0.1:", line, StringComparison.Ordinal);
+        Assert.Equal("", result.Out);
+    }
+
+    /// <summary>The built ion as its own process with emulator credentials in its environment (IonCli passes none),
+    /// and nothing of this machine's Ion settings.</summary>
+    private static async Task<IonCli.Result> RunIonAsync(IEnumerable<string> args)
+    {
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        info.ArgumentList.Add(IonProcess.IonDll());
+        foreach (var arg in args)
+            info.ArgumentList.Add(arg);
+        foreach (var key in info.Environment.Keys.Where(k => k.StartsWith("Ion__", StringComparison.OrdinalIgnoreCase) || k.StartsWith("AWS_", StringComparison.Ordinal)).ToList())
+            info.Environment.Remove(key);
+        info.Environment["AWS_ACCESS_KEY_ID"] = "test";
+        info.Environment["AWS_SECRET_ACCESS_KEY"] = "test";
+        using var process = Process.Start(info) ?? throw new InvalidOperationException("could not start ion");
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        timeout.CancelAfter(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync(timeout.Token);
+        return new IonCli.Result(process.ExitCode, await stdout, await stderr);
     }
 }
