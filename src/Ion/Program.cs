@@ -7,5 +7,6 @@ root.Subcommands.Add(SendCommand.Create());
 root.Subcommands.Add(PublishCommand.Create());
 root.Subcommands.Add(StatusCommand.Create());
 root.Subcommands.Add(DeadLettersCommand.Create());
+root.Subcommands.Add(AwsCommand.Create());
 root.Options.Add(CommandLineSettings.Option);
 return await root.Parse(CommandLineSettings.Carry(root, args)).InvokeAsync();

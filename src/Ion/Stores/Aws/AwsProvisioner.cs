@@ -1,0 +1,218 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using Amazon.SQS;
+using Amazon.SQS.Model;
+
+namespace Ion.Stores.Aws;
+
+/// <summary>What ion's AWS store runs on, by name and address: the settings <c>Ion:Aws:*</c> take.</summary>
+public sealed record AwsResources(string QueueUrl, string DeadLetterQueueUrl, string TopicArn, string TableName);
+
+/// <summary>The resources, and what provisioning had to do to get them (empty when everything was there already).</summary>
+public sealed record AwsProvisioning(AwsResources Resources, IReadOnlyList<string> Changes);
+
+/// <summary>
+/// Creates what ion's AWS store needs and is missing, for development against the emulators and for users without
+/// Terraform: the dead-letter queue <c>{prefix}-dead-letters</c>, the input queue <c>{prefix}-mail</c> (redrive policy,
+/// visibility timeout, a policy letting the topic send to it), the topic <c>{prefix}-mail</c> with the queue subscribed
+/// with raw delivery, and, when given a way to, the delivery log's table <c>{prefix}-log</c>. Existing resources are
+/// kept and only the attributes ion depends on are set, so running it again changes nothing.
+/// </summary>
+public sealed partial class AwsProvisioner
+{
+    /// <summary>ion counts attempts in its own log and decides retries and dead letters itself; SQS's receive count also
+    /// grows each time ion hands a message back for later (a retry, a rate limit), so a small count would dead-letter
+    /// healthy mail. Only a message that kills its worker again and again, never completed nor handed back, should
+    /// reach the dead-letter queue through SQS's count.</summary>
+    public const int DefaultMaxReceiveCount = 50;
+
+    /// <summary>Longer than one delivery takes, SMTP timeouts included (Ion:Delivery:VisibilityTimeout's default).</summary>
+    public static readonly TimeSpan DefaultVisibilityTimeout = TimeSpan.FromMinutes(5);
+
+    // SQS's longest: the one loss SQS itself inflicts is a message expiring, and a message moved to the dead-letter
+    // queue keeps its first enqueue time, so the dead-letter queue must keep messages at least as long as the input queue.
+    private static readonly string Retention = ((int)TimeSpan.FromDays(14).TotalSeconds).ToString(CultureInfo.InvariantCulture);
+
+    private readonly IAmazonSQS _sqs;
+    private readonly SnsTopic _sns;
+    private readonly Func<string, CancellationToken, Task>? _createTable;
+    private readonly int _maxReceiveCount;
+    private readonly TimeSpan _visibilityTimeout;
+
+    /// <param name="createTable">Creates the delivery log's table unless it exists (the DynamoDB log's own
+    /// <c>CreateTableAsync</c>); when null the table is only named.</param>
+    public AwsProvisioner(IAmazonSQS sqs, SnsTopic sns, Func<string, CancellationToken, Task>? createTable = null,
+        int maxReceiveCount = DefaultMaxReceiveCount, TimeSpan? visibilityTimeout = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxReceiveCount, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(maxReceiveCount, 1000);
+        _sqs = sqs;
+        _sns = sns;
+        _createTable = createTable;
+        _maxReceiveCount = maxReceiveCount;
+        _visibilityTimeout = visibilityTimeout ?? DefaultVisibilityTimeout;
+        if (_visibilityTimeout < TimeSpan.Zero || _visibilityTimeout > TimeSpan.FromHours(12))
+            throw new ArgumentOutOfRangeException(nameof(visibilityTimeout), "SQS takes 0 to 12 hours");
+    }
+
+    /// <summary>Why <paramref name="prefix"/> cannot name the resources, or null when it can: queue names take
+    /// letters, digits, '-' and '_', at most 80 characters with the longest suffix.</summary>
+    public static string? CheckPrefix(string prefix) =>
+        PrefixPattern().IsMatch(prefix) ? null : $"the prefix must be 1 to 67 letters, digits, '-' or '_' (is '{prefix}')";
+
+    public async Task<AwsProvisioning> ProvisionAsync(string prefix, CancellationToken cancellationToken)
+    {
+        if (CheckPrefix(prefix) is { } invalid)
+            throw new ArgumentException(invalid, nameof(prefix));
+        List<string> changes = [];
+
+        var deadLetters = await EnsureQueueAsync($"{prefix}-dead-letters", new() { ["MessageRetentionPeriod"] = Retention },
+            null, changes, cancellationToken);
+
+        // The topic's ARN differs from the queue's only in service and name (same partition, region and account), so
+        // whether it exists can be asked before CreateTopic, which answers the same either way.
+        var topicName = $"{prefix}-mail";
+        var arn = deadLetters.Arn.Split(':');
+        var expectedTopicArn = string.Join(':', arn[0], arn[1], "sns", arn[3], arn[4], topicName);
+        var existed = await _sns.TopicExistsAsync(expectedTopicArn, cancellationToken);
+        var topicArn = await _sns.CreateTopicAsync(topicName, cancellationToken);
+        if (!existed || topicArn != expectedTopicArn)
+            changes.Add($"created topic {topicName}");
+
+        var mail = await EnsureQueueAsync($"{prefix}-mail", new()
+        {
+            ["VisibilityTimeout"] = ((int)_visibilityTimeout.TotalSeconds).ToString(CultureInfo.InvariantCulture),
+            ["MessageRetentionPeriod"] = Retention,
+            ["RedrivePolicy"] = new JsonObject { ["deadLetterTargetArn"] = deadLetters.Arn, ["maxReceiveCount"] = _maxReceiveCount }.ToJsonString(),
+        }, queueArn => TopicSendsStatement(queueArn, topicArn), changes, cancellationToken);
+
+        var subscription = await _sns.FindQueueSubscriptionAsync(topicArn, mail.Arn, cancellationToken);
+        if (subscription is null)
+        {
+            await _sns.SubscribeQueueAsync(topicArn, mail.Arn, rawDelivery: true, cancellationToken);
+            changes.Add($"subscribed queue {prefix}-mail to topic {topicName} with raw delivery");
+        }
+        else if (!(await _sns.GetSubscriptionAttributesAsync(subscription, cancellationToken))
+            .TryGetValue("RawMessageDelivery", out var raw) || raw != "true")
+        {
+            // Without raw delivery the queue would get SNS's JSON envelope instead of the message.
+            await _sns.SetSubscriptionAttributeAsync(subscription, "RawMessageDelivery", "true", cancellationToken);
+            changes.Add($"turned on raw delivery for queue {prefix}-mail's subscription to topic {topicName}");
+        }
+
+        var tableName = $"{prefix}-log";
+        if (_createTable is not null)
+            await _createTable(tableName, cancellationToken);
+
+        return new(new AwsResources(mail.Url, deadLetters.Url, topicArn, tableName), changes);
+    }
+
+    private sealed record Queue(string Url, string Arn);
+
+    /// <summary>The queue, created with <paramref name="wanted"/> attributes when missing; an existing one gets those
+    /// of them that differ. The policy statement names the queue's ARN, known only once the queue exists, so it is
+    /// added to the queue's policy (or replaces an older one of ion's) after.</summary>
+    private async Task<Queue> EnsureQueueAsync(string name, Dictionary<string, string> wanted, Func<string, JsonObject>? statement,
+        List<string> changes, CancellationToken cancellationToken)
+    {
+        string url;
+        var created = false;
+        try
+        {
+            url = (await _sqs.GetQueueUrlAsync(name, cancellationToken)).QueueUrl;
+        }
+        catch (QueueDoesNotExistException)
+        {
+            url = (await _sqs.CreateQueueAsync(new CreateQueueRequest { QueueName = name, Attributes = wanted }, cancellationToken)).QueueUrl;
+            created = true;
+            changes.Add($"created queue {name}");
+        }
+        var current = (await _sqs.GetQueueAttributesAsync(new GetQueueAttributesRequest { QueueUrl = url, AttributeNames = ["All"] },
+            cancellationToken)).Attributes ?? [];
+        var arn = current.GetValueOrDefault("QueueArn") ?? throw new InvalidOperationException($"SQS gave no QueueArn for queue {name}");
+        var differ = wanted.Where(a => !SameValue(current.GetValueOrDefault(a.Key), a.Value)).ToDictionary();
+        if (statement is not null && WithStatement(current.GetValueOrDefault("Policy"), statement(arn)) is { } policy)
+            differ["Policy"] = policy;
+        if (differ.Count > 0)
+        {
+            await _sqs.SetQueueAttributesAsync(new SetQueueAttributesRequest { QueueUrl = url, Attributes = differ }, cancellationToken);
+            if (!created)
+                changes.Add($"set {string.Join(", ", differ.Keys)} on queue {name}");
+        }
+        return new Queue(url, arn);
+    }
+
+    /// <summary>Equal values; JSON compared as JSON, numbers as their text (SQS may give back <c>"maxReceiveCount":"50"</c>
+    /// for 50, or its own formatting).</summary>
+    private static bool SameValue(string? current, string wanted)
+    {
+        if (current == wanted)
+            return true;
+        if (current is null || !wanted.StartsWith('{'))
+            return false;
+        try
+        {
+            return JsonNode.DeepEquals(Normalize(JsonNode.Parse(current)), Normalize(JsonNode.Parse(wanted)));
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+
+    private static JsonNode? Normalize(JsonNode? node) => node switch
+    {
+        JsonObject o => new JsonObject(o.Select(p => KeyValuePair.Create(p.Key, Normalize(p.Value)))),
+        JsonArray a => new JsonArray([.. a.Select(Normalize)]),
+        JsonValue v when v.GetValueKind() == JsonValueKind.Number => JsonValue.Create(v.ToJsonString()),
+        _ => node?.DeepClone(),
+    };
+
+    /// <summary>The queue policy <paramref name="current"/> with <paramref name="statement"/> added, or replacing the
+    /// statement with its Sid; null when it is there already. Other statements are kept.</summary>
+    private static string? WithStatement(string? current, JsonObject statement)
+    {
+        JsonObject policy;
+        try
+        {
+            policy = JsonNode.Parse(current ?? "{}") as JsonObject ?? [];
+        }
+        catch (JsonException)
+        {
+            policy = [];
+        }
+        List<JsonNode?> statements = policy["Statement"] switch
+        {
+            JsonArray array => [.. array.Select(s => s?.DeepClone())],
+            JsonObject single => [single.DeepClone()],
+            _ => [],
+        };
+        var sid = statement["Sid"]!.GetValue<string>();
+        var ours = statements.FindIndex(s => s is JsonObject o && o["Sid"] is JsonValue v && v.GetValueKind() == JsonValueKind.String && v.GetValue<string>() == sid);
+        if (ours >= 0 && SameValue(statements[ours]!.ToJsonString(), statement.ToJsonString()))
+            return null;
+        if (ours >= 0)
+            statements[ours] = statement;
+        else
+            statements.Add(statement);
+        policy["Version"] ??= "2012-10-17";
+        policy["Statement"] = new JsonArray([.. statements]);
+        return policy.ToJsonString();
+    }
+
+    /// <summary>Lets the topic send to the queue: real SNS needs it (the emulator does not check).</summary>
+    private static JsonObject TopicSendsStatement(string queueArn, string topicArn) => new()
+    {
+        ["Sid"] = "ion-topic-sends",
+        ["Effect"] = "Allow",
+        ["Principal"] = new JsonObject { ["Service"] = "sns.amazonaws.com" },
+        ["Action"] = "sqs:SendMessage",
+        ["Resource"] = queueArn,
+        ["Condition"] = new JsonObject { ["ArnEquals"] = new JsonObject { ["aws:SourceArn"] = topicArn } },
+    };
+
+    [GeneratedRegex("^[A-Za-z0-9_-]{1,67}$")]
+    private static partial Regex PrefixPattern();
+}
