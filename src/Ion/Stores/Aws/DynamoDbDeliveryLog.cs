@@ -64,7 +64,7 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
     }
 
     /// <summary>Creates the delivery log's table (on-demand capacity, with its dead-letter index) unless it exists,
-    /// and waits until it is active. TTL on <c>expires_at</c> is enabled where the table is deployed (Terraform).</summary>
+    /// and waits until it is active. An existing table without the index is refused. TTL on <c>expires_at</c> is enabled where the table is deployed (Terraform).</summary>
     public static async Task CreateTableAsync(IAmazonDynamoDB client, string tableName, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(client);
@@ -114,7 +114,13 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
             {
                 throw Unavailable("describe the table", tableName, error);
             }
-            if (table.TableStatus == TableStatus.ACTIVE && (table.GlobalSecondaryIndexes ?? []).All(i => i.IndexStatus == IndexStatus.ACTIVE))
+            var indexes = table.GlobalSecondaryIndexes ?? [];
+            // A table made elsewhere (Terraform, by hand) without the index would fail only when dead letters are
+            // listed, as if DynamoDB were down: say so now, where it is provisioned.
+            if (!indexes.Any(i => i.IndexName == DeadIndex))
+                throw new InvalidOperationException($"The DynamoDB table '{tableName}' exists without the index '{DeadIndex}' (dead_pk S, dead_sk S) "
+                    + "that the delivery log lists dead letters from: add it, or use another table");
+            if (table.TableStatus == TableStatus.ACTIVE && indexes.All(i => i.IndexStatus == IndexStatus.ACTIVE))
                 return;
             await Task.Delay(TimeSpan.FromMilliseconds(250), cancellationToken);
         }

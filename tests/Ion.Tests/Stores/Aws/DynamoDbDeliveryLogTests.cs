@@ -78,6 +78,24 @@ public sealed class DynamoDbDeliveryLogTests(DynaliteFixture dynalite) : Deliver
     }
 
     [Fact]
+    public async Task CreateTable_OfAnExistingTableWithoutTheDeadLetterIndex_SaysSo()
+    {
+        var table = "ion-log-" + Guid.NewGuid().ToString("N");
+        await dynalite.Client.CreateTableAsync(new CreateTableRequest
+        {
+            TableName = table,
+            BillingMode = BillingMode.PAY_PER_REQUEST,
+            AttributeDefinitions = [new AttributeDefinition("id", ScalarAttributeType.S)],
+            KeySchema = [new KeySchemaElement("id", KeyType.HASH)],
+        }, Cancellation);
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => DynamoDbDeliveryLog.CreateTableAsync(dynalite.Client, table, Cancellation));
+
+        Assert.Contains(table, error.Message, StringComparison.Ordinal);
+        Assert.Contains("dead_letters", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task AFinishedMessage_ExpiresARetentionAfterItWasFirstQueued_AndAWaitingOneNever()
     {
         var table = await CreateTableAsync();
