@@ -1,0 +1,749 @@
+using System.Globalization;
+using System.Net.Sockets;
+using System.Text.Json;
+using Amazon.DynamoDBv2;
+using Amazon.DynamoDBv2.Model;
+using Amazon.Runtime;
+using Ion.Log;
+using Ion.Queues;
+
+namespace Ion.Stores.Aws;
+
+/// <summary>
+/// The delivery log in a DynamoDB table: one item per message id, as the SQLite log keeps one row, and every write a
+/// single-item conditional write (no transactions), so both logs pass one contract.
+/// </summary>
+/// <remarks>
+/// <para>The item, keyed by <c>id</c> (S); times are unix milliseconds (N) as in SQLite: <c>state</c> (queued,
+/// retrying, sent, dead), <c>created_at</c> (first queued) and <c>created_s</c> (the same in seconds, the base of the
+/// TTL), <c>updated_at</c>, <c>queued_at</c> (last queued: published or redriven), <c>attempts_used</c>,
+/// <c>recipients</c> (JSON array of <see cref="RecipientStatus"/>), <c>attempts</c> (list of maps, appended with
+/// <c>list_append</c>), <c>last_reason</c>, <c>failure_class</c>, <c>claim_holder</c>/<c>claim_until</c> (which queue
+/// copy delivers it, until when), <c>redrive_at</c> (set while a redrive moves it), <c>not_before</c> (a retry's
+/// time), and <c>expires_at</c>, the table's TTL attribute (epoch seconds: first queued + retention), present only
+/// while the message is finished (sent or dead), so DynamoDB never expires a message still waiting.</para>
+/// <para>While dead an item also carries <c>body</c> and the keys of the sparse index <c>dead_letters</c>:
+/// <c>dead_pk</c> (always "dead") and <c>dead_sk</c> (dead time, zero-padded, then the id: oldest first, ties by id as
+/// in SQLite), plus <c>dead_domains</c> (string set of its recipients' domains, lower case) to filter on. Only dead
+/// items are in the index, so listing them reads dead letters and nothing else. One partition holds them all, which
+/// is fine for dead-lettering rates (far below a partition's 1,000 writes a second).</para>
+/// <para>Reads of the table are consistent. Queries of the index cannot be (DynamoDB's global secondary indexes are
+/// eventually consistent), so a dead letter may show up in the list, or leave it, a moment late.</para>
+/// </remarks>
+public sealed class DynamoDbDeliveryLog : IDeliveryLog
+{
+    private const string DeadIndex = "dead_letters";
+    private const string DeadPartition = "dead";
+    // Enough to keep a batch of ids moving without opening a connection per id.
+    private const int Parallelism = 16;
+    // A conditional write that fails is followed by a read and a new write; each round means another writer changed
+    // the item in between. Past this many rounds something is wrong, and the caller may ask again.
+    private const int MaxRounds = 10;
+
+    // Everything a dead letter is listed with, and the filters' attributes: the index keeps these, not the attempts.
+    private static readonly List<string> DeadIndexAttributes =
+        ["body", "last_reason", "failure_class", "attempts_used", "created_at", "updated_at", "recipients", "dead_domains"];
+
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    private readonly IAmazonDynamoDB _client;
+    private readonly string _table;
+    private readonly TimeSpan _retention;
+    private readonly TimeProvider _time;
+
+    public DynamoDbDeliveryLog(IAmazonDynamoDB client, string tableName, TimeSpan retention, TimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(client);
+        ArgumentException.ThrowIfNullOrWhiteSpace(tableName);
+        ArgumentOutOfRangeException.ThrowIfLessThan(retention, TimeSpan.Zero);
+        ArgumentNullException.ThrowIfNull(time);
+        _client = client;
+        _table = tableName;
+        _retention = retention;
+        _time = time;
+    }
+
+    /// <summary>Creates the delivery log's table (on-demand capacity, with its dead-letter index) unless it exists,
+    /// and waits until it is active. An existing table without the index is refused. TTL on <c>expires_at</c> is enabled where the table is deployed (Terraform).</summary>
+    public static async Task CreateTableAsync(IAmazonDynamoDB client, string tableName, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(client);
+        ArgumentException.ThrowIfNullOrWhiteSpace(tableName);
+        var request = new CreateTableRequest
+        {
+            TableName = tableName,
+            BillingMode = BillingMode.PAY_PER_REQUEST,
+            AttributeDefinitions =
+            [
+                new AttributeDefinition("id", ScalarAttributeType.S),
+                new AttributeDefinition("dead_pk", ScalarAttributeType.S),
+                new AttributeDefinition("dead_sk", ScalarAttributeType.S),
+            ],
+            KeySchema = [new KeySchemaElement("id", KeyType.HASH)],
+            GlobalSecondaryIndexes =
+            [
+                new GlobalSecondaryIndex
+                {
+                    IndexName = DeadIndex,
+                    KeySchema = [new KeySchemaElement("dead_pk", KeyType.HASH), new KeySchemaElement("dead_sk", KeyType.RANGE)],
+                    Projection = new Projection { ProjectionType = ProjectionType.INCLUDE, NonKeyAttributes = [.. DeadIndexAttributes] },
+                },
+            ],
+        };
+        try
+        {
+            await client.CreateTableAsync(request, cancellationToken);
+        }
+        catch (ResourceInUseException)
+        {
+            // It exists already (or is being created): waiting for it below is all that is left to do.
+        }
+        catch (Exception error) when (IsUnavailable(error, cancellationToken))
+        {
+            throw Unavailable("create the table", tableName, error);
+        }
+
+        while (true)
+        {
+            TableDescription table;
+            try
+            {
+                table = (await client.DescribeTableAsync(tableName, cancellationToken)).Table;
+            }
+            catch (Exception error) when (IsUnavailable(error, cancellationToken))
+            {
+                throw Unavailable("describe the table", tableName, error);
+            }
+            var indexes = table.GlobalSecondaryIndexes ?? [];
+            // A table made elsewhere (Terraform, by hand) without the index would fail only when dead letters are
+            // listed, as if DynamoDB were down: say so now, where it is provisioned.
+            if (!indexes.Any(i => i.IndexName == DeadIndex))
+                throw new InvalidOperationException($"The DynamoDB table '{tableName}' exists without the index '{DeadIndex}' (dead_pk S, dead_sk S) "
+                    + "that the delivery log lists dead letters from: add it, or use another table");
+            if (table.TableStatus == TableStatus.ACTIVE && indexes.All(i => i.IndexStatus == IndexStatus.ACTIVE))
+                return;
+            await Task.Delay(TimeSpan.FromMilliseconds(250), cancellationToken);
+        }
+    }
+
+    public async Task<IReadOnlyDictionary<string, MessageState>> RecordQueuedAsync(IReadOnlyList<string> ids, DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        var states = new MessageState?[ids.Count];
+        await ForEachAsync(ids.Count, async (i, token) => states[i] = await RecordQueuedAsync(ids[i], at.ToUnixTimeMilliseconds(), token), cancellationToken);
+        var known = new Dictionary<string, MessageState>(StringComparer.Ordinal);
+        for (var i = 0; i < ids.Count; i++)
+        {
+            if (states[i] is { } state)
+                known[ids[i]] = state;
+        }
+        return known;
+    }
+
+    /// <summary>Null when the id was recorded now, else the state the log already had.</summary>
+    private async Task<MessageState?> RecordQueuedAsync(string id, long at, CancellationToken cancellationToken)
+    {
+        for (var round = 0; round < MaxRounds; round++)
+        {
+            // A known id keeps what it has: the worker may even have taken and finished it already.
+            var (created, existing) = await PutIfAbsentAsync(NewItem(id, at), "record queued messages", cancellationToken);
+            if (created)
+                return null;
+            if (await ExistingAsync(id, existing, "record queued messages", cancellationToken) is { } item)
+                return ReadState(item);
+            // Pruned between the write and the read: record it again.
+        }
+        throw KeptChanging("record queued messages", id);
+    }
+
+    public Task BeginRedriveAsync(IReadOnlyList<string> ids, DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        // Only a dead letter is marked (and an unknown id is not created): the condition says which.
+        return ForEachAsync(ids.Count, async (i, token) => await TryUpdateAsync(ids[i], new ItemUpdate()
+            .Set("redrive_at", N(at.ToUnixTimeMilliseconds()))
+            .When("#state = :dead", (":dead", S("dead"))), "mark dead letters as redriven", token), cancellationToken);
+    }
+
+    public Task RecordRedrivenAsync(IReadOnlyList<string> ids, DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        return ForEachAsync(ids.Count, (i, token) => new ValueTask(RecordRedrivenAsync(ids[i], at.ToUnixTimeMilliseconds(), token)), cancellationToken);
+    }
+
+    private async Task RecordRedrivenAsync(string id, long at, CancellationToken cancellationToken)
+    {
+        const string operation = "record redriven messages";
+        for (var round = 0; round < MaxRounds; round++)
+        {
+            // An id the log does not know (a dead letter that never reached it) starts a record; one a worker already
+            // took up again (see ClaimAsync) keeps what it has; a dead one is queued again from what it holds now.
+            var item = await GetItemAsync(id, operation, cancellationToken);
+            if (item is null)
+            {
+                if ((await PutIfAbsentAsync(NewItem(id, at), operation, cancellationToken)).Created)
+                    return;
+                continue;
+            }
+            if (ReadState(item) != MessageState.Dead)
+                return;
+            if ((await TryUpdateAsync(id, Requeue(item, at), operation, cancellationToken)).Written)
+                return;
+        }
+        throw KeptChanging(operation, id);
+    }
+
+    public async Task<IReadOnlyList<Claim>> ClaimAsync(IReadOnlyList<ClaimRequest> requests, TimeSpan lease, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(requests);
+        var claims = new Claim[requests.Count];
+        await ForEachAsync(requests.Count, async (i, token) => claims[i] = await ClaimAsync(requests[i], lease, token), cancellationToken);
+        return claims;
+    }
+
+    private async Task<Claim> ClaimAsync(ClaimRequest request, TimeSpan lease, CancellationToken cancellationToken)
+    {
+        const string operation = "claim messages";
+        for (var round = 0; round < MaxRounds; round++)
+        {
+            var now = Now();
+            var until = now + (long)lease.TotalMilliseconds;
+            // One write for the usual cases: it creates an id never seen (published straight onto the queue, queued
+            // when the queue took it) and claims it if it waits and is free, expired, or this copy's own already.
+            var enqueued = request.EnqueuedAt.ToUnixTimeMilliseconds();
+            var (claimed, item) = await TryUpdateAsync(request.Id, new ItemUpdate()
+                .Set("claim_holder", S(request.Holder))
+                .Set("claim_until", N(until))
+                .SetTo("#state", "if_not_exists(#state, :queued)", (":queued", S("queued")))
+                .SetTo("created_at", "if_not_exists(created_at, :enqueued)", (":enqueued", N(enqueued)))
+                .SetTo("created_s", "if_not_exists(created_s, :enqueued_s)", (":enqueued_s", N(Seconds(enqueued))))
+                .SetTo("updated_at", "if_not_exists(updated_at, :enqueued)")
+                .SetTo("queued_at", "if_not_exists(queued_at, :enqueued)")
+                .SetTo("attempts_used", "if_not_exists(attempts_used, :zero)", (":zero", N(0)))
+                .When("attribute_not_exists(id) OR (#state IN (:queued, :retrying) AND "
+                      + "(attribute_not_exists(claim_holder) OR claim_holder = :claim_holder OR claim_until <= :now))",
+                    (":retrying", S("retrying")), (":now", N(now))), operation, cancellationToken, returnItem: true);
+            if (claimed)
+                return new Claim(request.Id, ClaimStatus.Claimed, History(item!));
+
+            item = await ExistingAsync(request.Id, item, operation, cancellationToken);
+            if (item is null)
+                continue; // pruned in between: it is new again
+            var history = History(item);
+            switch (ReadState(item))
+            {
+                case MessageState.Sent:
+                    return new Claim(request.Id, ClaimStatus.AlreadySent, history);
+                case MessageState.Dead when item.ContainsKey("redrive_at"):
+                    // A dead letter caught mid-redrive starts afresh, as RecordRedrivenAsync would, and is claimed in
+                    // the same write; if anything changed it since the read, look again.
+                    var requeued = Requeue(item, now)
+                        .When("attribute_exists(redrive_at)")
+                        .Set("claim_holder", S(request.Holder))
+                        .Set("claim_until", N(until));
+                    var (written, fresh) = await TryUpdateAsync(request.Id, requeued, operation, cancellationToken, returnItem: true);
+                    if (written)
+                        return new Claim(request.Id, ClaimStatus.Claimed, History(fresh!));
+                    continue;
+                case MessageState.Dead:
+                    return new Claim(request.Id, ClaimStatus.Dead, history);
+                default:
+                    if (Text(item, "claim_holder") is { } holder && holder != request.Holder && Number(item, "claim_until") is { } held && held > now)
+                        return new Claim(request.Id, ClaimStatus.HeldByOther, history, FromUnix(held));
+                    continue; // released or expired since the write was refused: try again
+            }
+        }
+        throw KeptChanging(operation, request.Id);
+    }
+
+    public Task ReleaseAsync(IReadOnlyList<ClaimRequest> claims, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(claims);
+        // Only the holder gives a claim back: another copy may have taken it over after the lease ran out.
+        return ForEachAsync(claims.Count, async (i, token) => await TryUpdateAsync(claims[i].Id, new ItemUpdate()
+            .Remove("claim_holder", "claim_until")
+            .When("claim_holder = :holder", (":holder", S(claims[i].Holder))), "release claims", token), cancellationToken);
+    }
+
+    public Task RecordAsync(IReadOnlyList<DeliveryEntry> entries, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(entries);
+        // A refused condition is a sent message meeting a late outcome of another copy: nothing to record.
+        return ForEachAsync(entries.Count, async (i, token) => await TryUpdateAsync(entries[i].Id, Record(entries[i], Now()), "record outcomes", token),
+            cancellationToken);
+    }
+
+    /// <summary>One write per outcome: the state and everything that goes with it, the attempt appended to the item's
+    /// list, the claim ended.</summary>
+    private ItemUpdate Record(DeliveryEntry entry, long now)
+    {
+        var dead = entry.State == MessageState.Dead;
+        var update = new ItemUpdate()
+            .Set("#state", S(StateName(entry.State)))
+            .Set("updated_at", N(now))
+            // An id the log never saw starts its record now, as in SQLite.
+            .SetTo("created_at", "if_not_exists(created_at, :now)", (":now", N(now)))
+            .SetTo("created_s", "if_not_exists(created_s, :now_s)", (":now_s", N(Seconds(now))))
+            .SetTo("queued_at", "if_not_exists(queued_at, :now)")
+            .Set("attempts_used", N(entry.AttemptsUsed))
+            .Set("recipients", S(JsonSerializer.Serialize(entry.Recipients, Json)))
+            .SetOrRemove("last_reason", entry.State != MessageState.Sent && entry.Reason is { } reason ? S(reason) : null)
+            .SetOrRemove("failure_class", entry.FailureClass is { } failureClass ? S(ClassName(failureClass)) : null)
+            .SetOrRemove("body", dead && entry.Body is { } body ? S(body) : null)
+            .SetOrRemove("not_before", entry.NotBefore is { } notBefore ? N(notBefore.ToUnixTimeMilliseconds()) : null)
+            .Remove("claim_holder", "claim_until");
+        if (entry.Attempt is { } attempt)
+            update.SetTo("attempts", "list_append(if_not_exists(attempts, :no_attempts), :attempt)", (":no_attempts", new AttributeValue { L = [] }),
+                (":attempt", new AttributeValue { L = [new AttributeValue { M = AttemptItem(attempt) }] }));
+        if (dead)
+        {
+            update.Set("dead_pk", S(DeadPartition)).Set("dead_sk", S(DeadKey(now, entry.Id)));
+            var domains = Domains(entry.Recipients);
+            update.SetOrRemove("dead_domains", domains.Count > 0 ? new AttributeValue { SS = domains } : null);
+        }
+        else
+        {
+            update.Remove("dead_pk", "dead_sk", "dead_domains");
+        }
+        // Finished messages expire a retention after they were first queued (what PruneAsync does by hand); a message
+        // that may still be delivered must not, so the attribute goes when it is not finished.
+        if (entry.State is MessageState.Sent or MessageState.Dead)
+            update.SetTo("expires_at", "if_not_exists(created_s, :now_s) + :retention_s", (":retention_s", N((long)_retention.TotalSeconds)));
+        else
+            update.Remove("expires_at");
+        // Nothing makes a sent message unsent: a late outcome of another copy must not.
+        if (entry.State != MessageState.Sent)
+            update.When("attribute_not_exists(#state) OR #state <> :sent", (":sent", S("sent")));
+        return update;
+    }
+
+    /// <summary>Back to the queue with fresh attempts: failed recipients wait again, those that got it stay sent. The
+    /// new recipients are computed from the ones read, so the write holds only if the item is still dead with those
+    /// recipients.</summary>
+    private static ItemUpdate Requeue(Dictionary<string, AttributeValue> item, long at)
+    {
+        var update = new ItemUpdate()
+            .Set("#state", S("queued"))
+            .Set("queued_at", N(at))
+            .Set("updated_at", N(at))
+            .Set("attempts_used", N(0))
+            .Remove("last_reason", "failure_class", "body", "redrive_at", "not_before", "dead_pk", "dead_sk", "dead_domains", "expires_at")
+            .When("#state = :dead", (":dead", S("dead")));
+        if (item.TryGetValue("recipients", out var read))
+        {
+            var recipients = Recipients(item).Select(r => r.State == RecipientState.Failed ? r with { State = RecipientState.Pending } : r);
+            update.Set("recipients", S(JsonSerializer.Serialize(recipients, Json)))
+                .When("recipients = :read_recipients", (":read_recipients", read));
+        }
+        else
+        {
+            update.When("attribute_not_exists(recipients)");
+        }
+        return update;
+    }
+
+    public async Task<DeliveryRecord?> GetAsync(string id, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(id);
+        var item = await GetItemAsync(id, "read a message's record", cancellationToken);
+        if (item is null)
+            return null;
+        var attempts = item.TryGetValue("attempts", out var list) && list.L is { } values ? values.Select(a => ReadAttempt(a.M)).ToList() : [];
+        return new DeliveryRecord(
+            id,
+            ReadState(item),
+            FromUnix(Number(item, "created_at") ?? 0),
+            FromUnix(Number(item, "updated_at") ?? 0),
+            Text(item, "last_reason"),
+            ReadClass(item),
+            (int)(Number(item, "attempts_used") ?? 0),
+            Recipients(item),
+            attempts);
+    }
+
+    public async Task<IReadOnlyList<DeadLetter>> ListDeadLettersAsync(DeadLetterQuery query, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        ArgumentOutOfRangeException.ThrowIfNegative(query.Limit);
+        var dead = new List<DeadLetter>();
+        // The time range is a range of the index's sort key: "<padded ms>#<id>" sorts by time, then id. A bound is
+        // the padded time alone, which sorts before every key of that millisecond, so since is inclusive and before
+        // exclusive; BETWEEN is inclusive, but no key equals a bare bound.
+        var since = Math.Max(0, query.DeadSince?.ToUnixTimeMilliseconds() ?? 0);
+        var before = query.DeadBefore?.ToUnixTimeMilliseconds();
+        if (query.Limit == 0 || before <= since)
+            return dead;
+        var values = new Dictionary<string, AttributeValue>
+        {
+            [":dead"] = S(DeadPartition),
+            [":since"] = S(DeadKey(since, "")),
+        };
+        var keyCondition = "dead_pk = :dead AND dead_sk >= :since";
+        if (before is { } end)
+        {
+            values[":before"] = S(DeadKey(end, ""));
+            keyCondition = "dead_pk = :dead AND dead_sk BETWEEN :since AND :before";
+        }
+        List<string> filters = [];
+        if (query.FailureClass is { } failureClass)
+        {
+            values[":class"] = S(ClassName(failureClass));
+            filters.Add("failure_class = :class");
+        }
+        if (query.RecipientDomain is { Length: > 0 } domain)
+        {
+            values[":domain"] = S(domain.ToLowerInvariant());
+            filters.Add("contains(dead_domains, :domain)");
+        }
+
+        Dictionary<string, AttributeValue>? start = null;
+        do
+        {
+            var request = new QueryRequest
+            {
+                TableName = _table,
+                IndexName = DeadIndex,
+                KeyConditionExpression = keyCondition,
+                FilterExpression = filters.Count > 0 ? string.Join(" AND ", filters) : null,
+                ExpressionAttributeValues = values,
+                ScanIndexForward = true,
+                ExclusiveStartKey = start,
+                // Without a filter every item read is listed, so read no more than are wanted; with one, read whole
+                // pages and keep paging until the limit is filled.
+                Limit = filters.Count == 0 ? query.Limit - dead.Count : null,
+            };
+            var page = await CallAsync("list dead letters", () => _client.QueryAsync(request, cancellationToken), cancellationToken);
+            foreach (var item in page.Items ?? [])
+            {
+                if (dead.Count == query.Limit)
+                    break;
+                dead.Add(new DeadLetter(
+                    Id: item["id"].S,
+                    Body: Text(item, "body") ?? "",
+                    Reason: Text(item, "last_reason") ?? "",
+                    FailureClass: ReadClass(item) ?? FailureClass.Permanent,
+                    Attempts: (int)(Number(item, "attempts_used") ?? 0),
+                    EnqueuedAt: FromUnix(Number(item, "created_at") ?? 0),
+                    DeadAt: FromUnix(Number(item, "updated_at") ?? 0),
+                    Recipients: Recipients(item)));
+            }
+            start = page.LastEvaluatedKey is { Count: > 0 } last ? last : null;
+        }
+        while (start is not null && dead.Count < query.Limit);
+        return dead;
+    }
+
+    /// <summary>On AWS the table's TTL forgets finished messages by itself (free, within a day or two of
+    /// <c>expires_at</c>); this is for where there is no TTL (dynalite, or a table without it enabled). It scans the
+    /// whole table, paying for every item read whether finished or not (1 read unit per 4 KB, consistent), plus one
+    /// write per item deleted: run it rarely on a large table, or leave the job to the TTL.</summary>
+    public async Task<int> PruneAsync(DateTimeOffset before, CancellationToken cancellationToken)
+    {
+        const string operation = "prune finished messages";
+        // The same condition filters the scan and guards each delete, so a message redriven in between is kept.
+        const string finishedBefore = "created_at < :before AND #state IN (:sent, :dead)";
+        var cutOff = N(before.ToUnixTimeMilliseconds());
+        var removed = 0;
+        Dictionary<string, AttributeValue>? start = null;
+        do
+        {
+            var request = new ScanRequest
+            {
+                TableName = _table,
+                ConsistentRead = true,
+                ProjectionExpression = "id",
+                FilterExpression = finishedBefore,
+                ExpressionAttributeNames = new() { ["#state"] = "state" },
+                ExpressionAttributeValues = new() { [":before"] = cutOff, [":sent"] = S("sent"), [":dead"] = S("dead") },
+                ExclusiveStartKey = start,
+            };
+            var page = await CallAsync(operation, () => _client.ScanAsync(request, cancellationToken), cancellationToken);
+            var ids = (page.Items ?? []).Select(item => item["id"].S).ToList();
+            await ForEachAsync(ids.Count, async (i, token) =>
+            {
+                var delete = new DeleteItemRequest
+                {
+                    TableName = _table,
+                    Key = Key(ids[i]),
+                    ConditionExpression = finishedBefore,
+                    ExpressionAttributeNames = new() { ["#state"] = "state" },
+                    ExpressionAttributeValues = new() { [":before"] = cutOff, [":sent"] = S("sent"), [":dead"] = S("dead") },
+                };
+                try
+                {
+                    await CallAsync(operation, () => _client.DeleteItemAsync(delete, token), token);
+                    Interlocked.Increment(ref removed);
+                }
+                catch (ConditionalCheckFailedException)
+                {
+                    // Queued again since the scan read it: it stays.
+                }
+            }, cancellationToken);
+            start = page.LastEvaluatedKey is { Count: > 0 } last ? last : null;
+        }
+        while (start is not null);
+        return removed;
+    }
+
+    private long Now() => _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    /// <summary>A new record, queued at <paramref name="at"/>, put only if the id has none.</summary>
+    private static PutItemRequest NewItem(string id, long at) => new()
+    {
+        Item = new()
+        {
+            ["id"] = S(id),
+            ["state"] = S("queued"),
+            ["created_at"] = N(at),
+            ["created_s"] = N(Seconds(at)),
+            ["updated_at"] = N(at),
+            ["queued_at"] = N(at),
+            ["attempts_used"] = N(0),
+        },
+        ConditionExpression = "attribute_not_exists(id)",
+    };
+
+    private async Task<(bool Created, Dictionary<string, AttributeValue>? Existing)> PutIfAbsentAsync(PutItemRequest request, string operation,
+        CancellationToken cancellationToken)
+    {
+        request.TableName = _table;
+        // AWS returns the item that failed the condition, saving a read; dynalite ignores this (see ExistingAsync).
+        request.ReturnValuesOnConditionCheckFailure = ReturnValuesOnConditionCheckFailure.ALL_OLD;
+        try
+        {
+            await CallAsync(operation, () => _client.PutItemAsync(request, cancellationToken), cancellationToken);
+            return (true, null);
+        }
+        catch (ConditionalCheckFailedException refused)
+        {
+            return (false, refused.Item);
+        }
+    }
+
+    /// <summary>The update, if the item meets its condition: then the item as written, else the item as it was
+    /// (when the service says; <see cref="ExistingAsync"/> reads it otherwise).</summary>
+    private async Task<(bool Written, Dictionary<string, AttributeValue>? Item)> TryUpdateAsync(string id, ItemUpdate update, string operation,
+        CancellationToken cancellationToken, bool returnItem = false)
+    {
+        var request = update.ToRequest(_table, Key(id), returnItem);
+        try
+        {
+            var response = await CallAsync(operation, () => _client.UpdateItemAsync(request, cancellationToken), cancellationToken);
+            return (true, response.Attributes);
+        }
+        catch (ConditionalCheckFailedException refused)
+        {
+            return (false, refused.Item);
+        }
+    }
+
+    /// <summary>The item that failed a condition: as the failed write returned it (AWS), or read consistently
+    /// (dynalite returns nothing). Null if it is gone.</summary>
+    private async Task<Dictionary<string, AttributeValue>?> ExistingAsync(string id, Dictionary<string, AttributeValue>? returned, string operation,
+        CancellationToken cancellationToken) =>
+        returned is { Count: > 0 } ? returned : await GetItemAsync(id, operation, cancellationToken);
+
+    private async Task<Dictionary<string, AttributeValue>?> GetItemAsync(string id, string operation, CancellationToken cancellationToken)
+    {
+        var request = new GetItemRequest { TableName = _table, Key = Key(id), ConsistentRead = true };
+        var response = await CallAsync(operation, () => _client.GetItemAsync(request, cancellationToken), cancellationToken);
+        return response.Item is { Count: > 0 } item ? item : null;
+    }
+
+    /// <summary>Runs one call to DynamoDB, turning the ways it can fail into <see cref="StoreUnavailableException"/>.
+    /// A refused condition is an answer, left to the caller; a cancellation asked for passes through.</summary>
+    private async Task<T> CallAsync<T>(string operation, Func<Task<T>> call, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await call();
+        }
+        catch (Exception error) when (error is not ConditionalCheckFailedException && IsUnavailable(error, cancellationToken))
+        {
+            throw Unavailable(operation, _table, error);
+        }
+    }
+
+    // Service errors (a missing table, throttling after the SDK's own retries, a server error), the client's
+    // (network, no endpoint) and a timeout, which surfaces as a cancellation nobody asked for.
+    private static bool IsUnavailable(Exception error, CancellationToken cancellationToken) => error switch
+    {
+        OperationCanceledException when cancellationToken.IsCancellationRequested => false,
+        AmazonServiceException or AmazonClientException or HttpRequestException or IOException or SocketException
+            or TimeoutException or OperationCanceledException => true,
+        _ => false,
+    };
+
+    private static StoreUnavailableException Unavailable(string operation, string table, Exception error) =>
+        new($"The delivery log could not {operation} in the DynamoDB table '{table}': {error.Message}", error);
+
+    private StoreUnavailableException KeptChanging(string operation, string id) =>
+        new($"The delivery log could not {operation} in the DynamoDB table '{_table}': the item of '{id}' kept changing under it ({MaxRounds} tries)");
+
+    private static Task ForEachAsync(int count, Func<int, CancellationToken, ValueTask> body, CancellationToken cancellationToken) =>
+        count switch
+        {
+            0 => Task.CompletedTask,
+            1 => body(0, cancellationToken).AsTask(),
+            _ => Parallel.ForEachAsync(Enumerable.Range(0, count),
+                new ParallelOptions { MaxDegreeOfParallelism = Parallelism, CancellationToken = cancellationToken }, body),
+        };
+
+    private static Dictionary<string, AttributeValue> Key(string id) => new() { ["id"] = S(id) };
+
+    private static AttributeValue S(string value) => new() { S = value };
+
+    private static AttributeValue N(long value) => new() { N = value.ToString(CultureInfo.InvariantCulture) };
+
+    private static long Seconds(long ms) => ms / 1000;
+
+    private static string? Text(Dictionary<string, AttributeValue> item, string name) =>
+        item.TryGetValue(name, out var value) ? value.S : null;
+
+    private static long? Number(Dictionary<string, AttributeValue> item, string name) =>
+        item.TryGetValue(name, out var value) && value.N is { } n ? long.Parse(n, CultureInfo.InvariantCulture) : null;
+
+    private static DateTimeOffset FromUnix(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
+
+    /// <summary>The index's sort key: the dead time padded to 15 digits (enough for DateTimeOffset.MaxValue), so
+    /// keys sort by time as strings, then by id.</summary>
+    private static string DeadKey(long ms, string id) => ms.ToString("D15", CultureInfo.InvariantCulture) + (id.Length > 0 ? "#" + id : "");
+
+    /// <summary>The recipients' domains, lower case, for the case-insensitive domain filter: the part after the last
+    /// '@', since a quoted local part may hold one too.</summary>
+    private static List<string> Domains(IReadOnlyList<RecipientStatus> recipients) =>
+    [
+        .. recipients
+            .Select(r => r.Address.LastIndexOf('@') is var at and >= 0 ? r.Address[(at + 1)..].ToLowerInvariant() : "")
+            .Where(d => d.Length > 0)
+            .Distinct(StringComparer.Ordinal),
+    ];
+
+    private static DeliveryHistory History(Dictionary<string, AttributeValue> item) => new(
+        AttemptsUsed: (int)(Number(item, "attempts_used") ?? 0),
+        QueuedAt: FromUnix(Number(item, "queued_at") ?? 0),
+        Recipients: Recipients(item),
+        LastReason: Text(item, "last_reason"),
+        FailureClass: ReadClass(item),
+        NotBefore: Number(item, "not_before") is { } notBefore ? FromUnix(notBefore) : null);
+
+    private static List<RecipientStatus> Recipients(Dictionary<string, AttributeValue> item) =>
+        Text(item, "recipients") is { } json ? JsonSerializer.Deserialize<List<RecipientStatus>>(json, Json) ?? [] : [];
+
+    /// <summary>An attempt as the item keeps it: times in unix milliseconds, per-recipient answers as JSON.</summary>
+    private static Dictionary<string, AttributeValue> AttemptItem(DeliveryAttempt attempt)
+    {
+        var item = new Dictionary<string, AttributeValue>
+        {
+            ["at"] = N(attempt.At.ToUnixTimeMilliseconds()),
+            ["outcome"] = S(attempt.Outcome),
+            ["reply"] = S(attempt.Reply),
+            ["duration_ms"] = N((long)attempt.Duration.TotalMilliseconds),
+        };
+        if (attempt.SmtpCode is { } code)
+            item["smtp_code"] = N(code);
+        if (attempt.Recipients is { } recipients)
+            item["recipients"] = S(JsonSerializer.Serialize(recipients, Json));
+        return item;
+    }
+
+    private static DeliveryAttempt ReadAttempt(Dictionary<string, AttributeValue> item) => new(
+        FromUnix(Number(item, "at") ?? 0),
+        Text(item, "outcome") ?? "",
+        Number(item, "smtp_code") is { } code ? (int)code : null,
+        Text(item, "reply") ?? "",
+        TimeSpan.FromMilliseconds(Number(item, "duration_ms") ?? 0),
+        Text(item, "recipients") is { } json ? JsonSerializer.Deserialize<List<RecipientStatus>>(json, Json) : null);
+
+    private static string StateName(MessageState state) => state switch
+    {
+        MessageState.Queued => "queued",
+        MessageState.Retrying => "retrying",
+        MessageState.Sent => "sent",
+        MessageState.Dead => "dead",
+        _ => throw new ArgumentOutOfRangeException(nameof(state)),
+    };
+
+    private static MessageState ReadState(Dictionary<string, AttributeValue> item) => Text(item, "state") switch
+    {
+        "queued" => MessageState.Queued,
+        "retrying" => MessageState.Retrying,
+        "sent" => MessageState.Sent,
+        "dead" => MessageState.Dead,
+        var name => throw new InvalidDataException($"unknown message state '{name}' in the delivery log"),
+    };
+
+    private static string ClassName(FailureClass failureClass) => JsonNamingPolicy.SnakeCaseLower.ConvertName(failureClass.ToString());
+
+    private static FailureClass? ReadClass(Dictionary<string, AttributeValue> item) => Text(item, "failure_class") switch
+    {
+        null => null,
+        var name when Enum.TryParse<FailureClass>(name, ignoreCase: true, out var failureClass) => failureClass,
+        var name => throw new InvalidDataException($"unknown failure class '{name}' in the delivery log"),
+    };
+
+    /// <summary>One UpdateItem's SET and REMOVE clauses, its condition (all parts must hold) and the values they
+    /// name, so each write reads as the list of what it changes and when.</summary>
+    private sealed class ItemUpdate
+    {
+        private readonly List<string> _set = [];
+        private readonly List<string> _remove = [];
+        private readonly List<string> _conditions = [];
+        private readonly Dictionary<string, AttributeValue> _values = new(StringComparer.Ordinal);
+
+        /// <summary>SET attribute = :attribute.</summary>
+        public ItemUpdate Set(string attribute, AttributeValue value)
+        {
+            var name = ":" + attribute.TrimStart('#');
+            return SetTo(attribute, name, (name, value));
+        }
+
+        /// <summary>SET attribute = expression, with the values the expression names.</summary>
+        public ItemUpdate SetTo(string attribute, string expression, params (string Name, AttributeValue Value)[] values)
+        {
+            _set.Add($"{attribute} = {expression}");
+            return With(values);
+        }
+
+        public ItemUpdate SetOrRemove(string attribute, AttributeValue? value) => value is null ? Remove(attribute) : Set(attribute, value);
+
+        public ItemUpdate Remove(params string[] attributes)
+        {
+            _remove.AddRange(attributes);
+            return this;
+        }
+
+        public ItemUpdate When(string condition, params (string Name, AttributeValue Value)[] values)
+        {
+            _conditions.Add($"({condition})");
+            return With(values);
+        }
+
+        private ItemUpdate With((string Name, AttributeValue Value)[] values)
+        {
+            foreach (var (name, value) in values)
+                _values[name] = value;
+            return this;
+        }
+
+        /// <summary>With <paramref name="returnItem"/>, the whole item comes back: as written, or as it failed the
+        /// condition (AWS only).</summary>
+        public UpdateItemRequest ToRequest(string table, Dictionary<string, AttributeValue> key, bool returnItem)
+        {
+            var update = (_set.Count > 0 ? "SET " + string.Join(", ", _set) : "") + (_remove.Count > 0 ? " REMOVE " + string.Join(", ", _remove) : "");
+            var condition = _conditions.Count > 0 ? string.Join(" AND ", _conditions) : null;
+            return new UpdateItemRequest
+            {
+                TableName = table,
+                Key = key,
+                UpdateExpression = update.Trim(),
+                ConditionExpression = condition,
+                // "state" is a reserved word in DynamoDB's expressions; DynamoDB refuses a name no expression uses.
+                ExpressionAttributeNames = (update + condition).Contains("#state", StringComparison.Ordinal) ? new() { ["#state"] = "state" } : null,
+                ExpressionAttributeValues = _values.Count > 0 ? _values : null,
+                ReturnValues = returnItem ? ReturnValue.ALL_NEW : ReturnValue.NONE,
+                ReturnValuesOnConditionCheckFailure = returnItem ? ReturnValuesOnConditionCheckFailure.ALL_OLD : ReturnValuesOnConditionCheckFailure.NONE,
+            };
+        }
+    }
+}
