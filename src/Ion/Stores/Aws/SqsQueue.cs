@@ -1,0 +1,434 @@
+using System.Globalization;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using Amazon.Runtime;
+using Amazon.SQS;
+using Amazon.SQS.Model;
+using Ion.Queues;
+
+namespace Ion.Stores.Aws;
+
+/// <summary>The AWS <see cref="IMessageQueue"/>: an SQS queue and its dead-letter queue.</summary>
+/// <remarks>
+/// SQS cannot tell duplicates, so every enqueue is <see cref="EnqueueResult.Queued"/> and delivery's claim in the log
+/// sends each id once. A message's id travels as its <c>ion-id</c> attribute; a message an application published
+/// straight to the topic has none and is known by the <c>id</c> of its JSON body (the client's idempotency key), or
+/// else by SQS's own MessageId. A dead letter carries its note as <c>ion-*</c> attributes, so the dead-letter queue
+/// can be read without the delivery log.
+/// </remarks>
+public sealed class SqsQueue : IMessageQueue
+{
+    private const string IdAttribute = "ion-id";
+    private const string SentTimestamp = "SentTimestamp";
+    private const string ReceiveCount = "ApproximateReceiveCount";
+    private const string Visible = "ApproximateNumberOfMessages";
+    private const string NotVisible = "ApproximateNumberOfMessagesNotVisible";
+    private const string Delayed = "ApproximateNumberOfMessagesDelayed";
+
+    // SQS takes ten entries per batch call, and a send batch no larger than its largest message. That was 256 KiB
+    // before 2025 (1 MiB since), so slices of 256 KiB fit SQS old and new alike.
+    private const int BatchEntries = 10;
+    private const int BatchBytes = 256 * 1024;
+
+    // SQS allows a message to be hidden at most 12 hours from its receive, so a longer retry delay is cut to this,
+    // with ten minutes to spare for the attempt that came first. ion's delivery log remembers a retry's real time
+    // (NotBefore) and hides a message that shows before it again for the rest, so a cut delay costs a receive, not
+    // an early send. (A message held longer than ten minutes before a long return has the change refused, and shows
+    // again after its visibility timeout, to be hidden again the same way.)
+    private static readonly TimeSpan LongestReturn = TimeSpan.FromHours(11) + TimeSpan.FromMinutes(50);
+
+    // The delivery log keeps the whole reason; the attribute is for a person reading the queue (SQS allows ten
+    // attributes and one message's size for body and attributes together).
+    private const int ReasonLength = 1000;
+
+    // A redrive scans the dead-letter queue with a long poll, because only a long poll's empty answer means the
+    // queue is empty (a short poll asks a sample of SQS's servers), and keeps the letters it leaves hidden long
+    // enough that it does not meet them again while it runs.
+    private const int RedriveWaitSeconds = 1;
+    private const int RedriveVisibilitySeconds = 30;
+
+    private readonly IAmazonSQS _sqs;
+    private readonly string _queueUrl;
+    private readonly string _deadLetterQueueUrl;
+    private readonly int _visibilitySeconds;
+    private readonly int _waitSeconds;
+    private readonly TimeProvider _time;
+
+    public SqsQueue(IAmazonSQS sqs, string queueUrl, string deadLetterQueueUrl, SqsQueueOptions options, TimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(sqs);
+        ArgumentException.ThrowIfNullOrWhiteSpace(queueUrl);
+        ArgumentException.ThrowIfNullOrWhiteSpace(deadLetterQueueUrl);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(time);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.VisibilityTimeout, TimeSpan.Zero);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(options.VisibilityTimeout, TimeSpan.FromHours(12));
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.ReceiveWaitTime, TimeSpan.Zero);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(options.ReceiveWaitTime, TimeSpan.FromSeconds(20));
+        _sqs = sqs;
+        _queueUrl = queueUrl;
+        _deadLetterQueueUrl = deadLetterQueueUrl;
+        _visibilitySeconds = Seconds(options.VisibilityTimeout);
+        _waitSeconds = Seconds(options.ReceiveWaitTime);
+        _time = time;
+    }
+
+    public async Task<IReadOnlyList<EnqueueResult>> EnqueueAsync(IReadOnlyList<OutgoingMessage> messages, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        var refused = await SendAsync(_queueUrl, messages, cancellationToken);
+        if (refused.Count > 0)
+            throw Refused(_queueUrl, messages, refused);
+        return [.. messages.Select(_ => EnqueueResult.Queued)];
+    }
+
+    public async Task<IReadOnlyList<QueuedMessage>> ReceiveAsync(int maxMessages, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxMessages);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(maxMessages, IMessageQueue.MaxReceive);
+        var received = await ReceiveFromAsync(_queueUrl, maxMessages, _waitSeconds, _visibilitySeconds, cancellationToken);
+        return [.. received.Select(ToQueued)];
+    }
+
+    public async Task<IReadOnlyList<bool>> KeepHiddenAsync(IReadOnlyList<QueuedMessage> messages, CancellationToken cancellationToken) =>
+        await ChangeVisibilityAsync(_queueUrl, Handles(messages), _visibilitySeconds, cancellationToken);
+
+    public async Task ReturnAsync(IReadOnlyList<QueuedMessage> messages, TimeSpan delay, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(delay, TimeSpan.Zero);
+        // A stale receipt is ignored: the message is someone else's now, or gone.
+        await ChangeVisibilityAsync(_queueUrl, Handles(messages), Seconds(delay < LongestReturn ? delay : LongestReturn), cancellationToken);
+    }
+
+    // A stale receipt is ignored: SQS leaves the message, and whoever holds it now decides.
+    public Task CompleteAsync(IReadOnlyList<QueuedMessage> messages, CancellationToken cancellationToken) =>
+        DeleteAsync(_queueUrl, Handles(messages), cancellationToken);
+
+    public async Task DeadLetterAsync(QueuedMessage message, DeadLetterNote note, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        ArgumentNullException.ThrowIfNull(note);
+        var attributes = new Dictionary<string, MessageAttributeValue>
+        {
+            [IdAttribute] = Text(message.Id),
+            ["ion-reason"] = Text(Readable(note.Reason)),
+            ["ion-failure-class"] = Text(JsonNamingPolicy.SnakeCaseLower.ConvertName(note.Class.ToString())),
+            ["ion-attempts"] = Number(note.Attempts),
+            ["ion-enqueued-at"] = Text(message.EnqueuedAt.ToString("O", CultureInfo.InvariantCulture)),
+            ["ion-dead-at"] = Text(_time.GetUtcNow().ToString("O", CultureInfo.InvariantCulture)),
+        };
+        if (note.SmtpCode is { } code)
+            attributes["ion-smtp-code"] = Number(code);
+
+        // The copy first, then the original: a crash between the two leaves the message in both queues, never in
+        // neither, and the delivery log sends the copy that is still in the input queue back to the dead letters.
+        var request = new SendMessageRequest { QueueUrl = _deadLetterQueueUrl, MessageBody = message.Body, MessageAttributes = attributes };
+        await CallAsync("SendMessage", _deadLetterQueueUrl, token => _sqs.SendMessageAsync(request, token), cancellationToken);
+        await DeleteAsync(_queueUrl, [message.ReceiptHandle], cancellationToken);
+    }
+
+    /// <summary>Scans the dead-letter queue: each letter wanted goes back to the input queue (a send, then a delete),
+    /// the others stay hidden until the scan ends and are then released together. SQS's visibility gives each letter
+    /// to one scan, so two redrives at once move it once.</summary>
+    public async Task<IReadOnlyList<string>> RedriveAsync(IReadOnlyCollection<string>? ids, CancellationToken cancellationToken)
+    {
+        if (ids is { Count: 0 })
+            return [];
+        HashSet<string>? wanted = ids is null ? null : new(ids, StringComparer.Ordinal);
+        HashSet<string> moved = new(StringComparer.Ordinal);
+        HashSet<string> keptIds = new(StringComparer.Ordinal);
+        List<string> kept = [];
+        try
+        {
+            while (wanted is null || !wanted.IsSubsetOf(moved))
+            {
+                var round = await ReceiveFromAsync(_deadLetterQueueUrl, BatchEntries, RedriveWaitSeconds, RedriveVisibilitySeconds, cancellationToken);
+                if (round.Count == 0)
+                    break;
+
+                List<(Message Letter, string Id)> take = [];
+                // A letter this scan kept that shows again means the scan outlasted its hold: it has seen them all.
+                var wrapped = false;
+                foreach (var letter in round)
+                {
+                    var id = IdOf(letter);
+                    if (wanted is null || wanted.Contains(id))
+                    {
+                        take.Add((letter, id));
+                        continue;
+                    }
+                    wrapped |= !keptIds.Add(letter.MessageId);
+                    kept.Add(letter.ReceiptHandle);
+                }
+
+                List<OutgoingMessage> outgoing = [.. take.Select(t => new OutgoingMessage(t.Id, t.Letter.Body))];
+                var refused = await SendAsync(_queueUrl, outgoing, cancellationToken);
+                var refusedAt = refused.Select(r => r.Index).ToHashSet();
+                var sent = take.Where((_, i) => !refusedAt.Contains(i)).ToList();
+                await DeleteAsync(_deadLetterQueueUrl, [.. sent.Select(t => t.Letter.ReceiptHandle)], cancellationToken);
+                moved.UnionWith(sent.Select(t => t.Id));
+                if (refused.Count > 0)
+                {
+                    kept.AddRange(refusedAt.Select(i => take[i].Letter.ReceiptHandle));
+                    throw Refused(_queueUrl, outgoing, refused);
+                }
+                if (wrapped)
+                    break;
+            }
+        }
+        finally
+        {
+            // Not cancellable: letters left hidden would be missed by the next redrive for the rest of the hold.
+            await ChangeVisibilityAsync(_deadLetterQueueUrl, kept, 0, CancellationToken.None);
+        }
+        return [.. moved];
+    }
+
+    public async Task<QueueCounts> CountAsync(CancellationToken cancellationToken)
+    {
+        var queue = AttributesAsync(_queueUrl, cancellationToken);
+        var dead = AttributesAsync(_deadLetterQueueUrl, cancellationToken);
+        await Task.WhenAll(queue, dead);
+        var (q, d) = (await queue, await dead);
+        return new QueueCounts(
+            Ready: Count(q, Visible),
+            Delayed: Count(q, NotVisible) + Count(q, Delayed),
+            Dead: Count(d, Visible) + Count(d, NotVisible));
+    }
+
+    /// <summary>The message's id: its <c>ion-id</c> attribute, else the top-level <c>"id"</c> string of its JSON
+    /// body, else SQS's MessageId.</summary>
+    internal static string IdOf(Message message) =>
+        message.MessageAttributes?.GetValueOrDefault(IdAttribute)?.StringValue is { Length: > 0 } id ? id
+        : BodyId(message.Body ?? "") ?? message.MessageId;
+
+    /// <summary>The top-level <c>"id"</c> string of a JSON object, read up to that property only; null when the body
+    /// has none or is not JSON.</summary>
+    internal static string? BodyId(string body)
+    {
+        var reader = new Utf8JsonReader(Encoding.UTF8.GetBytes(body));
+        try
+        {
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+                return null;
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                var isId = reader.ValueTextEquals("id"u8);
+                if (!reader.Read())
+                    return null;
+                if (isId)
+                    return reader.TokenType == JsonTokenType.String && reader.GetString() is { Length: > 0 } id ? id : null;
+                reader.Skip();
+            }
+            return null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    private QueuedMessage ToQueued(Message message)
+    {
+        // SQS always answers the system attributes asked for; the fallbacks only keep a message from being lost
+        // to a service that did not.
+        var attributes = message.Attributes ?? [];
+        return new QueuedMessage(
+            Id: IdOf(message),
+            Body: message.Body,
+            EnqueuedAt: attributes.TryGetValue(SentTimestamp, out var sent) && long.TryParse(sent, NumberStyles.None, CultureInfo.InvariantCulture, out var ms)
+                ? DateTimeOffset.FromUnixTimeMilliseconds(ms)
+                : _time.GetUtcNow(),
+            ReceiveCount: attributes.TryGetValue(ReceiveCount, out var count) && int.TryParse(count, NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : 1,
+            QueueMessageId: message.MessageId,
+            ReceiptHandle: message.ReceiptHandle);
+    }
+
+    private async Task<List<Message>> ReceiveFromAsync(string queueUrl, int maxMessages, int waitSeconds, int visibilitySeconds, CancellationToken cancellationToken)
+    {
+        var request = new ReceiveMessageRequest
+        {
+            QueueUrl = queueUrl,
+            MaxNumberOfMessages = maxMessages,
+            WaitTimeSeconds = waitSeconds,
+            VisibilityTimeout = visibilitySeconds,
+            MessageSystemAttributeNames = [ReceiveCount, SentTimestamp],
+            MessageAttributeNames = ["All"],
+        };
+        var response = await CallAsync("ReceiveMessage", queueUrl, token => _sqs.ReceiveMessageAsync(request, token), cancellationToken);
+        // AWSSDK v4 answers null, not an empty list, when nothing arrived.
+        return response.Messages ?? [];
+    }
+
+    /// <summary>Sends the messages, each with its id as the <c>ion-id</c> attribute, in batches sent side by side;
+    /// an entry SQS refuses is sent once more. Returns those refused twice, by index, with SQS's reason.</summary>
+    private async Task<IReadOnlyList<(int Index, string Reason)>> SendAsync(string queueUrl, IReadOnlyList<OutgoingMessage> messages, CancellationToken cancellationToken)
+    {
+        var refused = await Task.WhenAll(SendSlices(messages).Select(slice => SendSliceAsync(queueUrl, messages, slice, cancellationToken)));
+        return [.. refused.SelectMany(r => r)];
+    }
+
+    private async Task<List<(int Index, string Reason)>> SendSliceAsync(string queueUrl, IReadOnlyList<OutgoingMessage> messages, List<int> slice, CancellationToken cancellationToken)
+    {
+        List<(int Index, string Reason)> refused = [];
+        for (var attempt = 1; attempt <= 2 && slice.Count > 0; attempt++)
+        {
+            var request = new SendMessageBatchRequest
+            {
+                QueueUrl = queueUrl,
+                Entries = [.. slice.Select(i => new SendMessageBatchRequestEntry
+                {
+                    Id = EntryId(i),
+                    MessageBody = messages[i].Body,
+                    MessageAttributes = new() { [IdAttribute] = Text(messages[i].Id) },
+                })],
+            };
+            var response = await CallAsync("SendMessageBatch", queueUrl, token => _sqs.SendMessageBatchAsync(request, token), cancellationToken);
+            refused = [.. (response.Failed ?? []).Select(f => (int.Parse(f.Id, CultureInfo.InvariantCulture), $"{f.Code}: {f.Message}"))];
+            slice = [.. refused.Select(r => r.Index)];
+        }
+        return refused;
+    }
+
+    /// <summary>Indexes of the messages in batches SQS takes: ten entries, and no more than <see cref="BatchBytes"/>
+    /// of bodies and attributes (a larger message goes alone).</summary>
+    private static IEnumerable<List<int>> SendSlices(IReadOnlyList<OutgoingMessage> messages)
+    {
+        List<int> slice = [];
+        var bytes = 0;
+        for (var i = 0; i < messages.Count; i++)
+        {
+            var size = Encoding.UTF8.GetByteCount(messages[i].Body) + IdAttribute.Length + "String".Length + Encoding.UTF8.GetByteCount(messages[i].Id);
+            if (slice.Count == BatchEntries || (slice.Count > 0 && bytes + size > BatchBytes))
+            {
+                yield return slice;
+                (slice, bytes) = ([], 0);
+            }
+            slice.Add(i);
+            bytes += size;
+        }
+        if (slice.Count > 0)
+            yield return slice;
+    }
+
+    private Task<bool[]> ChangeVisibilityAsync(string queueUrl, IReadOnlyList<string> handles, int seconds, CancellationToken cancellationToken) =>
+        PerHandleAsync("ChangeMessageVisibilityBatch", queueUrl, handles, async (entries, token) =>
+        {
+            var request = new ChangeMessageVisibilityBatchRequest
+            {
+                QueueUrl = queueUrl,
+                Entries = [.. entries.Select(e => new ChangeMessageVisibilityBatchRequestEntry { Id = e.Id, ReceiptHandle = e.Handle, VisibilityTimeout = seconds })],
+            };
+            return (await _sqs.ChangeMessageVisibilityBatchAsync(request, token)).Failed;
+        }, cancellationToken);
+
+    private async Task DeleteAsync(string queueUrl, IReadOnlyList<string> handles, CancellationToken cancellationToken) =>
+        await PerHandleAsync("DeleteMessageBatch", queueUrl, handles, async (entries, token) =>
+        {
+            var request = new DeleteMessageBatchRequest
+            {
+                QueueUrl = queueUrl,
+                Entries = [.. entries.Select(e => new DeleteMessageBatchRequestEntry { Id = e.Id, ReceiptHandle = e.Handle })],
+            };
+            return (await _sqs.DeleteMessageBatchAsync(request, token)).Failed;
+        }, cancellationToken);
+
+    /// <summary>Runs a batch call on receipt handles, ten at a time, and says per handle whether SQS took it. An
+    /// entry refused as the sender's fault has a stale receipt (the message is someone else's now, or gone): false.
+    /// An entry that failed on SQS's side is tried once more, then makes the store unavailable.</summary>
+    private static async Task<bool[]> PerHandleAsync(
+        string operation,
+        string queueUrl,
+        IReadOnlyList<string> handles,
+        Func<IEnumerable<(string Id, string Handle)>, CancellationToken, Task<List<BatchResultErrorEntry>?>> call,
+        CancellationToken cancellationToken)
+    {
+        var taken = new bool[handles.Count];
+        for (var start = 0; start < handles.Count; start += BatchEntries)
+        {
+            List<int> pending = [.. Enumerable.Range(start, Math.Min(BatchEntries, handles.Count - start))];
+            for (var attempt = 1; pending.Count > 0; attempt++)
+            {
+                var entries = pending.Select(i => (EntryId(i), handles[i]));
+                var failed = (await CallAsync(operation, queueUrl, token => call(entries, token), cancellationToken) ?? [])
+                    .ToDictionary(f => int.Parse(f.Id, CultureInfo.InvariantCulture));
+                foreach (var i in pending)
+                    taken[i] = !failed.ContainsKey(i);
+                var serviceFaults = failed.Where(f => f.Value.SenderFault != true).ToList();
+                if (serviceFaults.Count > 0 && attempt == 2)
+                    throw new StoreUnavailableException(
+                        $"SQS {operation} on queue {queueUrl} failed: {serviceFaults[0].Value.Code}: {serviceFaults[0].Value.Message}");
+                pending = [.. serviceFaults.Select(f => f.Key)];
+            }
+        }
+        return taken;
+    }
+
+    private async Task<Dictionary<string, string>> AttributesAsync(string queueUrl, CancellationToken cancellationToken)
+    {
+        var request = new GetQueueAttributesRequest { QueueUrl = queueUrl, AttributeNames = [Visible, NotVisible, Delayed] };
+        var response = await CallAsync("GetQueueAttributes", queueUrl, token => _sqs.GetQueueAttributesAsync(request, token), cancellationToken);
+        return response.Attributes ?? [];
+    }
+
+    private static long Count(Dictionary<string, string> attributes, string name) =>
+        attributes.TryGetValue(name, out var value) ? long.Parse(value, NumberStyles.None, CultureInfo.InvariantCulture) : 0;
+
+    /// <summary>Turns what the service or the network does into <see cref="StoreUnavailableException"/>; the caller's
+    /// cancellation passes through.</summary>
+    private static async Task<T> CallAsync<T>(string operation, string queueUrl, Func<CancellationToken, Task<T>> call, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await call(cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw;
+        }
+        // An OperationCanceledException the caller did not ask for is the HTTP client's timeout.
+        catch (Exception error) when (error is AmazonServiceException or AmazonClientException or HttpRequestException
+            or IOException or SocketException or TimeoutException or OperationCanceledException)
+        {
+            throw new StoreUnavailableException($"SQS {operation} on queue {queueUrl} failed: {error.Message}", error);
+        }
+    }
+
+    private static StoreUnavailableException Refused(string queueUrl, IReadOnlyList<OutgoingMessage> messages, IReadOnlyList<(int Index, string Reason)> refused) =>
+        new($"SQS SendMessageBatch on queue {queueUrl} refused {string.Join(", ", refused.Select(r => messages[r.Index].Id))} twice: {refused[0].Reason}");
+
+    private static IReadOnlyList<string> Handles(IReadOnlyList<QueuedMessage> messages)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        return [.. messages.Select(m => m.ReceiptHandle)];
+    }
+
+    private static string EntryId(int index) => index.ToString(CultureInfo.InvariantCulture);
+
+    private static MessageAttributeValue Text(string value) => new() { DataType = "String", StringValue = value };
+
+    private static MessageAttributeValue Number(int value) =>
+        new() { DataType = "Number", StringValue = value.ToString(CultureInfo.InvariantCulture) };
+
+    /// <summary>The reason as an attribute can hold it: not empty, only the characters SQS accepts, and short.</summary>
+    private static string Readable(string reason)
+    {
+        var text = new StringBuilder(Math.Min(reason.Length, ReasonLength));
+        foreach (var rune in reason.EnumerateRunes())
+        {
+            if (text.Length + rune.Utf16SequenceLength > ReasonLength)
+                break;
+            // SQS accepts #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF.
+            var accepted = rune.Value is 0x9 or 0xA or 0xD or (>= 0x20 and <= 0xD7FF) or (>= 0xE000 and <= 0xFFFD) or >= 0x10000;
+            if (accepted)
+                text.Append(rune.ToString());
+            else
+                text.Append('?');
+        }
+        return text.Length > 0 ? text.ToString() : "(no reason given)";
+    }
+
+    // SQS counts in whole seconds; rounding up never shows a message before its time.
+    private static int Seconds(TimeSpan span) => (int)Math.Ceiling(span.TotalSeconds);
+}

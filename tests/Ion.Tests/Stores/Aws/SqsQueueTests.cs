@@ -1,0 +1,335 @@
+using System.Diagnostics;
+using System.Globalization;
+using Amazon.Runtime;
+using Amazon.SQS;
+using Amazon.SQS.Model;
+using Ion.Log;
+using Ion.Queues;
+using Ion.Stores.Aws;
+using Ion.Tests.Fixtures;
+using Ion.Tests.Queues;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Ion.Tests.Stores.Aws;
+
+// The queue contract against fauxqs, a real SQS server on 127.0.0.1, with a fresh queue and dead-letter queue per test.
+public sealed class SqsQueueTests(SqsQueueTests.Fauxqs fauxqs) : QueueContract, IClassFixture<SqsQueueTests.Fauxqs>
+{
+    // One fauxqs per test class: it starts in about a second, and a queue per test keeps the tests apart.
+    public sealed class Fauxqs : IAsyncLifetime
+    {
+        private NodeTool? _server;
+        private AmazonSQSClient? _sqs;
+
+        public AmazonSQSClient Sqs => _sqs ?? throw new InvalidOperationException("fauxqs has not started");
+
+        public string Url => _server?.Url ?? throw new InvalidOperationException("fauxqs has not started");
+
+        public async ValueTask InitializeAsync()
+        {
+            _server = await StartAcceptingEmojiAsync();
+            _sqs = Client(_server.Url);
+        }
+
+        // fauxqs 2.4.1 refuses a body with a character past U+FFFF (an emoji: its check reads UTF-16 code units), which
+        // SQS accepts (#x10000 to #x10FFFF), and the contract sends one. Fixed upstream (kibertoad/fauxqs#278), not
+        // yet in a release the registry serves; until then this class's fauxqs first runs a module that gives the check
+        // SQS's ranges. NodeTool passes this process's environment on when it starts node, which it does before its
+        // first await, so NODE_OPTIONS carries the module for exactly that start.
+        private static async Task<NodeTool> StartAcceptingEmojiAsync()
+        {
+            var checks = new Uri(Path.Combine(NodeTool.Folder, "node_modules", "fauxqs", "dist", "sqs", "sqsTypes.js")).AbsoluteUri;
+            var module = $$"""
+                import { INVALID_MESSAGE_BODY_CHAR as refused } from "{{checks}}";
+                const sqs = /[^\x09\x0A\x0D\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
+                refused.test = (body) => sqs.test(body);
+                """;
+            var before = Environment.GetEnvironmentVariable("NODE_OPTIONS");
+            Task<NodeTool> starting;
+            Environment.SetEnvironmentVariable("NODE_OPTIONS", $"{before} --import=data:text/javascript,{Uri.EscapeDataString(module)}".Trim());
+            try
+            {
+                starting = NodeTool.StartFauxqsAsync();
+            }
+            finally
+            {
+                Environment.SetEnvironmentVariable("NODE_OPTIONS", before);
+            }
+            return await starting;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            _sqs?.Dispose();
+            if (_server is not null)
+                await _server.DisposeAsync();
+        }
+
+        public static AmazonSQSClient Client(string url, int maxErrorRetry = 3) =>
+            new(new BasicAWSCredentials("test", "test"), new AmazonSQSConfig
+            {
+                ServiceURL = url,
+                AuthenticationRegion = "us-east-1",
+                MaxErrorRetry = maxErrorRetry,
+            });
+    }
+
+    private AmazonSQSClient Sqs => fauxqs.Sqs;
+
+    // No long polling in the contract: its heartbeat test receives for half of a one-second visibility timeout, and
+    // SQS can wait only whole seconds. Long polling has a test of its own below.
+    protected override async Task<IMessageQueue> CreateQueueAsync(TimeSpan visibilityTimeout) =>
+        (await CreateAsync(new SqsQueueOptions { VisibilityTimeout = visibilityTimeout, ReceiveWaitTime = TimeSpan.Zero })).Queue;
+
+    [Fact]
+    public async Task Id_IsTheIonIdAttribute_ElseTheTopLevelIdOfTheBody_ElseTheSqsMessageId()
+    {
+        var (queue, url, _) = await CreateAsync();
+        await Sqs.SendMessageAsync(new SendMessageRequest
+        {
+            QueueUrl = url,
+            MessageBody = """{"id":"from-body"}""",
+            MessageAttributes = new() { ["ion-id"] = new MessageAttributeValue { DataType = "String", StringValue = "from-attribute" } },
+        }, Cancellation);
+        var bodies = new[]
+        {
+            """{"action":"send","recipient":"a@example.com","id":"client-key"}""",
+            """{"nested":{"id":"deep"},"items":[{"id":"in-array"}],"subject":"no id"}""",
+            """{"id":42}""",
+            """not json {"id":"x"}""",
+            """{"subject":"cut""",
+        };
+        var sqsIds = new Dictionary<string, string>();
+        foreach (var body in bodies)
+            sqsIds[body] = (await Sqs.SendMessageAsync(url, body, Cancellation)).MessageId;
+
+        var received = (await ReceiveAsync(queue, 1 + bodies.Length)).ToDictionary(m => m.Body);
+
+        Assert.Equal("from-attribute", received["""{"id":"from-body"}"""].Id);
+        Assert.Equal("client-key", received[bodies[0]].Id);
+        foreach (var body in bodies[1..])
+        {
+            Assert.Equal(sqsIds[body], received[body].Id);
+            Assert.Equal(sqsIds[body], received[body].QueueMessageId);
+        }
+    }
+
+    [Fact]
+    public async Task DeadLetter_CarriesReasonClassCodeAndAttempts_AsAttributesOfTheDeadLetter()
+    {
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 3, 1, 9, 30, 0, TimeSpan.Zero));
+        var (queue, _, deadUrl) = await CreateAsync(time: time);
+        const string body = """{"action":"send","recipient":"nobody@example.com","subject":"Hi","body_text":"é"}""";
+        await queue.EnqueueAsync([new OutgoingMessage("id-1", body)], Cancellation);
+        var message = Assert.Single(await ReceiveAsync(queue, 1));
+
+        await queue.DeadLetterAsync(message, new DeadLetterNote("550 5.1.1 user unknown", FailureClass.Permanent, 3, 550), Cancellation);
+
+        var dead = Assert.Single(await ReceiveRawAsync(deadUrl));
+        Assert.Equal(body, dead.Body);
+        var attributes = dead.MessageAttributes;
+        Assert.Equal("id-1", attributes["ion-id"].StringValue);
+        Assert.Equal("550 5.1.1 user unknown", attributes["ion-reason"].StringValue);
+        Assert.Equal("permanent", attributes["ion-failure-class"].StringValue);
+        Assert.Equal(("Number", "550"), (attributes["ion-smtp-code"].DataType, attributes["ion-smtp-code"].StringValue));
+        Assert.Equal(("Number", "3"), (attributes["ion-attempts"].DataType, attributes["ion-attempts"].StringValue));
+        Assert.Equal(message.EnqueuedAt, DateTimeOffset.Parse(attributes["ion-enqueued-at"].StringValue, CultureInfo.InvariantCulture));
+        Assert.Equal(time.GetUtcNow(), DateTimeOffset.Parse(attributes["ion-dead-at"].StringValue, CultureInfo.InvariantCulture));
+        Assert.Equal(new QueueCounts(Ready: 0, Delayed: 0, Dead: 1), await queue.CountAsync(Cancellation));
+    }
+
+    [Fact]
+    public async Task DeadLetter_ShortensALongReason_MasksWhatSqsRefuses_AndLeavesOutAMissingCode()
+    {
+        var (queue, _, deadUrl) = await CreateAsync();
+        await queue.EnqueueAsync([new OutgoingMessage("id-1", "{}")], Cancellation);
+        var message = Assert.Single(await ReceiveAsync(queue, 1));
+        var reason = "relay said \u0001 " + new string('x', 5000);
+
+        await queue.DeadLetterAsync(message, new DeadLetterNote(reason, FailureClass.Transient, 8, null), Cancellation);
+
+        var attributes = Assert.Single(await ReceiveRawAsync(deadUrl)).MessageAttributes;
+        Assert.StartsWith("relay said ? xxx", attributes["ion-reason"].StringValue, StringComparison.Ordinal);
+        Assert.Equal(1000, attributes["ion-reason"].StringValue.Length);
+        Assert.Equal("transient", attributes["ion-failure-class"].StringValue);
+        Assert.False(attributes.ContainsKey("ion-smtp-code"));
+    }
+
+    [Fact]
+    public async Task Return_WithADelayOverTwelveHours_DoesNotFail_AndKeepsTheMessageHidden()
+    {
+        var (queue, _, _) = await CreateAsync(new SqsQueueOptions { VisibilityTimeout = ShortVisibility, ReceiveWaitTime = TimeSpan.Zero });
+        await queue.EnqueueAsync([new OutgoingMessage("id-1", "{}")], Cancellation);
+        var message = Assert.Single(await ReceiveAsync(queue, 1));
+
+        await queue.ReturnAsync([message], TimeSpan.FromHours(13), Cancellation);
+
+        // Had SQS refused the change, the message would show again after its one-second visibility timeout.
+        Assert.Empty(await ReceiveForAsync(queue, ShortVisibility * 2));
+        Assert.Equal(1, (await queue.CountAsync(Cancellation)).Delayed);
+    }
+
+    [Fact]
+    public async Task Count_TellsReadyDelayedAndDead()
+    {
+        var (queue, _, _) = await CreateAsync();
+        await queue.EnqueueAsync([.. Enumerable.Range(0, 6).Select(i => new OutgoingMessage($"id-{i}", "{}"))], Cancellation);
+        var received = await ReceiveAsync(queue, 3);
+        await queue.ReturnAsync([received[0]], TimeSpan.FromMinutes(1), Cancellation);
+        await queue.DeadLetterAsync(received[1], Note("550"), Cancellation);
+
+        Assert.Equal(new QueueCounts(Ready: 3, Delayed: 2, Dead: 1), await CountEventuallyAsync(queue, c => c.Dead == 1));
+    }
+
+    [Fact]
+    public async Task QueueThatDoesNotExist_GivesStoreUnavailable_NamingTheQueueAndTheOperation()
+    {
+        var (_, url, deadUrl) = await CreateAsync();
+        var missing = url[..(url.LastIndexOf('/') + 1)] + "no-such-queue";
+        var queue = new SqsQueue(Sqs, missing, deadUrl, Options(), TimeProvider.System);
+
+        var receive = await Assert.ThrowsAsync<StoreUnavailableException>(() => queue.ReceiveAsync(1, Cancellation));
+        var enqueue = await Assert.ThrowsAsync<StoreUnavailableException>(() => queue.EnqueueAsync([new OutgoingMessage("id-1", "{}")], Cancellation));
+        var count = await Assert.ThrowsAsync<StoreUnavailableException>(() => queue.CountAsync(Cancellation));
+
+        Assert.Contains("ReceiveMessage on queue " + missing, receive.Message, StringComparison.Ordinal);
+        Assert.Contains("SendMessageBatch on queue " + missing, enqueue.Message, StringComparison.Ordinal);
+        Assert.Contains(missing, count.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ServiceThatDoesNotAnswer_GivesStoreUnavailable()
+    {
+        using var nobody = Fauxqs.Client($"http://127.0.0.1:{Ports.Free()}", maxErrorRetry: 0);
+        var queue = new SqsQueue(nobody, "http://127.0.0.1/000000000000/ion", "http://127.0.0.1/000000000000/ion-dead", Options(), TimeProvider.System);
+
+        var error = await Assert.ThrowsAsync<StoreUnavailableException>(() => queue.ReceiveAsync(1, Cancellation));
+
+        Assert.Contains("ReceiveMessage on queue http://127.0.0.1/000000000000/ion", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Cancellation_PassesThrough_AsCancellation()
+    {
+        var (queue, _, _) = await CreateAsync(new SqsQueueOptions { VisibilityTimeout = LongVisibility, ReceiveWaitTime = TimeSpan.FromSeconds(10) });
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(Cancellation);
+        cancel.CancelAfter(TimeSpan.FromMilliseconds(200));
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => queue.ReceiveAsync(10, cancel.Token));
+    }
+
+    [Fact]
+    public async Task Receive_OnAnEmptyQueue_LongPolls_AndWakesWhenAMessageArrives()
+    {
+        var (queue, _, _) = await CreateAsync(new SqsQueueOptions { VisibilityTimeout = LongVisibility, ReceiveWaitTime = TimeSpan.FromSeconds(1) });
+        var started = Stopwatch.StartNew();
+        Assert.Empty(await queue.ReceiveAsync(10, Cancellation));
+        Assert.True(started.Elapsed >= TimeSpan.FromMilliseconds(900), $"returned after {started.Elapsed}");
+
+        var (waiting, _, _) = await CreateAsync(new SqsQueueOptions { VisibilityTimeout = LongVisibility, ReceiveWaitTime = TimeSpan.FromSeconds(20) });
+        started.Restart();
+        var receiving = waiting.ReceiveAsync(10, Cancellation);
+        await Task.Delay(300, Cancellation);
+        await waiting.EnqueueAsync([new OutgoingMessage("late", "{}")], Cancellation);
+
+        Assert.Equal("late", Assert.Single(await receiving).Id);
+        Assert.InRange(started.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task MessagesLargerTogetherThanABatch_AreSentInSeveralBatches()
+    {
+        var (queue, _, _) = await CreateAsync();
+        // Ten of 200 KiB: 2 MiB, more than SQS takes in one batch call.
+        var body = $$"""{"body_text":"{{new string('a', 200 * 1024)}}"}""";
+
+        var results = await queue.EnqueueAsync([.. Enumerable.Range(0, 10).Select(i => new OutgoingMessage($"big-{i}", body))], Cancellation);
+
+        Assert.Equal(10, results.Count);
+        Assert.Equal(10, (await ReceiveAsync(queue, 10)).Select(m => m.Id).Distinct().Count());
+    }
+
+    [Fact]
+    public async Task MessageSqsRefuses_IsTriedOnceMore_ThenNamedInStoreUnavailable_AndTheOthersAreQueued()
+    {
+        var (queue, _, _) = await CreateAsync();
+
+        // SQS refuses bodies with control characters other than tab, CR and LF.
+        var error = await Assert.ThrowsAsync<StoreUnavailableException>(() => queue.EnqueueAsync(
+            [new OutgoingMessage("good-1", "{}"), new OutgoingMessage("bad", "\u0001"), new OutgoingMessage("good-2", "{}")],
+            Cancellation));
+
+        Assert.Contains("refused bad twice", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("good", error.Message, StringComparison.Ordinal);
+        Assert.Equal(["good-1", "good-2"], (await ReceiveAsync(queue, 2)).Select(m => m.Id).Order());
+    }
+
+    [Fact]
+    public async Task MovedToTheDeadLettersBySqsItself_IsRedrivenByItsId()
+    {
+        var (queue, _, _) = await CreateAsync(maxReceiveCount: 1);
+        await queue.EnqueueAsync([new OutgoingMessage("id-1", "{}")], Cancellation);
+        await queue.ReturnAsync(await ReceiveAsync(queue, 1), TimeSpan.Zero, Cancellation);
+
+        // The second receive finds it over the redrive policy's limit, and SQS moves it, attributes and all.
+        Assert.Empty(await queue.ReceiveAsync(10, Cancellation));
+        await CountEventuallyAsync(queue, c => c.Dead == 1);
+
+        Assert.Equal(["id-1"], await queue.RedriveAsync(["id-1"], Cancellation));
+        var back = Assert.Single(await ReceiveAsync(queue, 1));
+        Assert.Equal("id-1", back.Id);
+        Assert.Equal(1, back.ReceiveCount);
+    }
+
+    [Fact]
+    public async Task Redrive_ReleasesTheLettersItLeaves_AtOnce()
+    {
+        var (queue, _, deadUrl) = await CreateAsync();
+        await queue.EnqueueAsync([.. Enumerable.Range(0, 12).Select(i => new OutgoingMessage($"id-{i:D2}", "{}"))], Cancellation);
+        foreach (var message in await ReceiveAsync(queue, 12))
+            await queue.DeadLetterAsync(message, Note("550"), Cancellation);
+
+        Assert.Equal(["id-00"], await queue.RedriveAsync(["id-00"], Cancellation));
+
+        Assert.Equal(11, (await ReceiveRawAsync(deadUrl, 11)).Count);
+    }
+
+    private async Task<List<Message>> ReceiveRawAsync(string queueUrl, int count = 1)
+    {
+        var received = new List<Message>();
+        var waited = Stopwatch.StartNew();
+        while (received.Count < count)
+        {
+            var response = await Sqs.ReceiveMessageAsync(new ReceiveMessageRequest
+            {
+                QueueUrl = queueUrl,
+                MaxNumberOfMessages = Math.Min(10, count - received.Count),
+                MessageAttributeNames = ["All"],
+                VisibilityTimeout = 60,
+            }, Cancellation);
+            received.AddRange(response.Messages ?? []);
+            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(10), $"received {received.Count} of {count} from {queueUrl}");
+        }
+        return received;
+    }
+
+    private static SqsQueueOptions Options() => new() { VisibilityTimeout = LongVisibility, ReceiveWaitTime = TimeSpan.Zero };
+
+    private async Task<(SqsQueue Queue, string Url, string DeadUrl)> CreateAsync(
+        SqsQueueOptions? options = null, TimeProvider? time = null, int maxReceiveCount = 10)
+    {
+        var name = $"ion-{Guid.NewGuid():N}";
+        var deadUrl = (await Sqs.CreateQueueAsync(name + "-dead", Cancellation)).QueueUrl;
+        var deadArn = (await Sqs.GetQueueAttributesAsync(deadUrl, ["QueueArn"], Cancellation)).QueueARN;
+        // Like production: the input queue's redrive policy points at the dead-letter queue.
+        var url = (await Sqs.CreateQueueAsync(new CreateQueueRequest
+        {
+            QueueName = name,
+            Attributes = new()
+            {
+                ["RedrivePolicy"] = $$"""{"deadLetterTargetArn":"{{deadArn}}","maxReceiveCount":"{{maxReceiveCount}}"}""",
+            },
+        }, Cancellation)).QueueUrl;
+        return (new SqsQueue(Sqs, url, deadUrl, options ?? Options(), time ?? TimeProvider.System), url, deadUrl);
+    }
+}
