@@ -27,35 +27,8 @@ public sealed class SqsQueueTests(SqsQueueTests.Fauxqs fauxqs) : QueueContract, 
 
         public async ValueTask InitializeAsync()
         {
-            _server = await StartAcceptingEmojiAsync();
+            _server = await NodeTool.StartFauxqsAsync();
             _sqs = Client(_server.Url);
-        }
-
-        // fauxqs 2.4.1 refuses a body with a character past U+FFFF (an emoji: its check reads UTF-16 code units), which
-        // SQS accepts (#x10000 to #x10FFFF), and the contract sends one. Fixed upstream (kibertoad/fauxqs#278), not
-        // yet in a release the registry serves; until then this class's fauxqs first runs a module that gives the check
-        // SQS's ranges. NodeTool passes this process's environment on when it starts node, which it does before its
-        // first await, so NODE_OPTIONS carries the module for exactly that start.
-        private static async Task<NodeTool> StartAcceptingEmojiAsync()
-        {
-            var checks = new Uri(Path.Combine(NodeTool.Folder, "node_modules", "fauxqs", "dist", "sqs", "sqsTypes.js")).AbsoluteUri;
-            var module = $$"""
-                import { INVALID_MESSAGE_BODY_CHAR as refused } from "{{checks}}";
-                const sqs = /[^\x09\x0A\x0D\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
-                refused.test = (body) => sqs.test(body);
-                """;
-            var before = Environment.GetEnvironmentVariable("NODE_OPTIONS");
-            Task<NodeTool> starting;
-            Environment.SetEnvironmentVariable("NODE_OPTIONS", $"{before} --import=data:text/javascript,{Uri.EscapeDataString(module)}".Trim());
-            try
-            {
-                starting = NodeTool.StartFauxqsAsync();
-            }
-            finally
-            {
-                Environment.SetEnvironmentVariable("NODE_OPTIONS", before);
-            }
-            return await starting;
         }
 
         public async ValueTask DisposeAsync()
