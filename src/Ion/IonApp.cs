@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using Ion.Delivery;
 using Ion.Log;
 using Ion.Queues;
+using Ion.Stores.Aws;
 using Ion.Stores.Sqlite;
 
 namespace Ion;
@@ -71,8 +72,11 @@ public static class IonApp
             case var name when name.Equals("Sqlite", StringComparison.OrdinalIgnoreCase):
                 builder.Services.AddSqlite();
                 break;
+            case var name when name.Equals("Aws", StringComparison.OrdinalIgnoreCase):
+                builder.Services.AddAws();
+                break;
             default:
-                throw new OptionsValidationException("Ion:Store", typeof(IonOptions), [$"Ion:Store must be Sqlite (is '{store}')"]);
+                throw new OptionsValidationException("Ion:Store", typeof(IonOptions), [$"Ion:Store must be Sqlite or Aws (is '{store}')"]);
         }
     }
 

@@ -19,16 +19,15 @@ public static class MessagesApi
 
     /// <summary>202 once the message is on disk; 400 naming the field when it is invalid; 413 when too large.</summary>
     private static async Task<Results<Accepted<Published>, ProblemHttpResult>> PublishAsync(
-        HttpRequest request, Publisher publisher, IOptions<IonOptions> options, CancellationToken cancellationToken)
+        HttpRequest request, Publisher publisher, CancellationToken cancellationToken)
     {
-        var limit = options.Value.MaxMessageBytes;
-        var body = await ReadBodyAsync(request, limit, cancellationToken);
+        var body = await ReadBodyAsync(request, publisher.MaxBytes, cancellationToken);
         if (body is null)
         {
             return TypedResults.Problem(
                 statusCode: StatusCodes.Status413PayloadTooLarge,
                 title: "Message too large",
-                detail: $"the message is larger than Ion:MaxMessageBytes ({limit} bytes)");
+                detail: publisher.TooLarge);
         }
         var result = await publisher.PublishAsync([body], cancellationToken);
         if (result.Errors is [var error, ..])

@@ -1,14 +1,11 @@
 using System.CommandLine;
-using Amazon;
 using Amazon.Runtime;
-using Amazon.Runtime.Credentials;
-using Amazon.SQS;
 using Ion.Stores.Aws;
 
 namespace Ion.Cli;
 
-/// <summary><c>ion aws provision [--prefix NAME]</c>: creates the queues, topic and subscription the AWS store needs
-/// where they are missing, and prints the settings as lines a shell can <c>export</c>.</summary>
+/// <summary><c>ion aws provision [--prefix NAME]</c>: creates the queues, topic, subscription and table the AWS store
+/// needs where they are missing, and prints the settings as lines a shell can <c>export</c>.</summary>
 internal static class AwsCommand
 {
     public static Command Create()
@@ -21,7 +18,7 @@ internal static class AwsCommand
     private static Command Provision()
     {
         Option<string> prefix = new("--prefix") { Description = "Names the resources: PREFIX-mail, PREFIX-dead-letters, PREFIX-log", DefaultValueFactory = _ => "ion" };
-        Command command = new("provision", "Create the queues, topic and subscription ion needs unless they exist; print the settings to export.") { prefix };
+        Command command = new("provision", "Create the queues, topic, subscription and table ion needs unless they exist; print the settings to export.") { prefix };
         command.TreatUnmatchedTokensAsErrors = false;
         command.SetAction((parse, cancellationToken) => CliOutput.RunAsync(async () =>
         {
@@ -39,38 +36,14 @@ internal static class AwsCommand
             });
             builder.AddIonConfiguration(settings);
             var aws = builder.Configuration.GetSection(AwsOptions.Section).Get<AwsOptions>() ?? new AwsOptions();
-            if (string.IsNullOrWhiteSpace(aws.Region))
-                return CliOutput.Fail(CliOutput.Invalid, $"{AwsOptions.Section}:Region is not set (e.g. --{AwsOptions.Section}:Region eu-west-1)");
             if (!string.IsNullOrWhiteSpace(aws.ServiceUrl) && !IsHttpUrl(aws.ServiceUrl))
                 return CliOutput.Fail(CliOutput.Invalid, $"{AwsOptions.Section}:ServiceUrl must be an http(s) URL (is '{aws.ServiceUrl}')");
-
-            AWSCredentials credentials;
-            try
-            {
-                credentials = await DefaultAWSCredentialsIdentityResolver.GetCredentialsAsync();
-            }
-            catch (AmazonClientException)
-            {
-                return CliOutput.Fail(CliOutput.Invalid,
-                    "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with a role");
-            }
-
-            var sqsConfig = new AmazonSQSConfig();
-            if (string.IsNullOrWhiteSpace(aws.ServiceUrl))
-            {
-                sqsConfig.RegionEndpoint = RegionEndpoint.GetBySystemName(aws.Region);
-            }
-            else
-            {
-                sqsConfig.ServiceURL = aws.ServiceUrl;
-                sqsConfig.AuthenticationRegion = aws.Region;
-            }
-            using var sqs = new AmazonSQSClient(credentials, sqsConfig);
-            using var sns = new SnsTopic(aws.Region, aws.ServiceUrl, credentials);
-            // The delivery log's table is created by DynamoDbDeliveryLog.CreateTableAsync once the AWS delivery log is
-            // part of ion: (table, ct) => DynamoDbDeliveryLog.CreateTableAsync(dynamoDb, table, ct).
-            Func<string, CancellationToken, Task>? createTable = null;
-            var provisioner = new AwsProvisioner(sqs, sns, createTable);
+            if (!string.IsNullOrWhiteSpace(aws.DynamoDbServiceUrl) && !IsHttpUrl(aws.DynamoDbServiceUrl))
+                return CliOutput.Fail(CliOutput.Invalid, $"{AwsOptions.Section}:DynamoDbServiceUrl must be an http(s) URL (is '{aws.DynamoDbServiceUrl}')");
+            // No region or no credentials: a configuration error, one line.
+            using var clients = AwsClients.Create(aws);
+            var provisioner = new AwsProvisioner(clients.Sqs, clients.Sns,
+                (table, token) => DynamoDbDeliveryLog.CreateTableAsync(clients.DynamoDb, table, token));
 
             AwsProvisioning provisioned;
             try
@@ -81,9 +54,14 @@ internal static class AwsCommand
             {
                 return CliOutput.Fail(CliOutput.Failed, failure.Message);
             }
+            catch (InvalidOperationException failure)
+            {
+                // A table of that name without the delivery log's index.
+                return CliOutput.Fail(CliOutput.Failed, failure.Message);
+            }
             catch (Exception failure) when (failure is AmazonServiceException or AmazonClientException or HttpRequestException)
             {
-                // Only the SQS client throws the SDK's exceptions here; SnsTopic's name their call already.
+                // Only the SQS client throws the SDK's exceptions here; SnsTopic and the table's creation name their call already.
                 var where = string.IsNullOrWhiteSpace(aws.ServiceUrl) ? aws.Region : aws.ServiceUrl;
                 return CliOutput.Fail(CliOutput.Failed, $"SQS ({where}): {OneLine(failure.Message)}");
             }
@@ -91,8 +69,6 @@ internal static class AwsCommand
                 Console.Error.WriteLine(change);
             if (provisioned.Changes.Count == 0)
                 Console.Error.WriteLine("everything was there already");
-            if (createTable is null)
-                Console.Error.WriteLine($"note: the delivery log's table {provisioned.Resources.TableName} is not created by this command yet");
 
             var r = provisioned.Resources;
             Console.WriteLine("Ion__Store=Aws");

@@ -42,13 +42,14 @@ internal static class CliOutput
 
     /// <summary>Runs a command that works on the queue file directly: settings from the command line, the
     /// services without the web host, and failures as one line on stderr.</summary>
-    public static Task<int> RunWithServicesAsync(ParseResult parse, Func<IServiceProvider, Task<int>> body) =>
+    /// <param name="more">Settings the command's own options stand for (<c>--topic-arn</c>), after and over the others.</param>
+    public static Task<int> RunWithServicesAsync(ParseResult parse, Func<IServiceProvider, Task<int>> body, IEnumerable<string>? more = null) =>
         RunAsync(async () =>
         {
             var settings = CommandLineSettings.Of(parse, out var error);
             if (settings is null)
                 return Fail(Invalid, error!);
-            using var host = IonApp.BuildTool(settings);
+            using var host = IonApp.BuildTool([.. settings, .. more ?? []]);
             return await body(host.Services);
         });
 }

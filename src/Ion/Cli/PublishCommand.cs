@@ -4,7 +4,8 @@ using Ion.Queues;
 
 namespace Ion.Cli;
 
-/// <summary><c>ion publish FILE|-</c>: raw JSON, one message or JSON lines, validated all together and queued.</summary>
+/// <summary><c>ion publish FILE|- [--topic-arn ARN]</c>: raw JSON, one message or JSON lines, validated all together and
+/// queued (on AWS: published to the topic).</summary>
 internal static class PublishCommand
 {
     private const int BatchSize = 1000;
@@ -12,7 +13,11 @@ internal static class PublishCommand
     public static Command Create()
     {
         Argument<string> file = new("file") { Description = "A JSON file with one message, or one message per line; '-' reads standard input" };
-        Command command = new("publish", "Queue raw JSON messages (the message contract, as an application would publish them).") { file };
+        Option<string> topicArn = new("--topic-arn")
+        {
+            Description = "Publish to this SNS topic (the AWS store: the same as --Ion:Store Aws --Ion:Aws:TopicArn ARN)",
+        };
+        Command command = new("publish", "Queue raw JSON messages (the message contract, as an application would publish them).") { file, topicArn };
         command.TreatUnmatchedTokensAsErrors = false;
         command.SetAction((parse, cancellationToken) => CliOutput.RunWithServicesAsync(parse, async services =>
         {
@@ -53,7 +58,7 @@ internal static class PublishCommand
             if (bodies.Count > BatchSize)
                 Console.Error.WriteLine();
             return CliOutput.Ok;
-        }));
+        }, parse.GetValue(topicArn) is { Length: > 0 } arn ? ["--Ion:Store=Aws", $"--Ion:Aws:TopicArn={arn}"] : null));
         return command;
     }
 

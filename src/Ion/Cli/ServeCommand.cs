@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Ion.Queues;
 using Microsoft.Extensions.Options;
 
 namespace Ion.Cli;
@@ -22,12 +23,18 @@ internal static class ServeCommand
                 // The host checks the settings itself in StartAsync, but logs a failure there with its stack trace
                 // before rethrowing it; checked first, a bad setting is ion's one line and nothing else.
                 app.Services.GetService<IStartupValidator>()?.Validate();
+                if (app.Services.GetService<IStoreCheck>() is { } store)
+                    await store.CheckAsync(cancellationToken);
                 await app.RunAsync(cancellationToken);
                 return CliOutput.Ok;
             }
             catch (Exception invalid) when (SettingErrors(invalid) is { } errors)
             {
                 return CliOutput.Fail(CliOutput.Invalid, $"configuration: {string.Join("; ", errors)}");
+            }
+            catch (StoreUnavailableException unavailable)
+            {
+                return CliOutput.Fail(CliOutput.Failed, unavailable.Message);
             }
             catch (IOException io) when (io.InnerException is System.Net.Sockets.SocketException || io.Message.Contains("address", StringComparison.OrdinalIgnoreCase))
             {

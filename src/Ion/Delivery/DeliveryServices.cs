@@ -20,7 +20,6 @@ public static class DeliveryServices
             sp.GetRequiredService<ILogger<HeldMessages>>()));
         services.AddSingleton(sp => new DeliveryDecision(DeliveryPolicy.From(Options(sp)), random));
         services.AddHostedService<DeliveryWorker>();
-        services.AddHostedService<LogPruner>();
         return services;
     }
 

@@ -17,7 +17,7 @@ public static class MessageParser
     const int MaxDepth = 16;
     // Reasons are stored with dead letters and returned over HTTP: hostile input is quoted only this far.
     const int MaxEcho = 100;
-    const int MaxIdLength = 128;
+    public const int MaxIdLength = 128;
     const int MaxTagLength = 64;
     const int MaxFileNameLength = 255;
     // RFC 5322 section 2.1.1: a header line should fit in 78 characters, and "Name: " with it.

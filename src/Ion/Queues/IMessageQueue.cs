@@ -42,7 +42,13 @@ public interface IMessageQueue
 
     /// <summary>How many messages are waiting, hidden and dead (for health, metrics and the dashboard).</summary>
     Task<QueueCounts> CountAsync(CancellationToken cancellationToken);
+
+    /// <summary>The store's own limit on a message's size, below <c>Ion:MaxMessageBytes</c>; null when it has none.</summary>
+    MessageSizeLimit? SizeLimit { get; }
 }
+
+/// <summary>The largest body a store takes, in UTF-8 bytes, with the limit's name for the error that refuses a larger one.</summary>
+public sealed record MessageSizeLimit(long MaxBodyBytes, string Name);
 
 /// <summary>A message to enqueue: its id (the client's idempotency key, or one ion made) and the raw JSON body.</summary>
 public sealed record OutgoingMessage(string Id, string Body);

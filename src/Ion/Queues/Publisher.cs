@@ -19,7 +19,16 @@ namespace Ion.Queues;
 public sealed class Publisher(IMessageQueue queue, IDeliveryLog log, IOptions<IonOptions> options, TimeProvider time)
 {
     private readonly MessageRules _rules = options.Value.ToMessageRules();
-    private readonly long _maxBytes = options.Value.MaxMessageBytes;
+    private readonly MessageSizeLimit _limit = queue.SizeLimit is { } store && store.MaxBodyBytes < options.Value.MaxMessageBytes
+        ? store
+        : new MessageSizeLimit(options.Value.MaxMessageBytes, "Ion:MaxMessageBytes");
+
+    /// <summary>The largest message accepted, in UTF-8 bytes: <c>Ion:MaxMessageBytes</c>, or the store's own limit
+    /// when that is lower (SNS's 256 KB on AWS).</summary>
+    public long MaxBytes => _limit.MaxBodyBytes;
+
+    /// <summary>Why a message over <see cref="MaxBytes"/> is refused, naming the limit.</summary>
+    public string TooLarge => $"the message is larger than {_limit.Name} ({_limit.MaxBodyBytes} bytes)";
 
     /// <summary>Why the message would be refused, or null when it is fine.</summary>
     public InvalidMessage? Validate(string body) => Parse(body) as InvalidMessage;
@@ -28,8 +37,8 @@ public sealed class Publisher(IMessageQueue queue, IDeliveryLog log, IOptions<Io
     {
         ArgumentNullException.ThrowIfNull(body);
         // The same limit whatever the way in: HTTP checks it while reading the body, the CLI here.
-        if (Encoding.UTF8.GetByteCount(body) > _maxBytes)
-            return new InvalidMessage(null, $"invalid: the message is larger than Ion:MaxMessageBytes ({_maxBytes} bytes)");
+        if (Encoding.UTF8.GetByteCount(body) > MaxBytes)
+            return new InvalidMessage(null, $"invalid: {TooLarge}");
         return MessageParser.Parse(body, _rules);
     }
 

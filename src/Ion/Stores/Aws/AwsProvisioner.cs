@@ -37,13 +37,13 @@ public sealed partial class AwsProvisioner
 
     private readonly IAmazonSQS _sqs;
     private readonly SnsTopic _sns;
-    private readonly Func<string, CancellationToken, Task>? _createTable;
+    private readonly Func<string, CancellationToken, Task<IReadOnlyList<string>>>? _createTable;
     private readonly int _maxReceiveCount;
     private readonly TimeSpan _visibilityTimeout;
 
-    /// <param name="createTable">Creates the delivery log's table unless it exists (the DynamoDB log's own
-    /// <c>CreateTableAsync</c>); when null the table is only named.</param>
-    public AwsProvisioner(IAmazonSQS sqs, SnsTopic sns, Func<string, CancellationToken, Task>? createTable = null,
+    /// <param name="createTable">Creates the delivery log's table unless it exists and says what it changed (the
+    /// DynamoDB log's own <c>CreateTableAsync</c>); when null the table is only named.</param>
+    public AwsProvisioner(IAmazonSQS sqs, SnsTopic sns, Func<string, CancellationToken, Task<IReadOnlyList<string>>>? createTable = null,
         int maxReceiveCount = DefaultMaxReceiveCount, TimeSpan? visibilityTimeout = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxReceiveCount, 1);
@@ -104,7 +104,7 @@ public sealed partial class AwsProvisioner
 
         var tableName = $"{prefix}-log";
         if (_createTable is not null)
-            await _createTable(tableName, cancellationToken);
+            changes.AddRange(await _createTable(tableName, cancellationToken));
 
         return new(new AwsResources(mail.Url, deadLetters.Url, topicArn, tableName), changes);
     }

@@ -33,6 +33,7 @@ namespace Ion.Stores.Aws;
 public sealed class DynamoDbDeliveryLog : IDeliveryLog
 {
     private const string DeadIndex = "dead_letters";
+    private const string ExpiresAt = "expires_at";
     private const string DeadPartition = "dead";
     // Enough to keep a batch of ids moving without opening a connection per id.
     private const int Parallelism = 16;
@@ -64,9 +65,11 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
     }
 
     /// <summary>Creates the delivery log's table (on-demand capacity, with its dead-letter index) unless it exists,
-    /// and waits until it is active. An existing table without the index is refused. TTL on <c>expires_at</c> is enabled where the table is deployed (Terraform).</summary>
-    public static async Task CreateTableAsync(IAmazonDynamoDB client, string tableName, CancellationToken cancellationToken)
+    /// waits until it is active, and turns on its TTL on <c>expires_at</c>. An existing table without the index is
+    /// refused. Returns what it changed, one line each, and a line when the endpoint has no TTL (dynalite).</summary>
+    public static async Task<IReadOnlyList<string>> CreateTableAsync(IAmazonDynamoDB client, string tableName, CancellationToken cancellationToken)
     {
+        List<string> changes = [];
         ArgumentNullException.ThrowIfNull(client);
         ArgumentException.ThrowIfNullOrWhiteSpace(tableName);
         var request = new CreateTableRequest
@@ -93,6 +96,7 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
         try
         {
             await client.CreateTableAsync(request, cancellationToken);
+            changes.Add($"created table {tableName}");
         }
         catch (ResourceInUseException)
         {
@@ -121,8 +125,39 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
                 throw new InvalidOperationException($"The DynamoDB table '{tableName}' exists without the index '{DeadIndex}' (dead_pk S, dead_sk S) "
                     + "that the delivery log lists dead letters from: add it, or use another table");
             if (table.TableStatus == TableStatus.ACTIVE && indexes.All(i => i.IndexStatus == IndexStatus.ACTIVE))
-                return;
+                break;
             await Task.Delay(TimeSpan.FromMilliseconds(250), cancellationToken);
+        }
+        if (await TurnOnTimeToLiveAsync(client, tableName, cancellationToken) is { } ttl)
+            changes.Add(ttl);
+        return changes;
+    }
+
+    /// <summary>Turns on the table's TTL on <c>expires_at</c> unless it is on; says what it did, or null.</summary>
+    private static async Task<string?> TurnOnTimeToLiveAsync(IAmazonDynamoDB client, string tableName, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var ttl = (await client.DescribeTimeToLiveAsync(new DescribeTimeToLiveRequest { TableName = tableName }, cancellationToken))
+                .TimeToLiveDescription;
+            if (ttl?.AttributeName == ExpiresAt && ttl.TimeToLiveStatus is { } status
+                && (status == TimeToLiveStatus.ENABLED || status == TimeToLiveStatus.ENABLING))
+                return null;
+            await client.UpdateTimeToLiveAsync(new UpdateTimeToLiveRequest
+            {
+                TableName = tableName,
+                TimeToLiveSpecification = new TimeToLiveSpecification { AttributeName = ExpiresAt, Enabled = true },
+            }, cancellationToken);
+            return $"turned on TTL ({ExpiresAt}) for table {tableName}";
+        }
+        catch (AmazonDynamoDBException error) when (error.ErrorCode == "UnknownOperationException")
+        {
+            // An emulator without TTL: nothing expires, and the log keeps every finished message until pruned.
+            return $"table {tableName}: this DynamoDB endpoint has no TTL, so finished messages are kept";
+        }
+        catch (Exception error) when (IsUnavailable(error, cancellationToken))
+        {
+            throw Unavailable("turn on the TTL of the table", tableName, error);
         }
     }
 

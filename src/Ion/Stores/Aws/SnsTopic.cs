@@ -26,6 +26,9 @@ public sealed class SnsTopic : IDisposable
     /// message would be lost after SNS accepted it.</summary>
     public const int MaxAttributes = 10;
 
+    /// <summary>The most messages one PublishBatch takes.</summary>
+    public const int MaxBatchEntries = 10;
+
     // Codes SNS (and the AWS front door) give a request that may well succeed if asked again.
     private static readonly HashSet<string> Transient = new(StringComparer.Ordinal)
     {
@@ -82,16 +85,35 @@ public sealed class SnsTopic : IDisposable
                 $"the message has {stringAttributes.Count} attributes; raw delivery to SQS carries at most {MaxAttributes}", nameof(stringAttributes));
         }
         List<KeyValuePair<string, string>> form = [new("TopicArn", topicArn), new("Message", message)];
-        var n = 0;
-        foreach (var (name, value) in stringAttributes)
-        {
-            var entry = $"MessageAttributes.entry.{++n}.";
-            form.Add(new(entry + "Name", name));
-            form.Add(new(entry + "Value.DataType", "String"));
-            form.Add(new(entry + "Value.StringValue", value));
-        }
+        AddAttributes(form, "", stringAttributes);
         var reply = await CallAsync("Publish", topicArn, form, cancellationToken);
         return Value(reply, "MessageId", "Publish", topicArn);
+    }
+
+    /// <summary>SNS's PublishBatch: up to <see cref="MaxBatchEntries"/> messages, at most <see cref="MaxMessageBytes"/>
+    /// together. Returns the entries SNS refused, by <see cref="TopicEntry.EntryId"/>, with its reason; the others are
+    /// published.</summary>
+    public async Task<IReadOnlyDictionary<string, string>> PublishBatchAsync(string topicArn, IReadOnlyList<TopicEntry> entries,
+        CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(entries.Count, MaxBatchEntries);
+        var size = entries.Sum(e => MessageSize(e.Message, e.Attributes));
+        if (size > MaxMessageBytes)
+        {
+            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"the batch is {size:N0} bytes with its attributes; SNS accepts at most {MaxMessageBytes:N0} bytes (256 KB)"), nameof(entries));
+        }
+        List<KeyValuePair<string, string>> form = [new("TopicArn", topicArn)];
+        for (var i = 0; i < entries.Count; i++)
+        {
+            var member = $"PublishBatchRequestEntries.member.{i + 1}.";
+            form.Add(new(member + "Id", entries[i].EntryId));
+            form.Add(new(member + "Message", entries[i].Message));
+            AddAttributes(form, member, entries[i].Attributes);
+        }
+        var reply = await CallAsync("PublishBatch", topicArn, form, cancellationToken);
+        return Elements(reply, "Failed").SelectMany(f => f.Elements()).ToDictionary(
+            m => Child(m, "Id") ?? "", m => $"{Child(m, "Code")}: {Child(m, "Message")}", StringComparer.Ordinal);
     }
 
     /// <summary>Creates the topic, or returns the ARN of the one with that name (SNS's CreateTopic is idempotent).</summary>
@@ -159,6 +181,18 @@ public sealed class SnsTopic : IDisposable
     public Task SetSubscriptionAttributeAsync(string subscriptionArn, string name, string value, CancellationToken cancellationToken) =>
         CallAsync("SetSubscriptionAttributes", subscriptionArn,
             [new("SubscriptionArn", subscriptionArn), new("AttributeName", name), new("AttributeValue", value)], cancellationToken);
+
+    private static void AddAttributes(List<KeyValuePair<string, string>> form, string prefix, IReadOnlyDictionary<string, string> attributes)
+    {
+        var n = 0;
+        foreach (var (name, value) in attributes)
+        {
+            var entry = $"{prefix}MessageAttributes.entry.{++n}.";
+            form.Add(new(entry + "Name", name));
+            form.Add(new(entry + "Value.DataType", "String"));
+            form.Add(new(entry + "Value.StringValue", value));
+        }
+    }
 
     public void Dispose() => _http.Dispose();
 
@@ -234,3 +268,6 @@ public sealed class SnsException(string action, string target, string code, stri
 
     public HttpStatusCode StatusCode { get; } = statusCode;
 }
+
+/// <summary>One message of a PublishBatch: <see cref="EntryId"/> names it in the reply (unique within the batch).</summary>
+public sealed record TopicEntry(string EntryId, string Message, IReadOnlyDictionary<string, string> Attributes);

@@ -5,6 +5,7 @@ using System.Text.Json;
 using Amazon.Runtime;
 using Amazon.SQS;
 using Amazon.SQS.Model;
+using Ion.Messages;
 using Ion.Queues;
 
 namespace Ion.Stores.Aws;
@@ -54,8 +55,12 @@ public sealed class SqsQueue : IMessageQueue
     private readonly int _visibilitySeconds;
     private readonly int _waitSeconds;
     private readonly TimeProvider _time;
+    private readonly TopicRoute? _topic;
 
-    public SqsQueue(IAmazonSQS sqs, string queueUrl, string deadLetterQueueUrl, SqsQueueOptions options, TimeProvider time)
+    /// <param name="topic">The topic the queue is subscribed to with raw delivery: messages are enqueued by publishing
+    /// there, as applications do, so every subscriber sees them. Null: straight to the queue. A redrive always goes
+    /// straight to the queue, so that other subscribers do not get a message twice.</param>
+    public SqsQueue(IAmazonSQS sqs, string queueUrl, string deadLetterQueueUrl, SqsQueueOptions options, TimeProvider time, TopicRoute? topic = null)
     {
         ArgumentNullException.ThrowIfNull(sqs);
         ArgumentException.ThrowIfNullOrWhiteSpace(queueUrl);
@@ -72,14 +77,17 @@ public sealed class SqsQueue : IMessageQueue
         _visibilitySeconds = Seconds(options.VisibilityTimeout);
         _waitSeconds = Seconds(options.ReceiveWaitTime);
         _time = time;
+        _topic = topic;
     }
 
     public async Task<IReadOnlyList<EnqueueResult>> EnqueueAsync(IReadOnlyList<OutgoingMessage> messages, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(messages);
-        var refused = await SendAsync(_queueUrl, messages, cancellationToken);
+        var refused = _topic is null
+            ? await SendAsync(_queueUrl, messages, cancellationToken)
+            : await PublishAsync(_topic, messages, cancellationToken);
         if (refused.Count > 0)
-            throw Refused(_queueUrl, messages, refused);
+            throw Refused(_topic is null ? $"SQS SendMessageBatch on queue {_queueUrl}" : $"SNS PublishBatch on topic {_topic.TopicArn}", messages, refused);
         return [.. messages.Select(_ => EnqueueResult.Queued)];
     }
 
@@ -171,7 +179,7 @@ public sealed class SqsQueue : IMessageQueue
                 if (refused.Count > 0)
                 {
                     kept.AddRange(refusedAt.Select(i => take[i].Letter.ReceiptHandle));
-                    throw Refused(_queueUrl, outgoing, refused);
+                    throw Refused($"SQS SendMessageBatch on queue {_queueUrl}", outgoing, refused);
                 }
                 if (wrapped)
                     break;
@@ -184,6 +192,14 @@ public sealed class SqsQueue : IMessageQueue
         }
         return [.. moved];
     }
+
+    /// <summary>SNS's limit, 256 KB with the attributes, less room for the <c>ion-id</c> attribute at its longest (128
+    /// characters, 3 UTF-8 bytes each at most). The same whether ion publishes to the topic or straight to the queue,
+    /// so a message is accepted or refused alike either way; and the queues' own limit (1 MiB unless set lower) leaves
+    /// room for the note a dead letter carries.</summary>
+    public MessageSizeLimit SizeLimit { get; } = new(
+        SnsTopic.MaxMessageBytes - (IdAttribute.Length + "String".Length + (MessageParser.MaxIdLength * 3)),
+        "SNS's limit of 256 KB, less room for ion's id attribute");
 
     public async Task<QueueCounts> CountAsync(CancellationToken cancellationToken)
     {
@@ -261,18 +277,11 @@ public sealed class SqsQueue : IMessageQueue
         return response.Messages ?? [];
     }
 
-    /// <summary>Sends the messages, each with its id as the <c>ion-id</c> attribute, in batches sent side by side;
-    /// an entry SQS refuses is sent once more. Returns those refused twice, by index, with SQS's reason.</summary>
-    private async Task<IReadOnlyList<(int Index, string Reason)>> SendAsync(string queueUrl, IReadOnlyList<OutgoingMessage> messages, CancellationToken cancellationToken)
-    {
-        var refused = await Task.WhenAll(SendSlices(messages).Select(slice => SendSliceAsync(queueUrl, messages, slice, cancellationToken)));
-        return [.. refused.SelectMany(r => r)];
-    }
-
-    private async Task<List<(int Index, string Reason)>> SendSliceAsync(string queueUrl, IReadOnlyList<OutgoingMessage> messages, List<int> slice, CancellationToken cancellationToken)
-    {
-        List<(int Index, string Reason)> refused = [];
-        for (var attempt = 1; attempt <= 2 && slice.Count > 0; attempt++)
+    /// <summary>Sends the messages straight to <paramref name="queueUrl"/>, each with its id as the <c>ion-id</c>
+    /// attribute, in batches sent side by side; an entry SQS refuses is sent once more. Returns those refused twice, by
+    /// index, with SQS's reason.</summary>
+    private Task<IReadOnlyList<(int Index, string Reason)>> SendAsync(string queueUrl, IReadOnlyList<OutgoingMessage> messages, CancellationToken cancellationToken) =>
+        SendInSlicesAsync(messages, async slice =>
         {
             var request = new SendMessageBatchRequest
             {
@@ -285,10 +294,33 @@ public sealed class SqsQueue : IMessageQueue
                 })],
             };
             var response = await CallAsync("SendMessageBatch", queueUrl, token => _sqs.SendMessageBatchAsync(request, token), cancellationToken);
-            refused = [.. (response.Failed ?? []).Select(f => (int.Parse(f.Id, CultureInfo.InvariantCulture), $"{f.Code}: {f.Message}"))];
-            slice = [.. refused.Select(r => r.Index)];
-        }
-        return refused;
+            return [.. (response.Failed ?? []).Select(f => (int.Parse(f.Id, CultureInfo.InvariantCulture), $"{f.Code}: {f.Message}"))];
+        });
+
+    /// <summary>Publishes the messages to the topic the queue is subscribed to (raw delivery), the same way: the
+    /// <c>ion-id</c> attribute reaches the queue with each.</summary>
+    private static Task<IReadOnlyList<(int Index, string Reason)>> PublishAsync(TopicRoute route, IReadOnlyList<OutgoingMessage> messages, CancellationToken cancellationToken) =>
+        SendInSlicesAsync(messages, async slice =>
+        {
+            var entries = slice.Select(i => new TopicEntry(EntryId(i), messages[i].Body, new Dictionary<string, string> { [IdAttribute] = messages[i].Id })).ToList();
+            var refused = await route.Topic.PublishBatchAsync(route.TopicArn, entries, cancellationToken);
+            return [.. refused.Select(r => (int.Parse(r.Key, CultureInfo.InvariantCulture), r.Value))];
+        });
+
+    private static async Task<IReadOnlyList<(int Index, string Reason)>> SendInSlicesAsync(IReadOnlyList<OutgoingMessage> messages,
+        Func<List<int>, Task<List<(int Index, string Reason)>>> sendOnce)
+    {
+        var refused = await Task.WhenAll(SendSlices(messages).Select(async slice =>
+        {
+            List<(int Index, string Reason)> refused = [];
+            for (var attempt = 1; attempt <= 2 && slice.Count > 0; attempt++)
+            {
+                refused = await sendOnce(slice);
+                slice = [.. refused.Select(r => r.Index)];
+            }
+            return refused;
+        }));
+        return [.. refused.SelectMany(r => r)];
     }
 
     /// <summary>Indexes of the messages in batches SQS takes: ten entries, and no more than <see cref="BatchBytes"/>
@@ -395,8 +427,8 @@ public sealed class SqsQueue : IMessageQueue
         }
     }
 
-    private static StoreUnavailableException Refused(string queueUrl, IReadOnlyList<OutgoingMessage> messages, IReadOnlyList<(int Index, string Reason)> refused) =>
-        new($"SQS SendMessageBatch on queue {queueUrl} refused {string.Join(", ", refused.Select(r => messages[r.Index].Id))} twice: {refused[0].Reason}");
+    private static StoreUnavailableException Refused(string call, IReadOnlyList<OutgoingMessage> messages, IReadOnlyList<(int Index, string Reason)> refused) =>
+        new($"{call} refused {string.Join(", ", refused.Select(r => messages[r.Index].Id))} twice: {refused[0].Reason}");
 
     private static IReadOnlyList<string> Handles(IReadOnlyList<QueuedMessage> messages)
     {
@@ -432,3 +464,6 @@ public sealed class SqsQueue : IMessageQueue
     // SQS counts in whole seconds; rounding up never shows a message before its time.
     private static int Seconds(TimeSpan span) => (int)Math.Ceiling(span.TotalSeconds);
 }
+
+/// <summary>Where <see cref="SqsQueue"/> publishes: the SNS topic its queue is subscribed to.</summary>
+public sealed record TopicRoute(SnsTopic Topic, string TopicArn);

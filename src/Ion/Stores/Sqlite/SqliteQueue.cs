@@ -387,6 +387,9 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
         return redriven;
     }
 
+    /// <summary>None: a row takes what <c>Ion:MaxMessageBytes</c> allows.</summary>
+    public MessageSizeLimit? SizeLimit => null;
+
     public Task<QueueCounts> CountAsync(CancellationToken cancellationToken) =>
         _database.ReadAsync(async session =>
         {

@@ -7,12 +7,13 @@ using Ion.Tests.Fixtures;
 namespace Ion.Tests.Stores.Aws;
 
 /// <summary><c>ion aws provision</c> and the provisioner behind it, against fauxqs.</summary>
-public sealed class AwsProvisionerTests(SnsTopicTests.Fauxqs fauxqs) : IClassFixture<SnsTopicTests.Fauxqs>
+public sealed class AwsProvisionerTests(SnsTopicTests.Fauxqs fauxqs, DynaliteFixture dynalite)
+    : IClassFixture<SnsTopicTests.Fauxqs>, IClassFixture<DynaliteFixture>
 {
     private static string Prefix() => $"t{Guid.NewGuid():N}"[..12];
 
     private AwsProvisioner Provisioner(SnsTopic sns, int maxReceiveCount = AwsProvisioner.DefaultMaxReceiveCount,
-        Func<string, CancellationToken, Task>? createTable = null) =>
+        Func<string, CancellationToken, Task<IReadOnlyList<string>>>? createTable = null) =>
         new(fauxqs.Sqs, sns, createTable, maxReceiveCount);
 
     private async Task<Dictionary<string, string>> AttributesAsync(string queueUrl) =>
@@ -27,7 +28,7 @@ public sealed class AwsProvisionerTests(SnsTopicTests.Fauxqs fauxqs) : IClassFix
         var prefix = Prefix();
         List<string> tables = [];
 
-        var result = await Provisioner(sns, createTable: (name, _) => { tables.Add(name); return Task.CompletedTask; })
+        var result = await Provisioner(sns, createTable: (name, _) => { tables.Add(name); return Task.FromResult<IReadOnlyList<string>>([]); })
             .ProvisionAsync(prefix, token);
 
         var r = result.Resources;
@@ -147,7 +148,8 @@ public sealed class AwsProvisionerTests(SnsTopicTests.Fauxqs fauxqs) : IClassFix
     public async Task ProvisionCommand_PrintsTheExportLines_AndTheSameOnASecondRun()
     {
         var prefix = Prefix();
-        string[] args = ["aws", "provision", "--prefix", prefix, "--Ion:Aws:Region", "us-east-1", "--Ion:Aws:ServiceUrl", fauxqs.Url];
+        string[] args = ["aws", "provision", "--prefix", prefix, "--Ion:Aws:Region", "us-east-1", "--Ion:Aws:ServiceUrl", fauxqs.Url,
+            "--Ion:Aws:DynamoDbServiceUrl", dynalite.Url];
 
         var first = await RunIonAsync(args);
         var second = await RunIonAsync(args);
@@ -162,12 +164,16 @@ public sealed class AwsProvisionerTests(SnsTopicTests.Fauxqs fauxqs) : IClassFix
             Ion__Aws__TopicArn=arn:aws:sns:us-east-1:000000000000:{prefix}-mail
             Ion__Aws__TableName={prefix}-log
             Ion__Aws__ServiceUrl={fauxqs.Url}
+            Ion__Aws__DynamoDbServiceUrl={dynalite.Url}
 
             """, first.Out);
         Assert.Contains($"created topic {prefix}-mail", first.Error, StringComparison.Ordinal);
+        Assert.Contains($"created table {prefix}-log", first.Error, StringComparison.Ordinal);
+        var table = (await dynalite.Client.DescribeTableAsync($"{prefix}-log", TestContext.Current.CancellationToken)).Table;
+        Assert.Contains(table.GlobalSecondaryIndexes, i => i.IndexName == "dead_letters");
         Assert.Equal(0, second.ExitCode);
         Assert.Equal(first.Out, second.Out);
-        Assert.StartsWith("everything was there already", second.Error, StringComparison.Ordinal);
+        Assert.DoesNotContain("created", second.Error, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -18,6 +18,8 @@ public sealed class DynaliteFixture : IAsyncLifetime
 
     public IAmazonDynamoDB Client => _client ?? throw new InvalidOperationException("dynalite has not started");
 
+    public string Url => _dynalite?.Url ?? throw new InvalidOperationException("dynalite has not started");
+
     public async ValueTask InitializeAsync()
     {
         _dynalite = await NodeTool.StartDynaliteAsync();

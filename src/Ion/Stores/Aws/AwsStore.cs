@@ -1,0 +1,117 @@
+using Amazon;
+using Amazon.DynamoDBv2;
+using Amazon.Runtime;
+using Amazon.Runtime.Credentials;
+using Amazon.SQS;
+using Ion.Delivery;
+using Ion.Log;
+using Ion.Queues;
+using Microsoft.Extensions.Options;
+
+namespace Ion.Stores.Aws;
+
+public static class AwsStore
+{
+    /// <summary>SQS's longest visibility timeout.</summary>
+    public static readonly TimeSpan MaxVisibilityTimeout = TimeSpan.FromHours(12);
+
+    // SQS's longest long poll: an idle worker asks once every 20 s, and a message arriving meanwhile is answered at once.
+    private static readonly TimeSpan LongPoll = TimeSpan.FromSeconds(20);
+
+    /// <summary>The AWS store (<c>Ion:Store</c> = <c>Aws</c>): the queue and its dead letters in SQS, publishing through
+    /// the SNS topic when <c>Ion:Aws:TopicArn</c> is set, and the delivery log in DynamoDB, whose TTL expires finished
+    /// messages (so no pruner runs).</summary>
+    public static IServiceCollection AddAws(this IServiceCollection services)
+    {
+        services.AddSettings<AwsOptions, AwsOptionsValidator>(AwsOptions.Section);
+        services.AddSingleton(sp => AwsClients.Create(sp.GetRequiredService<IOptions<AwsOptions>>().Value));
+        services.AddSingleton<IMessageQueue>(sp =>
+        {
+            var aws = sp.GetRequiredService<IOptions<AwsOptions>>().Value;
+            var delivery = sp.GetRequiredService<IOptions<DeliveryOptions>>().Value;
+            if (delivery.VisibilityTimeout > MaxVisibilityTimeout)
+            {
+                throw new OptionsValidationException(DeliveryOptions.Section, typeof(DeliveryOptions),
+                    [$"Ion:Delivery:VisibilityTimeout must be at most 12:00:00 with Ion:Store Aws, SQS's limit (is {delivery.VisibilityTimeout})"]);
+            }
+            var clients = sp.GetRequiredService<AwsClients>();
+            return new SqsQueue(clients.Sqs, aws.QueueUrl!, aws.DeadLetterQueueUrl!,
+                new SqsQueueOptions { VisibilityTimeout = delivery.VisibilityTimeout, ReceiveWaitTime = LongPoll },
+                sp.GetRequiredService<TimeProvider>(),
+                string.IsNullOrWhiteSpace(aws.TopicArn) ? null : new TopicRoute(clients.Sns, aws.TopicArn));
+        });
+        services.AddSingleton<IDeliveryLog>(sp => new DynamoDbDeliveryLog(
+            sp.GetRequiredService<AwsClients>().DynamoDb,
+            sp.GetRequiredService<IOptions<AwsOptions>>().Value.TableName!,
+            sp.GetRequiredService<IOptions<DeliveryOptions>>().Value.LogRetention,
+            sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<IStoreCheck, AwsStoreCheck>();
+        return services;
+    }
+}
+
+/// <summary>The SDK clients for <see cref="AwsOptions"/>: SQS, DynamoDB and ion's own SNS caller, with credentials
+/// from the standard AWS chain (environment, profile, web identity, container or instance role).</summary>
+public sealed class AwsClients : IDisposable
+{
+    private AwsClients(AmazonSQSClient sqs, AmazonDynamoDBClient dynamoDb, SnsTopic sns)
+    {
+        Sqs = sqs;
+        DynamoDb = dynamoDb;
+        Sns = sns;
+    }
+
+    public AmazonSQSClient Sqs { get; }
+
+    public AmazonDynamoDBClient DynamoDb { get; }
+
+    public SnsTopic Sns { get; }
+
+    /// <exception cref="OptionsValidationException">No region, or no credentials anywhere in the chain.</exception>
+    public static AwsClients Create(AwsOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (string.IsNullOrWhiteSpace(options.Region))
+            throw Invalid("Ion:Aws:Region is not set (e.g. eu-west-1)");
+        AWSCredentials credentials;
+        try
+        {
+            credentials = DefaultAWSCredentialsIdentityResolver.GetCredentials();
+        }
+        catch (AmazonClientException)
+        {
+            throw Invalid("no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with a role"
+                + " (ion reads them from the standard AWS chain, never from its own settings)");
+        }
+        var region = RegionEndpoint.GetBySystemName(options.Region);
+        return new AwsClients(
+            new AmazonSQSClient(credentials, Configure(new AmazonSQSConfig(), region, options.ServiceUrl)),
+            new AmazonDynamoDBClient(credentials, Configure(new AmazonDynamoDBConfig(), region, options.DynamoDbServiceUrl)),
+            // SNS in the topic's own region, which the ARN says (arn:aws:sns:REGION:ACCOUNT:NAME).
+            new SnsTopic(options.TopicArn?.Split(':') is [_, _, "sns", { Length: > 0 } topicRegion, ..] ? topicRegion : options.Region,
+                options.ServiceUrl, credentials));
+    }
+
+    private static T Configure<T>(T config, RegionEndpoint region, string? serviceUrl) where T : ClientConfig
+    {
+        if (string.IsNullOrWhiteSpace(serviceUrl))
+        {
+            config.RegionEndpoint = region;
+        }
+        else
+        {
+            config.ServiceURL = serviceUrl;
+            config.AuthenticationRegion = region.SystemName;
+        }
+        return config;
+    }
+
+    private static OptionsValidationException Invalid(string error) => new(AwsOptions.Section, typeof(AwsOptions), [error]);
+
+    public void Dispose()
+    {
+        Sqs.Dispose();
+        DynamoDb.Dispose();
+        Sns.Dispose();
+    }
+}

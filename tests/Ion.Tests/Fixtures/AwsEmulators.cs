@@ -1,0 +1,138 @@
+using Amazon.DynamoDBv2;
+using Amazon.Runtime;
+using Amazon.SQS;
+using Amazon.SQS.Model;
+using Ion.Stores.Aws;
+
+namespace Ion.Tests.Fixtures;
+
+/// <summary>
+/// ion's AWS store on emulators, on 127.0.0.1: fauxqs (SNS and SQS) and dynalite (DynamoDB), started once for a test
+/// class and stopped by PID. Each test provisions its own topic, queues and table (<see cref="ProvisionAsync"/>) as
+/// <c>ion aws provision</c> does, and runs ion with <see cref="Settings"/>. The emulators take any credentials; the
+/// test process gets <c>test</c>/<c>test</c> in the standard chain's environment variables, which the ion processes
+/// it starts inherit.
+/// </summary>
+public sealed class AwsEmulators : IAsyncLifetime
+{
+    public const string Region = "us-east-1";
+
+    private NodeTool? _fauxqs;
+    private NodeTool? _dynalite;
+
+    public string SqsUrl => _fauxqs?.Url ?? throw new InvalidOperationException("fauxqs has not started");
+
+    public string DynamoDbUrl => _dynalite?.Url ?? throw new InvalidOperationException("dynalite has not started");
+
+    public AmazonSQSClient Sqs { get; private set; } = null!;
+
+    public AmazonDynamoDBClient DynamoDb { get; private set; } = null!;
+
+    public SnsTopic Sns { get; private set; } = null!;
+
+    public async ValueTask InitializeAsync()
+    {
+        Environment.SetEnvironmentVariable("AWS_ACCESS_KEY_ID", "test");
+        Environment.SetEnvironmentVariable("AWS_SECRET_ACCESS_KEY", "test");
+        var starting = new[] { NodeTool.StartFauxqsAsync(), NodeTool.StartDynaliteAsync() };
+        try
+        {
+            await Task.WhenAll(starting);
+        }
+        finally
+        {
+            _fauxqs = starting[0].IsCompletedSuccessfully ? starting[0].Result : null;
+            _dynalite = starting[1].IsCompletedSuccessfully ? starting[1].Result : null;
+        }
+        var credentials = new BasicAWSCredentials("test", "test");
+        Sqs = new AmazonSQSClient(credentials, new AmazonSQSConfig { ServiceURL = SqsUrl, AuthenticationRegion = Region });
+        DynamoDb = new AmazonDynamoDBClient(credentials, new AmazonDynamoDBConfig { ServiceURL = DynamoDbUrl, AuthenticationRegion = Region });
+        Sns = new SnsTopic(Region, SqsUrl, credentials);
+    }
+
+    /// <summary>A topic, the input queue subscribed to it with raw delivery, the dead-letter queue and the table, all
+    /// new (a prefix of their own).</summary>
+    public async Task<AwsResources> ProvisionAsync(int maxReceiveCount = AwsProvisioner.DefaultMaxReceiveCount)
+    {
+        var provisioner = new AwsProvisioner(Sqs, Sns,
+            (table, token) => Ion.Stores.Aws.DynamoDbDeliveryLog.CreateTableAsync(DynamoDb, table, token), maxReceiveCount);
+        var prefix = $"t{Guid.NewGuid():N}"[..12];
+        return (await provisioner.ProvisionAsync(prefix, TestContext.Current.CancellationToken)).Resources;
+    }
+
+    /// <summary>The settings that run ion on <paramref name="resources"/>, as <c>--Key=value</c> arguments.</summary>
+    public string[] Settings(AwsResources resources, bool throughTopic = true) =>
+    [
+        "--Ion:Store=Aws",
+        $"--Ion:Aws:Region={Region}",
+        $"--Ion:Aws:QueueUrl={resources.QueueUrl}",
+        $"--Ion:Aws:DeadLetterQueueUrl={resources.DeadLetterQueueUrl}",
+        $"--Ion:Aws:TableName={resources.TableName}",
+        $"--Ion:Aws:ServiceUrl={SqsUrl}",
+        $"--Ion:Aws:DynamoDbServiceUrl={DynamoDbUrl}",
+        .. throughTopic ? [$"--Ion:Aws:TopicArn={resources.TopicArn}"] : Array.Empty<string>(),
+    ];
+
+    /// <summary>A new queue subscribed to the topic with raw delivery, to see what was published there.</summary>
+    public async Task<string> ObserveAsync(string topicArn)
+    {
+        var token = TestContext.Current.CancellationToken;
+        var url = (await Sqs.CreateQueueAsync($"o{Guid.NewGuid():N}"[..12], token)).QueueUrl;
+        var arn = (await Sqs.GetQueueAttributesAsync(new GetQueueAttributesRequest { QueueUrl = url, AttributeNames = ["QueueArn"] }, token))
+            .Attributes["QueueArn"];
+        await Sns.SubscribeQueueAsync(topicArn, arn, rawDelivery: true, token);
+        return url;
+    }
+
+    /// <summary>Every message visible on a queue now, each received once and then made visible again at once, so that
+    /// ion (a redrive, a receive) finds them as they were.</summary>
+    public async Task<List<Message>> PeekAllAsync(string queueUrl)
+    {
+        List<Message> all = [];
+        try
+        {
+            return await ReceiveAllAsync(queueUrl, all);
+        }
+        finally
+        {
+            foreach (var chunk in all.Chunk(10))
+            {
+                await Sqs.ChangeMessageVisibilityBatchAsync(new ChangeMessageVisibilityBatchRequest
+                {
+                    QueueUrl = queueUrl,
+                    Entries = [.. chunk.Select((m, i) => new ChangeMessageVisibilityBatchRequestEntry { Id = $"{i}", ReceiptHandle = m.ReceiptHandle, VisibilityTimeout = 0 })],
+                }, CancellationToken.None);
+            }
+        }
+    }
+
+    private async Task<List<Message>> ReceiveAllAsync(string queueUrl, List<Message> all)
+    {
+        while (true)
+        {
+            var received = await Sqs.ReceiveMessageAsync(new ReceiveMessageRequest
+            {
+                QueueUrl = queueUrl,
+                MaxNumberOfMessages = 10,
+                VisibilityTimeout = 30,
+                WaitTimeSeconds = 0,
+                MessageAttributeNames = ["All"],
+                MessageSystemAttributeNames = ["All"],
+            }, TestContext.Current.CancellationToken);
+            if (received.Messages is not { Count: > 0 } messages)
+                return all;
+            all.AddRange(messages);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Sqs?.Dispose();
+        DynamoDb?.Dispose();
+        Sns?.Dispose();
+        if (_fauxqs is not null)
+            await _fauxqs.DisposeAsync();
+        if (_dynalite is not null)
+            await _dynalite.DisposeAsync();
+    }
+}

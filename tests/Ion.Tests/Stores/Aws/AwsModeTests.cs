@@ -1,0 +1,184 @@
+using System.Net;
+using System.Net.Http.Json;
+using Amazon.SQS.Model;
+using Ion.Log;
+using Ion.Stores.Aws;
+using Ion.Tests.Fixtures;
+
+namespace Ion.Tests.Stores.Aws;
+
+/// <summary>ion with <c>Ion:Store=Aws</c>, end to end: an SNS topic and SQS queues on fauxqs, the delivery log on
+/// dynalite, a real SMTP server, each test on resources of its own.</summary>
+public sealed class AwsModeTests(AwsEmulators aws) : IClassFixture<AwsEmulators>
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
+
+    private static CancellationToken Token => TestContext.Current.CancellationToken;
+
+    private static string Original(string id, string recipient = "someone@example.com") =>
+        $$"""{"action":"send","id":"{{id}}","recipient":"{{recipient}}","subject":"Hello from the topic","body_text":"as the original published it"}""";
+
+    [Fact]
+    public async Task TheOriginalsJson_PublishedToTheTopic_IsDelivered_AndLogged()
+    {
+        await using var sink = await SmtpSink.StartAsync();
+        var resources = await aws.ProvisionAsync();
+        await using var ion = await IonServer.StartAsync(sink.Port, aws.Settings(resources));
+
+        // As an application publishes: straight to the topic, no attributes; and one without an id of its own.
+        await aws.Sns.PublishAsync(resources.TopicArn, Original("order-17"), new Dictionary<string, string>(), Token);
+        await aws.Sns.PublishAsync(resources.TopicArn,
+            """{"action":"send","recipient":"other@example.com","subject":"No id","body_text":"x"}""", new Dictionary<string, string>(), Token);
+
+        var status = await ion.WaitForStatusAsync("order-17", r => r.State == MessageState.Sent, Wait);
+        Assert.Equal("someone@example.com", Assert.Single(status.Recipients).Address);
+        Assert.Equal(250, Assert.Single(status.Attempts).SmtpCode);
+        var messages = await sink.WaitForMessagesAsync(2, Wait);
+        Assert.Contains(messages, m => m.Subject == "Hello from the topic" && m.To.ToString() == "someone@example.com");
+        Assert.Contains(messages, m => m.Subject == "No id");
+        await IonServer.WaitUntilAsync(async () => (await aws.PeekAllAsync(resources.QueueUrl)).Count == 0, "the queue is empty");
+        Assert.Empty(await aws.PeekAllAsync(resources.DeadLetterQueueUrl));
+    }
+
+    [Fact]
+    public async Task PostMessages_InAwsMode_PublishesToTheTopic_WithTheIdAsAnAttribute()
+    {
+        await using var sink = await SmtpSink.StartAsync();
+        var resources = await aws.ProvisionAsync();
+        var observer = await aws.ObserveAsync(resources.TopicArn);
+        await using var ion = await IonServer.StartAsync(sink.Port, aws.Settings(resources));
+
+        var id = await ion.PublishAsync(new { action = "send", recipient = "a@example.com", subject = "Via the API", body_text = "x" });
+
+        await ion.WaitForStatusAsync(id, r => r.State == MessageState.Sent, Wait);
+        var seen = Assert.Single(await aws.PeekAllAsync(observer));
+        Assert.Equal(id, seen.MessageAttributes["ion-id"].StringValue);
+        Assert.Contains("Via the API", seen.Body, StringComparison.Ordinal);
+        Assert.Equal("Via the API", Assert.Single(await sink.WaitForMessagesAsync(1, Wait)).Subject);
+    }
+
+    [Fact]
+    public async Task AMessageOverSnssLimit_IsRefused_WithAnErrorNamingTheLimit_AndNothingIsPublished()
+    {
+        await using var sink = await SmtpSink.StartAsync();
+        var resources = await aws.ProvisionAsync();
+        var observer = await aws.ObserveAsync(resources.TopicArn);
+        await using var ion = await IonServer.StartAsync(sink.Port, aws.Settings(resources));
+        var large = $$"""{"action":"send","id":"large","recipient":"a@example.com","subject":"Big","body_text":"{{new string('x', 262_144)}}"}""";
+
+        using var response = await ion.Client.PostAsync("/v1/messages", new StringContent(large), Token);
+        var cli = await IonCli.RunAsync(ion.DataDirectory, ["publish", "-", .. aws.Settings(resources)], large);
+
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        Assert.Contains("SNS's limit of 256 KB", await response.Content.ReadAsStringAsync(Token), StringComparison.Ordinal);
+        Assert.Equal(2, cli.ExitCode);
+        Assert.Contains("SNS's limit of 256 KB", cli.Error, StringComparison.Ordinal);
+        Assert.Null(await ion.StatusAsync("large"));
+        Assert.Empty(await aws.PeekAllAsync(observer));
+    }
+
+    [Fact]
+    public async Task A550_IsADeadLetter_AfterOneAttempt_WithItsReasonInTheAttributes_AndARedriveDeliversIt()
+    {
+        await using var sink = await SmtpSink.StartAsync("-B", "550 5.1.1 No such user", "-f", "RCPT");
+        var resources = await aws.ProvisionAsync();
+        await using var ion = await IonServer.StartAsync(sink.Port, aws.Settings(resources));
+
+        await aws.Sns.PublishAsync(resources.TopicArn, Original("refused-1", "nobody@example.com"), new Dictionary<string, string>(), Token);
+        var dead = await ion.WaitForStatusAsync("refused-1", r => r.State == MessageState.Dead, Wait);
+
+        Assert.Equal(550, Assert.Single(dead.Attempts).SmtpCode);
+        Message letter = null!;
+        await IonServer.WaitUntilAsync(async () => (await aws.PeekAllAsync(resources.DeadLetterQueueUrl)) is [var only] && (letter = only) is not null,
+            "the dead letter is in the dead-letter queue");
+        Assert.Equal("refused-1", letter.MessageAttributes["ion-id"].StringValue);
+        Assert.Contains("550 5.1.1 No such user", letter.MessageAttributes["ion-reason"].StringValue, StringComparison.Ordinal);
+        Assert.Equal("permanent", letter.MessageAttributes["ion-failure-class"].StringValue);
+        Assert.Equal("550", letter.MessageAttributes["ion-smtp-code"].StringValue);
+        Assert.Equal("1", letter.MessageAttributes["ion-attempts"].StringValue);
+        Assert.True(DateTimeOffset.TryParse(letter.MessageAttributes["ion-dead-at"].StringValue, out _));
+        Assert.Equal(Original("refused-1", "nobody@example.com"), letter.Body);
+        var listed = Assert.Single((await ion.Client.GetFromJsonAsync<List<DeadLetter>>("/v1/dead-letters", IonServer.Json, Token))!);
+        Assert.Equal("refused-1", listed.Id);
+        Assert.Contains("550 5.1.1 No such user", listed.Reason, StringComparison.Ordinal);
+        var cli = await IonCli.RunAsync(ion.DataDirectory, ["dead-letters", "list", .. aws.Settings(resources)]);
+        Assert.True(cli.ExitCode == 0, cli.Error);
+        Assert.Contains("refused-1", cli.Out, StringComparison.Ordinal);
+        Assert.Contains("550 5.1.1 No such user", cli.Out, StringComparison.Ordinal);
+
+        // The recipient exists now; the original's redrive message, published to the topic, brings the letter back.
+        await sink.RestartAsync();
+        await aws.Sns.PublishAsync(resources.TopicArn, """{"action":"redrive"}""", new Dictionary<string, string>(), Token);
+
+        var sent = await ion.WaitForStatusAsync("refused-1", r => r.State == MessageState.Sent, Wait);
+        Assert.Equal(250, sent.Attempts[^1].SmtpCode);
+        Assert.Equal("nobody@example.com", Assert.Single(await sink.WaitForMessagesAsync(1, Wait)).To.ToString());
+        await IonServer.WaitUntilAsync(async () => (await aws.PeekAllAsync(resources.DeadLetterQueueUrl)).Count == 0, "the dead-letter queue is empty");
+    }
+
+    [Fact]
+    public async Task ARelayOutage_DeadLettersNothing_AndChargesNoAttempt_EvenWithASmallMaxReceiveCount()
+    {
+        // Two receives and SQS would move a message: a worker that took messages to find the relay down would lose
+        // them to the dead-letter queue in seconds.
+        var resources = await aws.ProvisionAsync(maxReceiveCount: 2);
+        var port = Ports.Free();
+        await using var ion = await IonServer.StartAsync(port, [.. aws.Settings(resources), "--Ion:Delivery:VisibilityTimeout=00:00:02"]);
+        string[] ids = ["outage-1", "outage-2", "outage-3", "outage-4", "outage-5"];
+        foreach (var id in ids)
+            await ion.PublishAsync(new { action = "send", id, recipient = "a@example.com", subject = id, body_text = "x" });
+
+        await IonServer.WaitUntilAsync(async () => await ion.RelayStateAsync() == "down", "ion sees the relay down");
+        await Task.Delay(TimeSpan.FromSeconds(8), Token);
+        await using var sink = await SmtpSink.StartAsync(port);
+
+        foreach (var id in ids)
+        {
+            var status = await ion.WaitForStatusAsync(id, r => r.State == MessageState.Sent, Wait);
+            Assert.Equal(1, status.AttemptsUsed);
+        }
+        Assert.Equal(ids.Length, (await sink.WaitForMessagesAsync(ids.Length, Wait)).Count);
+        Assert.Empty(await aws.PeekAllAsync(resources.DeadLetterQueueUrl));
+    }
+
+    [Fact]
+    public async Task AThrottlingRelay_DeadLettersNothing_EvenWithASmallMaxReceiveCount()
+    {
+        var resources = await aws.ProvisionAsync(maxReceiveCount: 2);
+        // Two messages a second, and ion is given 20 at once over 4 connections.
+        await using var relay = await ScriptedSmtpServer.StartAsync(SmtpScripts.Throttle(2));
+        await using var ion = await IonServer.StartAsync(relay.Port, [.. aws.Settings(resources), "--Ion:Delivery:Concurrency=4"]);
+        var ids = Enumerable.Range(1, 20).Select(i => $"throttled-{i}").ToList();
+        foreach (var id in ids)
+            await ion.PublishAsync(new { action = "send", id, recipient = "a@example.com", subject = id, body_text = "x" });
+
+        foreach (var id in ids)
+            await ion.WaitForStatusAsync(id, r => r.State == MessageState.Sent, TimeSpan.FromSeconds(60));
+
+        Assert.Equal(ids.Count, relay.Delivered.Count);
+        Assert.Empty(await aws.PeekAllAsync(resources.DeadLetterQueueUrl));
+    }
+
+    [Fact]
+    public async Task Serve_WithAMissingOrWrongAwsSetting_FailsAtStart_NamingIt()
+    {
+        var resources = await aws.ProvisionAsync();
+        var data = Directory.CreateTempSubdirectory("ion-aws-").FullName;
+        string[] settings = [.. aws.Settings(resources), "--Ion:Smtp:Host=127.0.0.1", "--Ion:Smtp:Port=2525", "--Ion:Smtp:Security=None"];
+
+        var missing = await IonCli.RunAsync(data, ["serve", "--urls=http://127.0.0.1:0", .. settings.Where(s => !s.StartsWith("--Ion:Aws:TableName", StringComparison.Ordinal))]);
+        var wrong = await IonCli.RunAsync(data, ["serve", "--urls=http://127.0.0.1:0", .. settings,
+            $"--Ion:Aws:QueueUrl={aws.SqsUrl}/000000000000/no-such-queue", "--Ion:Aws:TopicArn=arn:aws:sns:us-east-1:000000000000:no-such-topic"]);
+        var store = await IonCli.RunAsync(data, ["serve", "--urls=http://127.0.0.1:0", "--Ion:Store=Dynamo"]);
+
+        Assert.Equal(2, missing.ExitCode);
+        Assert.Contains("Ion:Aws:TableName is not set", Assert.Single(missing.Error.Trim().Split('\n')), StringComparison.Ordinal);
+        Assert.Equal(2, wrong.ExitCode);
+        var line = Assert.Single(wrong.Error.Trim().Split('\n'));
+        Assert.Contains("Ion:Aws:QueueUrl: the SQS queue", line, StringComparison.Ordinal);
+        Assert.Contains("no-such-queue does not exist", line, StringComparison.Ordinal);
+        Assert.Contains("Ion:Aws:TopicArn: the SNS topic arn:aws:sns:us-east-1:000000000000:no-such-topic does not exist", line, StringComparison.Ordinal);
+        Assert.Equal(2, store.ExitCode);
+        Assert.Contains("Ion:Store must be Sqlite or Aws (is 'Dynamo')", store.Error, StringComparison.Ordinal);
+    }
+}
