@@ -28,6 +28,9 @@ public enum FailureClass
     [JsonStringEnumMemberName("relay")] Relay,
     /// <summary>The relay throttled until the message was too old.</summary>
     [JsonStringEnumMemberName("throttled")] Throttled,
+    /// <summary>Workers took it again and again and never finished it (each stopped while holding it) until the queue
+    /// gave up on it: SQS's redrive policy, the backstop for a message that kills its worker.</summary>
+    [JsonStringEnumMemberName("abandoned")] Abandoned,
 }
 
 [JsonConverter(typeof(JsonStringEnumConverter<RecipientState>))]

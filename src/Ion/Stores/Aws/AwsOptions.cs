@@ -29,6 +29,10 @@ public sealed class AwsOptions
 
     /// <summary>An endpoint for DynamoDB other than AWS's (an emulator), e.g. <c>http://127.0.0.1:4567</c>.</summary>
     public string? DynamoDbServiceUrl { get; set; }
+
+    /// <summary>How often <c>ion serve</c> looks in the dead-letter queue for messages SQS moved there itself (the redrive
+    /// policy's maxReceiveCount), to record and note them. Each look reads every dead letter once.</summary>
+    public TimeSpan DeadLetterSweepInterval { get; set; } = TimeSpan.FromMinutes(5);
 }
 
 internal sealed class AwsOptionsValidator : IValidateOptions<AwsOptions>
@@ -46,6 +50,8 @@ internal sealed class AwsOptionsValidator : IValidateOptions<AwsOptions>
             errors.Add("Ion:Aws:TableName is not set: name the delivery log's DynamoDB table (ion aws provision creates one)");
         if (o.TopicArn is { Length: > 0 } arn && !arn.StartsWith("arn:", StringComparison.Ordinal))
             errors.Add($"Ion:Aws:TopicArn must be an SNS topic ARN like arn:aws:sns:eu-west-1:123456789012:ion-mail (is '{arn}')");
+        if (o.DeadLetterSweepInterval < TimeSpan.FromSeconds(1))
+            errors.Add($"Ion:Aws:DeadLetterSweepInterval must be at least 00:00:01 (is {o.DeadLetterSweepInterval})");
         if (!string.IsNullOrWhiteSpace(o.QueueUrl) && o.QueueUrl == o.DeadLetterQueueUrl)
             errors.Add("Ion:Aws:DeadLetterQueueUrl must not be the input queue (Ion:Aws:QueueUrl)");
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);

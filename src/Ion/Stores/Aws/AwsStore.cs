@@ -46,6 +46,8 @@ public static class AwsStore
             sp.GetRequiredService<IOptions<DeliveryOptions>>().Value.LogRetention,
             sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<IStoreCheck, AwsStoreCheck>();
+        // Only a started host (ion serve) runs it.
+        services.AddHostedService<DeadLetterSweeper>();
         return services;
     }
 }

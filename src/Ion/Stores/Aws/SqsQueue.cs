@@ -21,6 +21,7 @@ namespace Ion.Stores.Aws;
 public sealed class SqsQueue : IMessageQueue
 {
     private const string IdAttribute = "ion-id";
+    private const string DeadAtAttribute = "ion-dead-at";
     private const string SentTimestamp = "SentTimestamp";
     private const string ReceiveCount = "ApproximateReceiveCount";
     private const string Visible = "ApproximateNumberOfMessages";
@@ -117,6 +118,15 @@ public sealed class SqsQueue : IMessageQueue
     {
         ArgumentNullException.ThrowIfNull(message);
         ArgumentNullException.ThrowIfNull(note);
+        // The copy first, then the original: a crash between the two leaves the message in both queues, never in
+        // neither, and the delivery log sends the copy that is still in the input queue back to the dead letters.
+        await SendDeadLetterAsync(message, note, cancellationToken);
+        await DeleteAsync(_queueUrl, [message.ReceiptHandle], cancellationToken);
+    }
+
+    /// <summary>Puts a copy of the message on the dead-letter queue with the note as <c>ion-*</c> attributes.</summary>
+    private async Task SendDeadLetterAsync(QueuedMessage message, DeadLetterNote note, CancellationToken cancellationToken)
+    {
         var attributes = new Dictionary<string, MessageAttributeValue>
         {
             [IdAttribute] = Text(message.Id),
@@ -124,16 +134,12 @@ public sealed class SqsQueue : IMessageQueue
             ["ion-failure-class"] = Text(JsonNamingPolicy.SnakeCaseLower.ConvertName(note.Class.ToString())),
             ["ion-attempts"] = Number(note.Attempts),
             ["ion-enqueued-at"] = Text(message.EnqueuedAt.ToString("O", CultureInfo.InvariantCulture)),
-            ["ion-dead-at"] = Text(_time.GetUtcNow().ToString("O", CultureInfo.InvariantCulture)),
+            [DeadAtAttribute] = Text(_time.GetUtcNow().ToString("O", CultureInfo.InvariantCulture)),
         };
         if (note.SmtpCode is { } code)
             attributes["ion-smtp-code"] = Number(code);
-
-        // The copy first, then the original: a crash between the two leaves the message in both queues, never in
-        // neither, and the delivery log sends the copy that is still in the input queue back to the dead letters.
         var request = new SendMessageRequest { QueueUrl = _deadLetterQueueUrl, MessageBody = message.Body, MessageAttributes = attributes };
         await CallAsync("SendMessage", _deadLetterQueueUrl, token => _sqs.SendMessageAsync(request, token), cancellationToken);
-        await DeleteAsync(_queueUrl, [message.ReceiptHandle], cancellationToken);
     }
 
     /// <summary>Scans the dead-letter queue: each letter wanted goes back to the input queue (a send, then a delete),
@@ -191,6 +197,63 @@ public sealed class SqsQueue : IMessageQueue
             await ChangeVisibilityAsync(_deadLetterQueueUrl, kept, 0, CancellationToken.None);
         }
         return [.. moved];
+    }
+
+    /// <summary>
+    /// Notes the dead letters ion did not put there: those SQS moved itself, by the input queue's redrive policy, after
+    /// workers received them maxReceiveCount times without finishing them. They carry none of ion's <c>ion-*</c>
+    /// attributes. Scans the dead-letter queue once as a redrive does; for each such letter <paramref name="decide"/>
+    /// says what to note (and records it in the log), or null when the letter is not needed (delivered already, or
+    /// another copy is being delivered): the letter is then replaced by a noted copy, or deleted. Letters ion noted
+    /// are made visible again at once. Returns how many letters were noted and dropped.
+    /// </summary>
+    public async Task<(int Noted, int Dropped)> NoteUnnotedDeadLettersAsync(Func<QueuedMessage, Task<DeadLetterNote?>> decide, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(decide);
+        var (noted, dropped) = (0, 0);
+        HashSet<string> seen = new(StringComparer.Ordinal);
+        List<string> kept = [];
+        try
+        {
+            while (true)
+            {
+                var round = await ReceiveFromAsync(_deadLetterQueueUrl, BatchEntries, RedriveWaitSeconds, RedriveVisibilitySeconds, cancellationToken);
+                if (round.Count == 0)
+                    break;
+                // A letter seen already means the scan outlasted its hold: it has seen them all.
+                var wrapped = false;
+                List<string> done = [];
+                foreach (var letter in round)
+                {
+                    if (letter.MessageAttributes?.ContainsKey(DeadAtAttribute) == true)
+                    {
+                        wrapped |= !seen.Add(letter.MessageId);
+                        kept.Add(letter.ReceiptHandle);
+                        continue;
+                    }
+                    var message = ToQueued(letter);
+                    if (await decide(message) is { } note)
+                    {
+                        await SendDeadLetterAsync(message, note, cancellationToken);
+                        noted++;
+                    }
+                    else
+                    {
+                        dropped++;
+                    }
+                    done.Add(letter.ReceiptHandle);
+                }
+                await DeleteAsync(_deadLetterQueueUrl, done, cancellationToken);
+                if (wrapped)
+                    break;
+            }
+        }
+        finally
+        {
+            // Not cancellable: letters left hidden would be missed by a redrive for the rest of the hold.
+            await ChangeVisibilityAsync(_deadLetterQueueUrl, kept, 0, CancellationToken.None);
+        }
+        return (noted, dropped);
     }
 
     /// <summary>SNS's limit, 256 KB with the attributes, less room for the <c>ion-id</c> attribute at its longest (128

@@ -1,3 +1,5 @@
+using System.Net.Http.Json;
+using Ion.Log;
 using Ion.Tests.Fixtures;
 using MimeKit;
 
@@ -54,6 +56,70 @@ public sealed class AwsWorkersTests(AwsEmulators aws) : IClassFixture<AwsEmulato
         var twice = subjects.Count - 1000;
         Assert.True(twice <= Connections, $"{twice} message(s) sent twice; at most {Connections} expected");
         Assert.Empty(await aws.PeekAllAsync(resources.DeadLetterQueueUrl));
+    }
+
+    [Fact]
+    public async Task AMessageWhoseWorkerDiesEveryTime_EndsInTheDeadLetterQueue_AndIsListedAsAbandoned()
+    {
+        // The relay takes the data and never answers: each worker holds the message until it is killed.
+        await using var relay = await ScriptedSmtpServer.StartAsync(SmtpScripts.Slow(ScriptedStage.EndOfData, TimeSpan.FromMinutes(5)));
+        var resources = await aws.ProvisionAsync(maxReceiveCount: 2);
+        var settings = Settings(aws.Settings(resources), relay.Port,
+            "--Ion:Delivery:VisibilityTimeout=00:00:02", "--Ion:Aws:DeadLetterSweepInterval=00:00:03");
+        await aws.Sns.PublishAsync(resources.TopicArn,
+            """{"action":"send","id":"poison","recipient":"a@example.com","subject":"Poison","body_text":"x"}""", new Dictionary<string, string>(), Token);
+
+        // Each worker takes it and dies sending it. A killed worker's long polls may take it once more after its death
+        // (SQS hands a message to a receive whose client is gone, and it counts), so how many workers die before SQS
+        // gives up varies: two at most with maxReceiveCount 2.
+        List<IonProcess> workers = [];
+        DeliveryRecord? record = null;
+        try
+        {
+            var sends = 0;
+            for (var worker = 1; worker <= 3 && record?.State != MessageState.Dead; worker++)
+            {
+                if (workers.Count > 0)
+                    await workers[^1].KillAsync();
+                var ion = await IonProcess.StartAsync(Ports.Free(), settings);
+                workers.Add(ion);
+                await IonServer.WaitUntilAsync(async () =>
+                {
+                    record = await StatusAsync(ion, "poison");
+                    return relay.Count(ScriptedStage.Data) > sends || record?.State == MessageState.Dead;
+                }, $"worker {worker} sends it, or the log says it is dead", TimeSpan.FromSeconds(30));
+                sends = relay.Count(ScriptedStage.Data);
+            }
+            var survivor = workers[^1];
+            await IonServer.WaitUntilAsync(async () => (record = await StatusAsync(survivor, "poison"))?.State == MessageState.Dead,
+                "the log says poison is dead", TimeSpan.FromSeconds(30));
+
+            Assert.Equal(FailureClass.Abandoned, record!.FailureClass);
+            Assert.Contains("redrive policy (maxReceiveCount)", record.LastReason, StringComparison.Ordinal);
+            var listed = Assert.Single((await survivor.Client.GetFromJsonAsync<List<DeadLetter>>("/v1/dead-letters", IonServer.Json, Token))!);
+            Assert.Equal("poison", listed.Id);
+            Assert.Equal(FailureClass.Abandoned, listed.FailureClass);
+            // The sweep writes the log, then replaces the letter with a noted copy; while a sweep scans (every 3 s here)
+            // it holds the letters it has seen.
+            List<Amazon.SQS.Model.Message> letters = [];
+            await IonServer.WaitUntilAsync(async () => (letters = await aws.PeekAllAsync(resources.DeadLetterQueueUrl)).Count > 0,
+                "the noted letter is in the dead-letter queue");
+            var letter = Assert.Single(letters);
+            Assert.Equal("abandoned", letter.MessageAttributes["ion-failure-class"].StringValue);
+            Assert.InRange(relay.Count(ScriptedStage.Data), 1, 2);
+        }
+        finally
+        {
+            foreach (var worker in workers)
+                await worker.DisposeAsync();
+        }
+    }
+
+    private static async Task<DeliveryRecord?> StatusAsync(IonProcess ion, string id)
+    {
+        using var response = await ion.Client.GetAsync($"/v1/messages/{id}", Token);
+        return response.StatusCode == System.Net.HttpStatusCode.NotFound ? null
+            : await response.EnsureSuccessStatusCode().Content.ReadFromJsonAsync<DeliveryRecord>(IonServer.Json, Token);
     }
 
     private const int Connections = 4;
