@@ -22,7 +22,7 @@ internal static class DeadLettersCommand
         public static Filters Add(Command command)
         {
             Filters filters = new(
-                new Option<string?>("--class") { Description = "Only this failure class: invalid, permanent, transient, relay, throttled" },
+                new Option<string?>("--class") { Description = "Only this failure class: invalid, permanent, transient, relay, throttled, abandoned" },
                 new Option<string?>("--domain") { Description = "Only those with a recipient in this domain" },
                 new Option<DateTimeOffset?>("--since") { Description = "Only those dead at or after this time (ISO 8601)" },
                 new Option<DateTimeOffset?>("--before") { Description = "Only those dead before this time (ISO 8601)" });
