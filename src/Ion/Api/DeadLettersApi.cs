@@ -28,7 +28,7 @@ public static class DeadLettersApi
         {
             if (!Enum.TryParse<FailureClass>(failureClass, ignoreCase: true, out var parsed) || !Enum.IsDefined(parsed))
                 return TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: "Invalid failure_class",
-                    detail: $"failure_class must be one of {string.Join(", ", Enum.GetNames<FailureClass>().Select(n => n.ToLowerInvariant()))}");
+                    detail: $"failure_class must be one of {string.Join(", ", Enum.GetValues<FailureClass>().Select(StoredNames.Of))}");
             wanted = parsed;
         }
         return TypedResults.Ok(await log.ListDeadLettersAsync(new DeadLetterQuery(limit, wanted, domain, since, before), cancellationToken));

@@ -45,7 +45,7 @@ internal static class DeadLettersCommand
             {
                 if (!Enum.TryParse<FailureClass>(name, ignoreCase: true, out var parsed) || !Enum.IsDefined(parsed))
                 {
-                    error = $"--class must be one of {string.Join(", ", Enum.GetNames<FailureClass>().Select(n => n.ToLowerInvariant()))} (is '{name}')";
+                    error = $"--class must be one of {string.Join(", ", Enum.GetValues<FailureClass>().Select(StoredNames.Of))} (is '{name}')";
                     return null;
                 }
                 failureClass = parsed;
@@ -68,7 +68,7 @@ internal static class DeadLettersCommand
             foreach (var letter in letters)
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{letter.Id}\t{letter.DeadAt:u}\t{letter.FailureClass.ToString().ToLowerInvariant()}\t{letter.Attempts} attempt(s)\t{letter.Reason}"));
+                    $"{letter.Id}\t{letter.DeadAt:u}\t{StoredNames.Of(letter.FailureClass)}\t{letter.Attempts} attempt(s)\t{letter.Reason}"));
             }
             Console.Error.WriteLine($"{letters.Count} dead letter(s)");
             return CliOutput.Ok;

@@ -17,7 +17,7 @@ internal static class StatusCommand
             var record = await services.GetRequiredService<IDeliveryLog>().GetAsync(parse.GetValue(id)!, cancellationToken);
             if (record is null)
                 return CliOutput.Fail(CliOutput.Failed, $"no message with id '{parse.GetValue(id)}' in the delivery log");
-            var state = record.State.ToString().ToLowerInvariant();
+            var state = StoredNames.Of(record.State);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{record.Id}: {state} (since {record.UpdatedAt:u})"));
             if (record.LastReason is { } reason && record.State != MessageState.Sent)
                 Console.WriteLine($"  reason: {reason}");

@@ -314,7 +314,7 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
     {
         var dead = entry.State == MessageState.Dead;
         var update = new ItemUpdate()
-            .Set("#state", S(StateName(entry.State)))
+            .Set("#state", S(StoredNames.Of(entry.State)))
             .Set("updated_at", N(now))
             // An id the log never saw starts its record now, as in SQLite.
             .SetTo("created_at", "if_not_exists(created_at, :now)", (":now", N(now)))
@@ -323,7 +323,7 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
             .Set("attempts_used", N(entry.AttemptsUsed))
             .Set("recipients", S(JsonSerializer.Serialize(entry.Recipients, Json)))
             .SetOrRemove("last_reason", entry.State != MessageState.Sent && entry.Reason is { } reason ? S(reason) : null)
-            .SetOrRemove("failure_class", entry.FailureClass is { } failureClass ? S(ClassName(failureClass)) : null)
+            .SetOrRemove("failure_class", entry.FailureClass is { } failureClass ? S(StoredNames.Of(failureClass)) : null)
             .SetOrRemove("body", dead && entry.Body is { } body ? S(body) : null)
             .SetOrRemove("not_before", entry.NotBefore is { } notBefore ? N(notBefore.ToUnixTimeMilliseconds()) : null)
             .Remove("claim_holder", "claim_until");
@@ -422,7 +422,7 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
         List<string> filters = [];
         if (query.FailureClass is { } failureClass)
         {
-            values[":class"] = S(ClassName(failureClass));
+            values[":class"] = S(StoredNames.Of(failureClass));
             filters.Add("failure_class = :class");
         }
         if (query.RecipientDomain is { Length: > 0 } domain)
@@ -690,32 +690,10 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
         TimeSpan.FromMilliseconds(Number(item, "duration_ms") ?? 0),
         Text(item, "recipients") is { } json ? JsonSerializer.Deserialize<List<RecipientStatus>>(json, Json) : null);
 
-    private static string StateName(MessageState state) => state switch
-    {
-        MessageState.Queued => "queued",
-        MessageState.Retrying => "retrying",
-        MessageState.Sent => "sent",
-        MessageState.Dead => "dead",
-        _ => throw new ArgumentOutOfRangeException(nameof(state)),
-    };
+    private static MessageState ReadState(Dictionary<string, AttributeValue> item) => StoredNames.State(Text(item, "state"));
 
-    private static MessageState ReadState(Dictionary<string, AttributeValue> item) => Text(item, "state") switch
-    {
-        "queued" => MessageState.Queued,
-        "retrying" => MessageState.Retrying,
-        "sent" => MessageState.Sent,
-        "dead" => MessageState.Dead,
-        var name => throw new InvalidDataException($"unknown message state '{name}' in the delivery log"),
-    };
-
-    private static string ClassName(FailureClass failureClass) => JsonNamingPolicy.SnakeCaseLower.ConvertName(failureClass.ToString());
-
-    private static FailureClass? ReadClass(Dictionary<string, AttributeValue> item) => Text(item, "failure_class") switch
-    {
-        null => null,
-        var name when Enum.TryParse<FailureClass>(name, ignoreCase: true, out var failureClass) => failureClass,
-        var name => throw new InvalidDataException($"unknown failure class '{name}' in the delivery log"),
-    };
+    private static FailureClass? ReadClass(Dictionary<string, AttributeValue> item) =>
+        Text(item, "failure_class") is { } name ? StoredNames.FailureClass(name) : null;
 
     /// <summary>One UpdateItem's SET and REMOVE clauses, its condition (all parts must hold) and the values they
     /// name, so each write reads as the list of what it changes and when.</summary>

@@ -5,6 +5,7 @@ using System.Text.Json;
 using Amazon.Runtime;
 using Amazon.SQS;
 using Amazon.SQS.Model;
+using Ion.Log;
 using Ion.Messages;
 using Ion.Queues;
 
@@ -131,7 +132,7 @@ public sealed class SqsQueue : IMessageQueue
         {
             [IdAttribute] = Text(message.Id),
             ["ion-reason"] = Text(Readable(note.Reason)),
-            ["ion-failure-class"] = Text(JsonNamingPolicy.SnakeCaseLower.ConvertName(note.Class.ToString())),
+            ["ion-failure-class"] = Text(StoredNames.Of(note.Class)),
             ["ion-attempts"] = Number(note.Attempts),
             ["ion-enqueued-at"] = Text(message.EnqueuedAt.ToString("O", CultureInfo.InvariantCulture)),
             [DeadAtAttribute] = Text(_time.GetUtcNow().ToString("O", CultureInfo.InvariantCulture)),

@@ -136,7 +136,7 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
                 if (await insert.ExecuteNonQueryAsync(CancellationToken.None) == 1)
                     continue;
                 known.Value = rows[i].Id;
-                states[i] = ParseState((string)(await find.ExecuteScalarAsync(CancellationToken.None))!);
+                states[i] = StoredNames.State((string)(await find.ExecuteScalarAsync(CancellationToken.None))!);
             }
             return states;
         }, CancellationToken.None);
@@ -218,13 +218,13 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
                 enqueued.Value = request.EnqueuedAt.ToUnixTimeMilliseconds();
                 using var reader = await claim.ExecuteReaderAsync(CancellationToken.None);
                 await reader.ReadAsync(CancellationToken.None);
-                var state = ParseState(reader.GetString(0));
+                var state = StoredNames.State(reader.GetString(0));
                 var history = new DeliveryHistory(
                     AttemptsUsed: reader.GetInt32(1),
                     QueuedAt: FromUnix(reader.GetInt64(2)),
                     Recipients: ReadRecipients(reader, 3) ?? [],
                     LastReason: reader.IsDBNull(4) ? null : reader.GetString(4),
-                    FailureClass: reader.IsDBNull(5) ? null : ParseClass(reader.GetString(5)),
+                    FailureClass: reader.IsDBNull(5) ? null : StoredNames.FailureClass(reader.GetString(5)),
                     NotBefore: reader.IsDBNull(8) ? null : FromUnix(reader.GetInt64(8)));
                 var claimedBy = reader.IsDBNull(6) ? null : reader.GetString(6);
                 claims.Add(state switch
@@ -288,9 +288,9 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
             foreach (var entry in entries)
             {
                 message.Set("$id", entry.Id);
-                message.Set("$state", StateName(entry.State));
+                message.Set("$state", StoredNames.Of(entry.State));
                 message.Set("$reason", entry.State == MessageState.Sent ? null : entry.Reason);
-                message.Set("$class", entry.FailureClass is { } failureClass ? ClassName(failureClass) : null);
+                message.Set("$class", entry.FailureClass is { } failureClass ? StoredNames.Of(failureClass) : null);
                 message.Set("$used", entry.AttemptsUsed);
                 message.Set("$recipients", JsonSerializer.Serialize(entry.Recipients, Json));
                 message.Set("$attempt", entry.Attempt is { } attempt ? JsonSerializer.Serialize(StoredAttempt.Of(attempt), Json) : null);
@@ -316,11 +316,11 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
             var attempts = reader.IsDBNull(7) ? [] : JsonSerializer.Deserialize<List<StoredAttempt>>(reader.GetString(7), Json) ?? [];
             return (DeliveryRecord?)new DeliveryRecord(
                 id,
-                ParseState(reader.GetString(0)),
+                StoredNames.State(reader.GetString(0)),
                 FromUnix(reader.GetInt64(1)),
                 FromUnix(reader.GetInt64(2)),
                 reader.IsDBNull(3) ? null : reader.GetString(3),
-                reader.IsDBNull(4) ? null : ParseClass(reader.GetString(4)),
+                reader.IsDBNull(4) ? null : StoredNames.FailureClass(reader.GetString(4)),
                 reader.GetInt32(5),
                 ReadRecipients(reader, 6) ?? [],
                 [.. attempts.Select(a => a.ToAttempt())]);
@@ -346,7 +346,7 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
                 ORDER BY updated_at, id
                 LIMIT $limit
                 """);
-            list.Set("$class", query.FailureClass is { } failureClass ? ClassName(failureClass) : null);
+            list.Set("$class", query.FailureClass is { } failureClass ? StoredNames.Of(failureClass) : null);
             list.Set("$since", query.DeadSince?.ToUnixTimeMilliseconds());
             list.Set("$before", query.DeadBefore?.ToUnixTimeMilliseconds());
             list.Set("$domain", query.RecipientDomain);
@@ -360,7 +360,7 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
                     Id: reader.GetString(0),
                     Body: reader.IsDBNull(1) ? "" : reader.GetString(1),
                     Reason: reader.IsDBNull(2) ? "" : reader.GetString(2),
-                    FailureClass: reader.IsDBNull(3) ? FailureClass.Permanent : ParseClass(reader.GetString(3)),
+                    FailureClass: reader.IsDBNull(3) ? FailureClass.Permanent : StoredNames.FailureClass(reader.GetString(3)),
                     Attempts: reader.GetInt32(4),
                     EnqueuedAt: FromUnix(reader.GetInt64(5)),
                     DeadAt: FromUnix(reader.GetInt64(6)),
@@ -393,29 +393,4 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
 
     private static List<RecipientStatus>? ReadRecipients(SqliteDataReader reader, int column) =>
         reader.IsDBNull(column) ? null : JsonSerializer.Deserialize<List<RecipientStatus>>(reader.GetString(column), Json);
-
-    private static string StateName(MessageState state) => state switch
-    {
-        MessageState.Queued => "queued",
-        MessageState.Retrying => "retrying",
-        MessageState.Sent => "sent",
-        MessageState.Dead => "dead",
-        _ => throw new ArgumentOutOfRangeException(nameof(state)),
-    };
-
-    private static MessageState ParseState(string name) => name switch
-    {
-        "queued" => MessageState.Queued,
-        "retrying" => MessageState.Retrying,
-        "sent" => MessageState.Sent,
-        "dead" => MessageState.Dead,
-        _ => throw new InvalidDataException($"unknown message state '{name}' in the delivery log"),
-    };
-
-    private static string ClassName(FailureClass failureClass) => JsonNamingPolicy.SnakeCaseLower.ConvertName(failureClass.ToString());
-
-    private static FailureClass ParseClass(string name) =>
-        Enum.TryParse<FailureClass>(name, ignoreCase: true, out var failureClass)
-            ? failureClass
-            : throw new InvalidDataException($"unknown failure class '{name}' in the delivery log");
 }

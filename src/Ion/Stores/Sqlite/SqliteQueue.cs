@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json;
+using Ion.Log;
 using Ion.Queues;
 using Microsoft.Data.Sqlite;
 
@@ -335,7 +336,7 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
                 DELETE FROM queue WHERE seq = $seq AND receipt = $receipt;
                 """);
             move.Set("$reason", note.Reason);
-            move.Set("$class", JsonNamingPolicy.SnakeCaseLower.ConvertName(note.Class.ToString()));
+            move.Set("$class", StoredNames.Of(note.Class));
             move.Set("$attempts", note.Attempts);
             move.Set("$now", Now());
             move.Set("$seq", seq);
