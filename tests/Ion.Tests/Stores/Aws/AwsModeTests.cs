@@ -117,6 +117,33 @@ public sealed class AwsModeTests(AwsEmulators aws) : IClassFixture<AwsEmulators>
     }
 
     [Fact]
+    public async Task DeadLetters_AreRedrivenByClass_FromTheCli_AndTwoRedrivesAtOnceSendTheMessageOnce()
+    {
+        await using var sink = await SmtpSink.StartAsync("-B", "550 5.1.1 No such user", "-f", "RCPT");
+        var resources = await aws.ProvisionAsync();
+        await using var ion = await IonServer.StartAsync(sink.Port, aws.Settings(resources));
+        await aws.Sns.PublishAsync(resources.TopicArn, Original("refused-2", "nobody@example.com"), new Dictionary<string, string>(), Token);
+        await aws.Sns.PublishAsync(resources.TopicArn, """{"action":"send","id":"invalid-2","subject":"no recipient"}""", new Dictionary<string, string>(), Token);
+        await ion.WaitForStatusAsync("refused-2", r => r.State == MessageState.Dead, Wait);
+        await ion.WaitForStatusAsync("invalid-2", r => r.State == MessageState.Dead, Wait);
+        await sink.RestartAsync();
+
+        string[] redrive = ["dead-letters", "redrive", "--class", "permanent", .. aws.Settings(resources)];
+        var both = await Task.WhenAll(IonCli.RunAsync(ion.DataDirectory, redrive), IonCli.RunAsync(ion.DataDirectory, redrive));
+
+        Assert.All(both, r => Assert.True(r.ExitCode == 0, r.Error));
+        Assert.Equal(1, both.Sum(r => int.Parse(r.Out.Trim()["redriven: ".Length..], System.Globalization.CultureInfo.InvariantCulture)));
+        var sent = await ion.WaitForStatusAsync("refused-2", r => r.State == MessageState.Sent, Wait);
+        Assert.Equal(1, sent.AttemptsUsed);
+        await Task.Delay(TimeSpan.FromSeconds(2), Token);
+        Assert.Equal(1, sink.Count);
+        Assert.Equal(MessageState.Dead, (await ion.StatusAsync("invalid-2"))!.State);
+        var left = Assert.Single(await aws.PeekAllAsync(resources.DeadLetterQueueUrl));
+        Assert.Equal("invalid-2", left.MessageAttributes["ion-id"].StringValue);
+        Assert.Equal("invalid", left.MessageAttributes["ion-failure-class"].StringValue);
+    }
+
+    [Fact]
     public async Task ARelayOutage_DeadLettersNothing_AndChargesNoAttempt_EvenWithASmallMaxReceiveCount()
     {
         // Two receives and SQS would move a message: a worker that took messages to find the relay down would lose
