@@ -255,8 +255,12 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
                 .SetTo("updated_at", "if_not_exists(updated_at, :enqueued)")
                 .SetTo("queued_at", "if_not_exists(queued_at, :enqueued)")
                 .SetTo("attempts_used", "if_not_exists(attempts_used, :zero)", (":zero", N(0)))
-                .When("attribute_not_exists(id) OR (#state IN (:queued, :retrying) AND "
-                      + "(attribute_not_exists(claim_holder) OR claim_holder = :claim_holder OR claim_until <= :now))",
+                // Written without parentheses (AND binds before OR): dynalite's parser backtracks on nested ones and
+                // took 2.7 ms to parse this condition with them, 0.15 ms without, which set the AWS benchmark's pace.
+                .When("attribute_not_exists(id)"
+                      + " OR #state IN (:queued, :retrying) AND attribute_not_exists(claim_holder)"
+                      + " OR #state IN (:queued, :retrying) AND claim_holder = :claim_holder"
+                      + " OR #state IN (:queued, :retrying) AND claim_until <= :now",
                     (":retrying", S("retrying")), (":now", N(now))), operation, cancellationToken, returnItem: true);
             if (claimed)
                 return new Claim(request.Id, ClaimStatus.Claimed, History(item!));
@@ -348,7 +352,7 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
             update.Remove("expires_at");
         // Nothing makes a sent message unsent: a late outcome of another copy must not.
         if (entry.State != MessageState.Sent)
-            update.When("attribute_not_exists(#state) OR #state <> :sent", (":sent", S("sent")));
+            update.When("NOT #state = :sent", (":sent", S("sent"))); // a missing state compares unequal: true
         return update;
     }
 
@@ -726,9 +730,13 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
             return this;
         }
 
+        /// <summary>Conditions are joined by AND without parentheses (see the claim's condition for why), so one
+        /// with an OR must be the only one.</summary>
         public ItemUpdate When(string condition, params (string Name, AttributeValue Value)[] values)
         {
-            _conditions.Add($"({condition})");
+            _conditions.Add(condition);
+            if (_conditions.Count > 1 && _conditions.Any(c => c.Contains(" OR ", StringComparison.Ordinal)))
+                throw new InvalidOperationException($"A condition with OR cannot be joined to others: {string.Join(" AND ", _conditions)}");
             return With(values);
         }
 
