@@ -47,22 +47,38 @@ public sealed class RelayCircuit(TimeProvider time, DeliveryOptions options, Fun
             TimeSpan wait;
             lock (_lock)
             {
-                if (!IsOpen)
-                    return RelayPermit.Normal;
-                var now = time.GetTimestamp();
-                if (!_trialOut && now >= _nextTrialAt)
-                {
-                    _trialOut = true;
-                    return new RelayPermit(isTrial: true);
-                }
+                if (Enter(out wait) is { } permit)
+                    return permit;
                 changed = _changed.Task;
-                wait = _trialOut ? Timeout.InfiniteTimeSpan : time.GetElapsedTime(now, _nextTrialAt);
             }
             using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             await Task.WhenAny(changed, Task.Delay(wait, time, waiting.Token));
             await waiting.CancelAsync();
             cancellationToken.ThrowIfCancellationRequested();
         }
+    }
+
+    /// <summary>For a caller that cannot wait (the Lambda): leave to send now, or null and how long until a trial may
+    /// go (<see cref="Timeout.InfiniteTimeSpan"/> while another caller's trial is out).</summary>
+    public RelayPermit? TryEnter(out TimeSpan wait)
+    {
+        lock (_lock)
+            return Enter(out wait);
+    }
+
+    private RelayPermit? Enter(out TimeSpan wait)
+    {
+        wait = TimeSpan.Zero;
+        if (!IsOpen)
+            return RelayPermit.Normal;
+        var now = time.GetTimestamp();
+        if (!_trialOut && now >= _nextTrialAt)
+        {
+            _trialOut = true;
+            return new RelayPermit(isTrial: true);
+        }
+        wait = _trialOut ? Timeout.InfiniteTimeSpan : time.GetElapsedTime(now, _nextTrialAt);
+        return null;
     }
 
     /// <summary>Whether a slot holding <paramref name="permit"/> may go on sending: the circuit is closed, or the permit

@@ -23,9 +23,9 @@ public static class AwsStore
     /// messages (so no pruner runs).</summary>
     public static IServiceCollection AddAws(this IServiceCollection services)
     {
-        services.AddSettings<AwsOptions, AwsOptionsValidator>(AwsOptions.Section);
+        services.AddOptions<AwsOptions>().BindConfiguration(AwsOptions.Section).Checked<AwsOptions, AwsOptionsValidator>();
         services.AddSingleton(sp => AwsClients.Create(sp.GetRequiredService<IOptions<AwsOptions>>().Value));
-        services.AddSingleton<IMessageQueue>(sp =>
+        services.AddSingleton(sp =>
         {
             var aws = sp.GetRequiredService<IOptions<AwsOptions>>().Value;
             var delivery = sp.GetRequiredService<IOptions<DeliveryOptions>>().Value;
@@ -40,6 +40,7 @@ public static class AwsStore
                 sp.GetRequiredService<TimeProvider>(),
                 string.IsNullOrWhiteSpace(aws.TopicArn) ? null : new TopicRoute(clients.Sns, aws.TopicArn));
         });
+        services.AddSingleton<IMessageQueue>(sp => sp.GetRequiredService<SqsQueue>());
         services.AddSingleton<IDeliveryLog>(sp => new DynamoDbDeliveryLog(
             sp.GetRequiredService<AwsClients>().DynamoDb,
             sp.GetRequiredService<IOptions<AwsOptions>>().Value.TableName!,

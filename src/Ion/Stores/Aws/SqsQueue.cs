@@ -98,7 +98,7 @@ public sealed class SqsQueue : IMessageQueue
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxMessages);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(maxMessages, IMessageQueue.MaxReceive);
         var received = await ReceiveFromAsync(_queueUrl, maxMessages, _waitSeconds, _visibilitySeconds, cancellationToken);
-        return [.. received.Select(ToQueued)];
+        return [.. received.Select(FromReceived)];
     }
 
     public async Task<IReadOnlyList<bool>> KeepHiddenAsync(IReadOnlyList<QueuedMessage> messages, CancellationToken cancellationToken) =>
@@ -232,7 +232,7 @@ public sealed class SqsQueue : IMessageQueue
                         kept.Add(letter.ReceiptHandle);
                         continue;
                     }
-                    var message = ToQueued(letter);
+                    var message = FromReceived(letter);
                     if (await decide(message) is { } note)
                     {
                         await SendDeadLetterAsync(message, note, cancellationToken);
@@ -309,8 +309,11 @@ public sealed class SqsQueue : IMessageQueue
         }
     }
 
-    private QueuedMessage ToQueued(Message message)
+    /// <summary>A message received from this queue, by ion or by someone else for it (Lambda's SQS event source
+    /// hands its records to the function), as the core sees it.</summary>
+    public QueuedMessage FromReceived(Message message)
     {
+        ArgumentNullException.ThrowIfNull(message);
         // SQS always answers the system attributes asked for; the fallbacks only keep a message from being lost
         // to a service that did not.
         var attributes = message.Attributes ?? [];

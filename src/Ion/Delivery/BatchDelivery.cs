@@ -1,0 +1,268 @@
+using Ion.Log;
+using Ion.Messages;
+using Ion.Queues;
+using Microsoft.Extensions.Options;
+
+namespace Ion.Delivery;
+
+/// <summary>
+/// Delivers a batch received from the queue: claim, send, decide, record, then complete / retry later / release /
+/// dead-letter each message. What <c>ion serve</c>'s slots (<see cref="DeliveryWorker"/>) and the Lambda do with a
+/// batch, whoever received it.
+/// </summary>
+/// <remarks>
+/// Each message's outcome is recorded in the delivery log before the next message goes to the relay on the same
+/// connection, so a crash repeats at most the message that was in the middle of its SMTP transaction on each
+/// connection. Deleting the completed messages from the queue waits for the end of the batch: a message whose
+/// deletion a crash prevented comes back, finds itself sent in the log, and is deleted then.
+/// </remarks>
+public sealed class BatchDelivery(
+    IMessageQueue queue,
+    IDeliveryLog log,
+    Redriver redriver,
+    RelayCircuit circuit,
+    SendRate rate,
+    RefusalStreak streak,
+    HeldMessages held,
+    DeliveryDecision decider,
+    IOptions<IonOptions> ionOptions,
+    IOptions<DeliveryOptions> deliveryOptions,
+    TimeProvider time,
+    ILogger<BatchDelivery> logger)
+{
+    // A claim only keeps another copy of the same id (SQS may hold several) from being sent meanwhile; the copy
+    // being delivered can always claim again. An hour outlasts any batch (batches are kept short at low rates).
+    private static readonly TimeSpan ClaimLease = TimeSpan.FromHours(1);
+    // At a low rate a batch is sized to about this much sending, so messages are not held for long unsent.
+    private static readonly TimeSpan BatchSpan = TimeSpan.FromSeconds(10);
+
+    private readonly DeliveryOptions _options = deliveryOptions.Value;
+    private readonly MessageRules _rules = ionOptions.Value.ToMessageRules();
+
+    /// <summary>A relay that could not be reached is tried by connecting (TLS, EHLO, AUTH), without taking a message
+    /// off the queue: an outage then costs no receives, which SQS's redrive policy would count.</summary>
+    public async Task ProbeAsync(SmtpSender sender, RelayPermit permit, CancellationToken stoppingToken)
+    {
+        if (await sender.ConnectAsync(stoppingToken) is { } failure)
+        {
+            circuit.Failed(permit, failure);
+            return;
+        }
+        Log.RelayBack(logger);
+        circuit.Succeeded(permit);
+    }
+
+    /// <summary>Messages to take at once: <see cref="DeliveryOptions.BatchSize"/>, or fewer at a rate at which a batch
+    /// would take long to send.</summary>
+    public int BatchSize()
+    {
+        var size = Math.Min(_options.BatchSize, IMessageQueue.MaxReceive);
+        if (rate.CurrentPerSecond is { } perSecond)
+            size = (int)Math.Clamp(Math.Floor(perSecond * BatchSpan.TotalSeconds), 1, size);
+        return size;
+    }
+
+    /// <summary>Delivers <paramref name="batch"/> under <paramref name="permit"/>. What it does not get to (stopped, the
+    /// circuit opened) goes back to the queue at once.</summary>
+    public async Task ProcessAsync(SmtpSender sender, IReadOnlyList<QueuedMessage> batch, RelayPermit permit, CancellationToken stoppingToken)
+    {
+        held.Add(batch);
+        List<QueuedMessage> completed = [];
+        var handled = 0;
+        IReadOnlyList<Claim>? claims = null;
+        try
+        {
+            claims = await log.ClaimAsync([.. batch.Select(Request)], ClaimLease, CancellationToken.None);
+            for (; handled < batch.Count; handled++)
+            {
+                // The first message goes whatever happened meanwhile: a trial must try, and a slot that got its permit
+                // just now may. After that, a circuit another slot opened sends the rest back.
+                if (stoppingToken.IsCancellationRequested || (handled > 0 && !circuit.Allows(permit)))
+                    break;
+                var decision = await HandleAsync(sender, batch[handled], claims[handled], permit, stoppingToken);
+                if (decision is null)
+                    break;
+                await ApplyAsync(batch[handled], claims[handled].Status == ClaimStatus.Claimed, decision, completed);
+            }
+        }
+        finally
+        {
+            // Whatever this slot did not get to goes back at once (shutdown, circuit open), not after the timeout.
+            var rest = batch.Skip(handled).ToList();
+            if (rest.Count > 0)
+                await GiveBackAsync(rest, claims is null ? [] : [.. claims.Skip(handled).Zip(rest).Where(c => c.First.Status == ClaimStatus.Claimed).Select(c => Request(c.Second))]);
+            if (completed.Count > 0)
+            {
+                await Bookkeeping.TryAsync(() => queue.CompleteAsync(completed, CancellationToken.None), "complete", logger);
+                await held.RemoveAsync(completed);
+            }
+        }
+    }
+
+    private static ClaimRequest Request(QueuedMessage message) => new(message.Id, message.QueueMessageId, message.EnqueuedAt);
+
+    private async Task GiveBackAsync(List<QueuedMessage> messages, List<ClaimRequest> claims)
+    {
+        if (claims.Count > 0)
+            await Bookkeeping.TryAsync(() => log.ReleaseAsync(claims, CancellationToken.None), "release claims", logger);
+        await held.RemoveAsync(messages);
+        await Bookkeeping.TryAsync(() => queue.ReturnAsync(messages, TimeSpan.Zero, CancellationToken.None), "release", logger);
+    }
+
+    /// <summary>One message, start to finish, as a decision. Null when it was given up untried (shutdown while waiting
+    /// for the rate limit). Everything the message may cause is a decision, so a bad message cannot stop the slot or
+    /// block the messages behind it.</summary>
+    private async Task<Decision?> HandleAsync(SmtpSender sender, QueuedMessage message, Claim claim, RelayPermit permit, CancellationToken stoppingToken)
+    {
+        try
+        {
+            switch (MessageParser.Parse(message.Body, _rules))
+            {
+                case InvalidMessage invalid:
+                    Log.Invalid(logger, message.Id, invalid.Reason);
+                    return DeliveryDecision.Invalid(message, message.QueueMessageId, claim.History, invalid.Reason, time.GetUtcNow());
+                case RedriveRequest redrive:
+                    var moved = await redriver.RedriveAsync(redrive.Ids, CancellationToken.None);
+                    Log.Redriven(logger, moved.Count);
+                    return new Decision(QueueAction.Complete, Entry: new DeliveryEntry(message.Id, message.QueueMessageId, MessageState.Sent,
+                        new DeliveryAttempt(time.GetUtcNow(), "redrive", null, $"moved {moved.Count} dead letter(s) back to the queue", TimeSpan.Zero), [], 0));
+                case SendRequest when claim.Status != ClaimStatus.Claimed:
+                    Log.NotClaimed(logger, message.Id, claim.Status);
+                    return DeliveryDecision.NotClaimed(claim, time.GetUtcNow());
+                case SendRequest when DeliveryDecision.TooEarly(claim.History, time.GetUtcNow()) is { } early:
+                    return early;
+                case SendRequest send:
+                    return await SendAsync(sender, message, claim.History, send.Email, permit, stoppingToken);
+                default:
+                    throw new InvalidOperationException("the parser returned something new");
+            }
+        }
+        catch (Exception error) when (error is not OperationCanceledException and not StoreUnavailableException)
+        {
+            // A bug met by this message: count it as a failed attempt, so the message ends in the dead letters after
+            // MaxAttempts instead of coming back forever.
+            Log.Unexpected(logger, message.Id, error);
+            var answer = new SmtpAnswer(OutcomeKind.Transient, null, null, $"internal error: {error.GetType().Name}: {error.Message}");
+            var recipients = claim.History.Recipients.Count > 0 ? claim.History.Recipients.Select(r => r.Address).ToList() : ["(unknown)"];
+            return decider.Decide(message, message.QueueMessageId, claim.History, recipients,
+                DeliveryOutcome.ForAll(answer, DeliveryDecision.Pending(recipients, claim.History)), time.GetUtcNow(), TimeSpan.Zero);
+        }
+    }
+
+    private async Task<Decision?> SendAsync(SmtpSender sender, QueuedMessage message, DeliveryHistory history, EmailMessage email, RelayPermit permit, CancellationToken stoppingToken)
+    {
+        List<string> recipients = [.. email.To, .. email.Cc, .. email.Bcc];
+        // A throttled message stays with this slot and goes again when the slowed rate allows: given back, it would
+        // only come round again at once, and on SQS every receive counts towards the redrive policy's maxReceiveCount.
+        while (true)
+        {
+            var pending = DeliveryDecision.Pending(recipients, history);
+            var startedAt = time.GetUtcNow();
+            if (pending.Count == 0)
+                return decider.Decide(message, message.QueueMessageId, history, recipients, new DeliveryOutcome(SmtpAnswer.Accepted("nothing left to send"), []), startedAt, TimeSpan.Zero);
+
+            try
+            {
+                await rate.WaitAsync(stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return null;
+            }
+
+            // Last look before the relay: if the store could not be told to keep this message hidden for a while,
+            // another receiver may have it by now.
+            if (!await held.ConfirmAsync(message))
+            {
+                Log.LetGo(logger, message.Id);
+                return new Decision(QueueAction.LetGo);
+            }
+
+            startedAt = time.GetUtcNow();
+            var started = time.GetTimestamp();
+            var mime = MimeBuilder.Build(email, message.Id, _rules, startedAt);
+            // The send is not cancelled at shutdown: stopping mid-DATA would make a duplicate likely. The command
+            // timeout bounds it.
+            var outcome = await sender.SendAsync(mime, email.From ?? _rules.DefaultSender, pending, CancellationToken.None);
+            var elapsed = time.GetElapsedTime(started);
+
+            var (reviewed, redrive) = streak.Review(message.Id, outcome);
+            if (redrive.Count > 0)
+            {
+                // Messages the streak dead-lettered before it was recognised go back to wait with the rest.
+                var moved = await redriver.RedriveAsync(redrive, CancellationToken.None);
+                Log.StreakRedriven(logger, moved.Count);
+            }
+            var decision = decider.Decide(message, message.QueueMessageId, history, recipients, reviewed, startedAt, elapsed);
+            Signal(permit, decision.RelayAnswer);
+            Log.Decided(logger, message.Id, decision.Action, decision.Entry?.AttemptsUsed ?? history.AttemptsUsed, elapsed.TotalMilliseconds, reviewed.Summary.Reply);
+            if (decision is not { Action: QueueAction.Release, RelayAnswer.Kind: OutcomeKind.Throttled } || stoppingToken.IsCancellationRequested)
+                return decision;
+
+            // What reached someone is recorded before trying the rest again; recording ends the claim, so it is taken
+            // again (by the same copy, which always may).
+            if (decision.Entry is { } progress)
+            {
+                await Bookkeeping.UntilDoneAsync(() => log.RecordAsync([progress], CancellationToken.None), "record", logger, time);
+                await Bookkeeping.UntilDoneAsync(() => log.ClaimAsync([Request(message)], ClaimLease, CancellationToken.None), "claim", logger, time);
+                history = history with { Recipients = progress.Recipients, AttemptsUsed = progress.AttemptsUsed };
+            }
+        }
+    }
+
+    /// <summary>Tells the circuit and the rate what the relay's answers said about the relay itself.</summary>
+    private void Signal(RelayPermit permit, SmtpAnswer? relay)
+    {
+        switch (relay?.Kind)
+        {
+            case OutcomeKind.RelayUnavailable or OutcomeKind.RelayRefusesIon:
+                if (circuit.Allows(permit) && !circuit.IsOpen)
+                    Log.RelayDown(logger, relay.Reply);
+                circuit.Failed(permit, relay);
+                break;
+            case OutcomeKind.Throttled:
+                rate.OnThrottled();
+                Log.Throttled(logger, relay.Reply, rate.CurrentPerSecond);
+                circuit.Succeeded(permit);
+                break;
+            default:
+                if (permit.IsTrial && circuit.IsOpen)
+                    Log.RelayBack(logger);
+                rate.OnSent();
+                circuit.Succeeded(permit);
+                break;
+        }
+    }
+
+    /// <summary>Records the decision, then applies it to the queue. The record is retried until it lands: after a
+    /// relay's 250 a lost record would mean sending again. The message stays held (hidden) meanwhile.</summary>
+    private async Task ApplyAsync(QueuedMessage message, bool claimed, Decision decision, List<QueuedMessage> completed)
+    {
+        if (decision.Action == QueueAction.LetGo)
+        {
+            await held.RemoveAsync([message]);
+            return;
+        }
+        if (decision.Entry is { } entry)
+            await Bookkeeping.UntilDoneAsync(() => log.RecordAsync([entry], CancellationToken.None), "record", logger, time);
+        else if (claimed)
+            await Bookkeeping.TryAsync(() => log.ReleaseAsync([Request(message)], CancellationToken.None), "release claim", logger);
+
+        switch (decision.Action)
+        {
+            case QueueAction.Complete:
+                // Deleted at the end of the batch, together; the log already says why.
+                completed.Add(message);
+                return;
+            case QueueAction.Retry or QueueAction.Release:
+                await held.RemoveAsync([message]);
+                await Bookkeeping.TryAsync(() => queue.ReturnAsync([message], decision.Delay, CancellationToken.None), "return", logger);
+                return;
+            case QueueAction.DeadLetter:
+                await held.RemoveAsync([message]);
+                await Bookkeeping.TryAsync(() => queue.DeadLetterAsync(message, decision.Note!, CancellationToken.None), "dead-letter", logger);
+                Log.DeadLettered(logger, message.Id, decision.Note!.Attempts, decision.Note.Reason);
+                return;
+        }
+    }
+}
