@@ -83,8 +83,8 @@ public static class IonApp
     public static IServiceCollection AddIon(this IServiceCollection services)
     {
         services.AddSingleton(TimeProvider.System);
-        services.AddSettings<IonOptions, IonOptionsValidator>(IonOptions.Section);
-        services.AddSettings<DeliveryOptions, DeliveryOptionsValidator>(DeliveryOptions.Section);
+        services.AddOptions<IonOptions>().BindConfiguration(IonOptions.Section).Checked<IonOptions, IonOptionsValidator>();
+        services.AddOptions<DeliveryOptions>().BindConfiguration(DeliveryOptions.Section).Checked<DeliveryOptions, DeliveryOptionsValidator>();
         return services;
     }
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Net;
 using Microsoft.Extensions.Options;
 
@@ -7,12 +8,19 @@ namespace Ion;
 /// message that names the setting (<c>Ion:Smtp:Port must be …</c>).</summary>
 internal static class Settings
 {
-    public static OptionsBuilder<T> AddSettings<T, TValidator>(this IServiceCollection services, string section)
+    /// <summary>Adds the validator and checks at start. Bind at the call site
+    /// (<c>AddOptions&lt;SmtpOptions&gt;().BindConfiguration(SmtpOptions.Section).Checked&lt;…&gt;()</c>): the
+    /// configuration binding generator writes the binding there, for a concrete type, instead of reflection, which
+    /// the NativeAOT Lambda has not. The annotations keep the constructors in a trimmed build.</summary>
+    public static OptionsBuilder<T> Checked<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicParameterlessConstructor)] T,
+        [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TValidator>(
+        this OptionsBuilder<T> options)
         where T : class
         where TValidator : class, IValidateOptions<T>
     {
-        services.AddSingleton<IValidateOptions<T>, TValidator>();
-        return services.AddOptions<T>().BindConfiguration(section).ValidateOnStart();
+        ArgumentNullException.ThrowIfNull(options);
+        options.Services.AddSingleton<IValidateOptions<T>, TValidator>();
+        return options.ValidateOnStart();
     }
 
     public static bool IsLoopback(string host) =>

@@ -11,7 +11,7 @@ public static class ApiServices
 {
     public static WebApplicationBuilder AddApi(this WebApplicationBuilder builder)
     {
-        builder.Services.AddSettings<ApiOptions, ApiOptionsValidator>(ApiOptions.Section);
+        builder.Services.AddOptions<ApiOptions>().BindConfiguration(ApiOptions.Section).Checked<ApiOptions, ApiOptionsValidator>();
         builder.Services.AddProblemDetails();
         builder.Services.ConfigureHttpJsonOptions(json =>
         {

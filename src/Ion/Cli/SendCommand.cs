@@ -1,5 +1,5 @@
 using System.CommandLine;
-using System.Text.Json;
+using System.Text.Json.Nodes;
 using Ion.Queues;
 
 namespace Ion.Cli;
@@ -21,19 +21,22 @@ internal static class SendCommand
         command.TreatUnmatchedTokensAsErrors = false;
         command.SetAction((parse, cancellationToken) => CliOutput.RunWithServicesAsync(parse, async services =>
         {
-            var message = new Dictionary<string, object?>
+            var message = new JsonObject { ["action"] = "send" };
+            void Add(string name, JsonNode? value)
             {
-                ["action"] = "send",
-                ["id"] = parse.GetValue(id),
-                ["to"] = parse.GetValue(to),
-                ["cc"] = parse.GetValue(cc) is { Length: > 0 } ccs ? ccs : null,
-                ["bcc"] = parse.GetValue(bcc) is { Length: > 0 } bccs ? bccs : null,
-                ["from"] = parse.GetValue(from),
-                ["subject"] = parse.GetValue(subject),
-                ["body_text"] = parse.GetValue(text),
-                ["body_html"] = parse.GetValue(html),
-            };
-            var json = JsonSerializer.Serialize(message.Where(p => p.Value is not null).ToDictionary());
+                if (value is not null)
+                    message[name] = value;
+            }
+            static JsonArray? List(string[]? values) => values is { Length: > 0 } ? [.. values.Select(v => (JsonNode?)v)] : null;
+            Add("id", parse.GetValue(id));
+            Add("to", List(parse.GetValue(to)));
+            Add("cc", List(parse.GetValue(cc)));
+            Add("bcc", List(parse.GetValue(bcc)));
+            Add("from", parse.GetValue(from));
+            Add("subject", parse.GetValue(subject));
+            Add("body_text", parse.GetValue(text));
+            Add("body_html", parse.GetValue(html));
+            var json = message.ToJsonString();
             var result = await services.GetRequiredService<Publisher>().PublishAsync([json], cancellationToken);
             if (result.Errors is [var invalid, ..])
                 return CliOutput.Fail(CliOutput.Invalid, invalid.Error.Reason);

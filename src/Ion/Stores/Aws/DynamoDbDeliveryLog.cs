@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net.Sockets;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Amazon.DynamoDBv2;
 using Amazon.DynamoDBv2.Model;
 using Amazon.Runtime;
@@ -45,7 +46,6 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
     private static readonly List<string> DeadIndexAttributes =
         ["body", "last_reason", "failure_class", "attempts_used", "created_at", "updated_at", "recipients", "dead_domains"];
 
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
     private readonly IAmazonDynamoDB _client;
     private readonly string _table;
@@ -325,7 +325,7 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
             .SetTo("created_s", "if_not_exists(created_s, :now_s)", (":now_s", N(Seconds(now))))
             .SetTo("queued_at", "if_not_exists(queued_at, :now)")
             .Set("attempts_used", N(entry.AttemptsUsed))
-            .Set("recipients", S(JsonSerializer.Serialize(entry.Recipients, Json)))
+            .Set("recipients", S(JsonSerializer.Serialize([.. entry.Recipients], DynamoDbJson.Default.ListRecipientStatus)))
             .SetOrRemove("last_reason", entry.State != MessageState.Sent && entry.Reason is { } reason ? S(reason) : null)
             .SetOrRemove("failure_class", entry.FailureClass is { } failureClass ? S(StoredNames.Of(failureClass)) : null)
             .SetOrRemove("body", dead && entry.Body is { } body ? S(body) : null)
@@ -371,7 +371,7 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
         if (item.TryGetValue("recipients", out var read))
         {
             var recipients = Recipients(item).Select(r => r.State == RecipientState.Failed ? r with { State = RecipientState.Pending } : r);
-            update.Set("recipients", S(JsonSerializer.Serialize(recipients, Json)))
+            update.Set("recipients", S(JsonSerializer.Serialize([.. recipients], DynamoDbJson.Default.ListRecipientStatus)))
                 .When("recipients = :read_recipients", (":read_recipients", read));
         }
         else
@@ -667,7 +667,7 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
         NotBefore: Number(item, "not_before") is { } notBefore ? FromUnix(notBefore) : null);
 
     private static List<RecipientStatus> Recipients(Dictionary<string, AttributeValue> item) =>
-        Text(item, "recipients") is { } json ? JsonSerializer.Deserialize<List<RecipientStatus>>(json, Json) ?? [] : [];
+        Text(item, "recipients") is { } json ? JsonSerializer.Deserialize(json, DynamoDbJson.Default.ListRecipientStatus) ?? [] : [];
 
     /// <summary>An attempt as the item keeps it: times in unix milliseconds, per-recipient answers as JSON.</summary>
     private static Dictionary<string, AttributeValue> AttemptItem(DeliveryAttempt attempt)
@@ -682,7 +682,7 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
         if (attempt.SmtpCode is { } code)
             item["smtp_code"] = N(code);
         if (attempt.Recipients is { } recipients)
-            item["recipients"] = S(JsonSerializer.Serialize(recipients, Json));
+            item["recipients"] = S(JsonSerializer.Serialize([.. recipients], DynamoDbJson.Default.ListRecipientStatus));
         return item;
     }
 
@@ -692,7 +692,7 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
         Number(item, "smtp_code") is { } code ? (int)code : null,
         Text(item, "reply") ?? "",
         TimeSpan.FromMilliseconds(Number(item, "duration_ms") ?? 0),
-        Text(item, "recipients") is { } json ? JsonSerializer.Deserialize<List<RecipientStatus>>(json, Json) : null);
+        Text(item, "recipients") is { } json ? JsonSerializer.Deserialize(json, DynamoDbJson.Default.ListRecipientStatus) : null);
 
     private static MessageState ReadState(Dictionary<string, AttributeValue> item) => StoredNames.State(Text(item, "state"));
 
@@ -768,3 +768,9 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
         }
     }
 }
+
+/// <summary>The recipients' JSON in the table, written by generated code (no reflection: the NativeAOT Lambda uses this
+/// log too).</summary>
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(List<RecipientStatus>))]
+internal sealed partial class DynamoDbJson : JsonSerializerContext;

@@ -47,7 +47,6 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
         CREATE INDEX IF NOT EXISTS messages_dead ON messages (updated_at) WHERE state = 'dead';
         """;
 
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
     private readonly SqliteDatabase _database;
     private readonly TimeProvider _time;
@@ -292,8 +291,8 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
                 message.Set("$reason", entry.State == MessageState.Sent ? null : entry.Reason);
                 message.Set("$class", entry.FailureClass is { } failureClass ? StoredNames.Of(failureClass) : null);
                 message.Set("$used", entry.AttemptsUsed);
-                message.Set("$recipients", JsonSerializer.Serialize(entry.Recipients, Json));
-                message.Set("$attempt", entry.Attempt is { } attempt ? JsonSerializer.Serialize(StoredAttempt.Of(attempt), Json) : null);
+                message.Set("$recipients", JsonSerializer.Serialize([.. entry.Recipients], SqliteJson.Default.ListRecipientStatus));
+                message.Set("$attempt", entry.Attempt is { } attempt ? JsonSerializer.Serialize(StoredAttempt.Of(attempt), SqliteJson.Default.StoredAttempt) : null);
                 message.Set("$body", entry.State == MessageState.Dead ? entry.Body : null);
                 message.Set("$not_before", entry.NotBefore?.ToUnixTimeMilliseconds());
                 await message.ExecuteNonQueryAsync(CancellationToken.None);
@@ -313,7 +312,7 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
             using var reader = await command.ExecuteReaderAsync(CancellationToken.None);
             if (!await reader.ReadAsync(CancellationToken.None))
                 return null;
-            var attempts = reader.IsDBNull(7) ? [] : JsonSerializer.Deserialize<List<StoredAttempt>>(reader.GetString(7), Json) ?? [];
+            var attempts = reader.IsDBNull(7) ? [] : JsonSerializer.Deserialize(reader.GetString(7), SqliteJson.Default.ListStoredAttempt) ?? [];
             return (DeliveryRecord?)new DeliveryRecord(
                 id,
                 StoredNames.State(reader.GetString(0)),
@@ -381,7 +380,7 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
     private long Now() => _time.GetUtcNow().ToUnixTimeMilliseconds();
 
     /// <summary>An attempt as the row keeps it: times in unix milliseconds.</summary>
-    private sealed record StoredAttempt(long At, string Outcome, int? SmtpCode, string Reply, long DurationMs, List<RecipientStatus>? Recipients)
+    internal sealed record StoredAttempt(long At, string Outcome, int? SmtpCode, string Reply, long DurationMs, List<RecipientStatus>? Recipients)
     {
         public static StoredAttempt Of(DeliveryAttempt attempt) => new(attempt.At.ToUnixTimeMilliseconds(), attempt.Outcome, attempt.SmtpCode,
             attempt.Reply, (long)attempt.Duration.TotalMilliseconds, attempt.Recipients is { } recipients ? [.. recipients] : null);
@@ -392,5 +391,5 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
     private static DateTimeOffset FromUnix(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
 
     private static List<RecipientStatus>? ReadRecipients(SqliteDataReader reader, int column) =>
-        reader.IsDBNull(column) ? null : JsonSerializer.Deserialize<List<RecipientStatus>>(reader.GetString(column), Json);
+        reader.IsDBNull(column) ? null : JsonSerializer.Deserialize(reader.GetString(column), SqliteJson.Default.ListRecipientStatus);
 }

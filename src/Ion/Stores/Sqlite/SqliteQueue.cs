@@ -352,7 +352,7 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
 
         // The ids travel as one JSON array parameter, so any number of them fits in one statement.
         var filter = ids is null ? "" : "WHERE message_id IN (SELECT value FROM json_each($ids))";
-        var json = ids is null ? null : JsonSerializer.Serialize(ids);
+        var json = ids is null ? null : JsonSerializer.Serialize([.. ids], SqliteJson.Default.ListString);
         var redriven = await _database.WriteAsync<IReadOnlyList<string>>(Durability.Deferred, async session =>
         {
             // One transaction moves and deletes, so two redrives at once move each message once. A dead letter whose id
