@@ -8,6 +8,8 @@ need_apt=()
 [ -x /usr/sbin/smtp-sink ] || need_apt+=(postfix)     # smtp-sink: the SMTP relay the tests deliver to
 command -v node >/dev/null && command -v npm >/dev/null || need_apt+=(nodejs npm)   # runs tools/ (TLS relay)
 command -v sqlite3 >/dev/null || need_apt+=(sqlite3)   # a second process on the queue's SQLite file
+command -v clang >/dev/null || need_apt+=(clang)       # NativeAOT links the Lambda's bootstrap with it
+[ -f /usr/include/zlib.h ] || need_apt+=(zlib1g-dev)    # … and against zlib
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test.sh: installing ${need_apt[*]} (apt-get)" >&2
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -21,6 +23,11 @@ if [ ! -d tools/node_modules ] || [ tools/package-lock.json -nt tools/node_modul
   echo "test.sh: installing tools/ (npm ci)" >&2
   (cd tools && npm ci --no-audit --no-fund --loglevel=error >&2 && touch node_modules)
 fi
+
+# The Lambda's bootstrap as it ships (NativeAOT), which its tests run (tests/Ion.Tests/Fixtures/LambdaBootstrap.cs
+# publishes it again, incrementally: built here, it is not built while other tests run).
+echo "test.sh: building the Lambda bootstrap (NativeAOT)" >&2
+dotnet publish src/Ion.Lambda -c Release -r linux-x64 -o .build/test-lambda -nologo -v quiet >&2
 
 log=$(mktemp -t ion-test.XXXXXX.log)
 trap 'rm -f "$log"' EXIT

@@ -52,10 +52,10 @@ public sealed class AwsEmulators : IAsyncLifetime
 
     /// <summary>A topic, the input queue subscribed to it with raw delivery, the dead-letter queue and the table, all
     /// new (a prefix of their own).</summary>
-    public async Task<AwsResources> ProvisionAsync(int maxReceiveCount = AwsProvisioner.DefaultMaxReceiveCount)
+    public async Task<AwsResources> ProvisionAsync(int maxReceiveCount = AwsProvisioner.DefaultMaxReceiveCount, TimeSpan? visibilityTimeout = null)
     {
         var provisioner = new AwsProvisioner(Sqs, Sns,
-            (table, token) => Ion.Stores.Aws.DynamoDbDeliveryLog.CreateTableAsync(DynamoDb, table, token), maxReceiveCount);
+            (table, token) => Ion.Stores.Aws.DynamoDbDeliveryLog.CreateTableAsync(DynamoDb, table, token), maxReceiveCount, visibilityTimeout);
         var prefix = $"t{Guid.NewGuid():N}"[..12];
         return (await provisioner.ProvisionAsync(prefix, TestContext.Current.CancellationToken)).Resources;
     }

@@ -1,0 +1,165 @@
+using Ion.Lambda.Harness;
+using Ion.Log;
+using Ion.Stores.Aws;
+using Ion.Tests.Fixtures;
+
+namespace Ion.Tests.Lambda;
+
+/// <summary>ion's Lambda, the real NativeAOT bootstrap, run by the local harness (the Runtime API and the SQS event
+/// source) against the SNS/SQS and DynamoDB emulators and a real SMTP server: topic → SQS → Lambda → SMTP → log.</summary>
+public sealed class LambdaTests(AwsEmulators aws) : IClassFixture<AwsEmulators>
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
+
+    private static CancellationToken Token => TestContext.Current.CancellationToken;
+
+    private static string Original(string id, string recipient = "someone@example.com") =>
+        $$"""{"action":"send","id":"{{id}}","recipient":"{{recipient}}","subject":"Lambda {{id}}","body_text":"as the original published it"}""";
+
+    private async Task<LambdaHarness> StartAsync(AwsResources resources, int smtpPort, Dictionary<string, string>? settings = null,
+        Dictionary<string, string>? parameters = null, TimeSpan? timeout = null)
+    {
+        // The function's configuration, as Terraform sets it: environment variables.
+        var environment = aws.Settings(resources).Select(a => a[2..].Split('=', 2)).ToDictionary(a => a[0].Replace(":", "__", StringComparison.Ordinal), a => a[1]);
+        environment["Ion__Smtp__Host"] = "127.0.0.1";
+        environment["Ion__Smtp__Port"] = smtpPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        environment["Ion__Smtp__Security"] = "None";
+        foreach (var (name, value) in settings ?? [])
+            environment[name] = value;
+        return await LambdaHarness.StartAsync(new HarnessOptions
+        {
+            BootstrapPath = await LambdaBootstrap.PathAsync(),
+            SqsServiceUrl = aws.SqsUrl,
+            QueueUrl = resources.QueueUrl,
+            Region = AwsEmulators.Region,
+            Timeout = timeout ?? TimeSpan.FromSeconds(30),
+            Environment = environment,
+            Parameters = parameters ?? [],
+            Output = line => TestContext.Current.TestOutputHelper?.WriteLine(line),
+        }, Token);
+    }
+
+    private DynamoDbDeliveryLog Log(AwsResources resources) => new(aws.DynamoDb, resources.TableName, TimeSpan.FromDays(1), TimeProvider.System);
+
+    private async Task PublishAsync(AwsResources resources, params string[] bodies)
+    {
+        foreach (var body in bodies)
+            await aws.Sns.PublishAsync(resources.TopicArn, body, new Dictionary<string, string>(), Token);
+    }
+
+    [Fact]
+    public async Task TheOriginalsJson_PublishedToTheTopic_IsDeliveredByTheLambda_AndTheRecordsAreDeleted()
+    {
+        await using var sink = await SmtpSink.StartAsync();
+        var resources = await aws.ProvisionAsync();
+        await using var lambda = await StartAsync(resources, sink.Port,
+            settings: new() { ["Ion__Smtp__PasswordParameter"] = "/ion/smtp-password" },
+            parameters: new() { ["/ion/smtp-password"] = "not used by smtp-sink, read at start" });
+
+        var ids = Enumerable.Range(1, 15).Select(i => $"lambda-{i}").ToArray();
+        await PublishAsync(resources, [.. ids.Select(id => Original(id))]);
+
+        var messages = await sink.WaitForMessagesAsync(15, Wait);
+        Assert.Equal(ids.Select(id => $"Lambda {id}").Order(), messages.Select(m => m.Subject).Order());
+        var log = Log(resources);
+        foreach (var id in ids)
+        {
+            var record = await log.GetAsync(id, Token);
+            Assert.Equal(MessageState.Sent, record?.State);
+            Assert.Equal(250, Assert.Single(record!.Attempts).SmtpCode);
+        }
+        await IonServer.WaitUntilAsync(async () => (await aws.PeekAllAsync(resources.QueueUrl)).Count == 0, "the event source deleted every record");
+        Assert.Equal(15, lambda.Deleted);
+        Assert.Equal(0, lambda.Failures);
+        Assert.Equal(1, lambda.Starts);
+        Assert.Empty(lambda.InitErrors);
+        Assert.Empty(await aws.PeekAllAsync(resources.DeadLetterQueueUrl));
+    }
+
+    [Fact]
+    public async Task A550_EndsInTheDeadLetterQueue_AfterOneAttempt_WithItsReason_AndInTheLog()
+    {
+        await using var sink = await SmtpSink.StartAsync("-B", "550 5.1.1 No such user", "-f", "RCPT");
+        var resources = await aws.ProvisionAsync();
+        await using var lambda = await StartAsync(resources, sink.Port);
+
+        await PublishAsync(resources, Original("refused"));
+
+        await IonServer.WaitUntilAsync(async () => (await aws.PeekAllAsync(resources.DeadLetterQueueUrl)).Count == 1, "a dead letter", Wait);
+        var letter = Assert.Single(await aws.PeekAllAsync(resources.DeadLetterQueueUrl));
+        Assert.Contains("550 5.1.1 No such user", letter.MessageAttributes["ion-reason"].StringValue, StringComparison.Ordinal);
+        Assert.Equal("permanent", letter.MessageAttributes["ion-failure-class"].StringValue);
+        Assert.Equal("1", letter.MessageAttributes["ion-attempts"].StringValue);
+        var record = await Log(resources).GetAsync("refused", Token);
+        Assert.Equal(MessageState.Dead, record?.State);
+        Assert.Equal(1, record!.AttemptsUsed);
+        Assert.Empty(await aws.PeekAllAsync(resources.QueueUrl));
+    }
+
+    [Fact]
+    public async Task A4xx_ComesBackLater_AsAFailedRecord_AndIsDeliveredOnTheNextAttempt()
+    {
+        await using var relay = await ScriptedSmtpServer.StartAsync(SmtpScripts.RefuseRecipientTimes("later@example.com", 1, 451, "4.3.0 Try again later"));
+        var resources = await aws.ProvisionAsync();
+        await using var lambda = await StartAsync(resources, relay.Port, settings: new()
+        {
+            ["Ion__Delivery__RetryBaseDelay"] = "00:00:02",
+            ["Ion__Delivery__RetryMaxDelay"] = "00:00:02",
+        });
+
+        await PublishAsync(resources, Original("later", "later@example.com"));
+
+        await relay.WaitForDeliveredAsync(1, Wait);
+        var record = await Log(resources).GetAsync("later", Token);
+        Assert.Equal(MessageState.Sent, record?.State);
+        Assert.Equal([451, 250], record!.Attempts.Select(a => a.SmtpCode));
+        // The first invocation listed it in batchItemFailures (so it was not deleted), the second did not.
+        Assert.True(lambda.Invocations >= 2, $"{lambda.Invocations} invocation(s)");
+        await IonServer.WaitUntilAsync(async () => (await aws.PeekAllAsync(resources.QueueUrl)).Count == 0, "the record deleted once sent");
+        Assert.Equal(1, lambda.Deleted);
+    }
+
+    [Fact]
+    public async Task ABootstrapKilledMidBatch_LosesNothing_TheRestComesBackAfterTheVisibilityTimeout()
+    {
+        await using var relay = await ScriptedSmtpServer.StartAsync(SmtpScripts.Slow(ScriptedStage.EndOfData, TimeSpan.FromMilliseconds(500)));
+        var resources = await aws.ProvisionAsync(visibilityTimeout: TimeSpan.FromSeconds(5));
+        await using var lambda = await StartAsync(resources, relay.Port);
+        var ids = Enumerable.Range(1, 8).Select(i => $"crash-{i}").ToArray();
+        await PublishAsync(resources, [.. ids.Select(id => Original(id))]);
+
+        await relay.WaitForDeliveredAsync(2, Wait);
+        lambda.Process!.Kill();
+
+        await IonServer.WaitUntilAsync(async () =>
+        {
+            var log = Log(resources);
+            foreach (var id in ids)
+            {
+                if ((await log.GetAsync(id, Token))?.State != MessageState.Sent)
+                    return false;
+            }
+            return true;
+        }, "every message sent after the crash", Wait);
+        var subjects = relay.Delivered.Select(t => t.ParseMessage().Subject).ToList();
+        Assert.Equal(ids.Select(id => $"Lambda {id}").Order(), subjects.Distinct().Order());
+        // Only the message on the wire when the instance died may go twice.
+        Assert.True(subjects.Count - ids.Length <= 1, $"{subjects.Count - ids.Length} duplicate(s)");
+        Assert.Equal(2, lambda.Starts);
+        await IonServer.WaitUntilAsync(async () => (await aws.PeekAllAsync(resources.QueueUrl)).Count == 0, "the queue is empty");
+    }
+
+    [Fact]
+    public async Task AMissingSsmParameter_IsAnInitError_NamingTheSetting()
+    {
+        await using var sink = await SmtpSink.StartAsync();
+        var resources = await aws.ProvisionAsync();
+        await using var lambda = await StartAsync(resources, sink.Port,
+            settings: new() { ["Ion__Smtp__PasswordParameter"] = "/ion/missing" },
+            parameters: new() { ["/ion/other"] = "x" });
+
+        await IonServer.WaitUntilAsync(() => Task.FromResult(lambda.InitErrors.Count > 0), "an init error", Wait);
+        Assert.Contains("Ion:Smtp:PasswordParameter", lambda.InitErrors[0], StringComparison.Ordinal);
+        Assert.Contains("/ion/missing", lambda.InitErrors[0], StringComparison.Ordinal);
+    }
+}
