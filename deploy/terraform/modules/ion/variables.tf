@@ -48,8 +48,10 @@ variable "lambda_timeout_seconds" {
   default     = 60
 
   validation {
-    condition     = var.lambda_timeout_seconds >= 1 && var.lambda_timeout_seconds <= 900 && floor(var.lambda_timeout_seconds) == var.lambda_timeout_seconds
-    error_message = "lambda_timeout_seconds must be a whole number from 1 to 900 (Lambda's limit is 15 minutes)."
+    # Below 30 s an invocation may spend its time reaching the relay (TLS, AUTH) and stop short of its deadline with
+    # nothing sent: every such batch goes back, each costing its messages a receive towards max_receive_count.
+    condition     = var.lambda_timeout_seconds >= 30 && var.lambda_timeout_seconds <= 900 && floor(var.lambda_timeout_seconds) == var.lambda_timeout_seconds
+    error_message = "lambda_timeout_seconds must be a whole number from 30 to 900 (Lambda's limit is 15 minutes)."
   }
 }
 
