@@ -1,0 +1,123 @@
+# Least privilege: each statement names the actions ion calls and the one resource they act on.
+
+data "aws_iam_policy_document" "lambda_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "lambda" {
+  name               = "${var.name}-lambda"
+  description        = "ion's Lambda (${var.name}): the queues, the delivery log, its log group and the SMTP password"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+  tags               = var.tags
+}
+
+data "aws_iam_policy_document" "lambda" {
+  # The event source mapping receives, deletes and reads attributes with the function's role; ion changes visibility
+  # (a retry's delay) and sends (a delay beyond SQS's 12-hour visibility cap is re-parked as a new message, and a
+  # redrive sends dead letters back here).
+  statement {
+    sid       = "InputQueue"
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "sqs:SendMessage"]
+    resources = [aws_sqs_queue.input.arn]
+  }
+
+  # ion dead-letters by sending with the reason, and a redrive reads the dead letters and deletes what it moved.
+  statement {
+    sid       = "DeadLetterQueue"
+    actions   = ["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"]
+    resources = [aws_sqs_queue.dead_letters.arn]
+  }
+
+  statement {
+    sid       = "DeliveryLog"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query"]
+    resources = [aws_dynamodb_table.log.arn]
+  }
+
+  statement {
+    sid       = "DeadLetterIndex"
+    actions   = ["dynamodb:Query"]
+    resources = ["${aws_dynamodb_table.log.arn}/index/dead_letters"]
+  }
+
+  statement {
+    sid       = "Log"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.lambda.arn}:*"]
+  }
+
+  dynamic "statement" {
+    for_each = local.password_parameter_name == null ? [] : [local.password_parameter_arn]
+
+    content {
+      sid       = "SmtpPassword"
+      actions   = ["ssm:GetParameter"]
+      resources = [statement.value]
+    }
+  }
+
+  # Decrypting the password, and only on SSM's behalf: the key cannot be used directly.
+  dynamic "statement" {
+    for_each = local.password_parameter_name == null ? [] : [local.password_key_arn]
+
+    content {
+      sid       = "SmtpPasswordKey"
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["ssm.${local.region}.amazonaws.com"]
+      }
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "lambda" {
+  name   = "ion"
+  role   = aws_iam_role.lambda.id
+  policy = data.aws_iam_policy_document.lambda.json
+}
+
+# For `ion serve` on EC2 or ECS instead of (or beside) the Lambda: what README.md's "Running on AWS" lists. Attach it
+# to the instance or task role. The SMTP password reaches workers through their own environment or secrets file.
+data "aws_iam_policy_document" "worker" {
+  count = var.create_worker_policy ? 1 : 0
+
+  statement {
+    sid       = "Queues"
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:SendMessage", "sqs:GetQueueAttributes"]
+    resources = [aws_sqs_queue.input.arn, aws_sqs_queue.dead_letters.arn]
+  }
+
+  # ion publishes through the topic (HTTP API, ion publish) and checks at start that it exists.
+  statement {
+    sid       = "Topic"
+    actions   = ["sns:Publish", "sns:GetTopicAttributes"]
+    resources = [aws_sns_topic.mail.arn]
+  }
+
+  # DescribeTable: the start check.
+  statement {
+    sid       = "DeliveryLog"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:DescribeTable"]
+    resources = [aws_dynamodb_table.log.arn, "${aws_dynamodb_table.log.arn}/index/dead_letters"]
+  }
+}
+
+resource "aws_iam_policy" "worker" {
+  count = var.create_worker_policy ? 1 : 0
+
+  name        = "${var.name}-worker"
+  description = "ion serve workers on ${var.name}: the queues, the topic and the delivery log"
+  policy      = data.aws_iam_policy_document.worker[0].json
+  tags        = var.tags
+}

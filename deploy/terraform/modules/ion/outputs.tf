@@ -1,0 +1,56 @@
+# Nothing secret: the SMTP password stays in SSM, and no output names anything that holds it.
+
+output "topic_arn" {
+  description = "The topic applications publish to (aws sns publish --topic-arn …)."
+  value       = aws_sns_topic.mail.arn
+}
+
+output "queue_url" {
+  description = "The input queue's URL (Ion:Aws:QueueUrl)."
+  value       = aws_sqs_queue.input.url
+}
+
+output "queue_arn" {
+  description = "The input queue's ARN."
+  value       = aws_sqs_queue.input.arn
+}
+
+output "dead_letter_queue_url" {
+  description = "The dead-letter queue's URL (Ion:Aws:DeadLetterQueueUrl)."
+  value       = aws_sqs_queue.dead_letters.url
+}
+
+output "dead_letter_queue_arn" {
+  description = "The dead-letter queue's ARN."
+  value       = aws_sqs_queue.dead_letters.arn
+}
+
+output "table_name" {
+  description = "The delivery log's DynamoDB table (Ion:Aws:TableName)."
+  value       = aws_dynamodb_table.log.name
+}
+
+output "function_name" {
+  description = "The Lambda's name."
+  value       = aws_lambda_function.ion.function_name
+}
+
+output "log_group_name" {
+  description = "The Lambda's CloudWatch log group (aws logs tail …)."
+  value       = aws_cloudwatch_log_group.lambda.name
+}
+
+output "alarm_topic_arn" {
+  description = "The topic every alarm notifies; subscribe more endpoints to it."
+  value       = aws_sns_topic.alarms.arn
+}
+
+output "worker_environment" {
+  description = "The settings an `ion serve` worker or an `ion` command needs for this store, as environment variables (Ion__Aws__…). Nothing secret."
+  value       = local.store_environment
+}
+
+output "worker_policy_arn" {
+  description = "The IAM policy for `ion serve` workers when create_worker_policy = true, else null."
+  value       = one(aws_iam_policy.worker[*].arn)
+}
