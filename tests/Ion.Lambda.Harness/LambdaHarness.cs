@@ -111,9 +111,16 @@ public sealed class LambdaHarness : IAsyncDisposable
                 : Results.Text(JsonSerializer.Serialize(new { __type = "ParameterNotFound", message = $"Parameter {name} not found." }),
                     "application/x-amz-json-1.1", statusCode: 400);
         });
+        app.MapGet("/ping", () => Results.Ok());
         await app.StartAsync(cancellationToken);
         _api = app;
         RuntimeApi = new Uri(app.Urls.First()).Authority;
+        // Kestrel's and the routes' first requests are slow (JIT): served once here, they do not count in the
+        // instance's cold start.
+        using var client = new HttpClient { BaseAddress = new Uri($"http://{RuntimeApi}") };
+        for (var i = 0; i < 3; i++)
+            (await client.GetAsync("/ping", cancellationToken)).EnsureSuccessStatusCode();
+        _ = await client.PostAsync($"/2018-06-01/runtime/invocation/warm-up/response", new ByteArrayContent([]), cancellationToken);
     }
 
     private async Task NextAsync(HttpContext context)

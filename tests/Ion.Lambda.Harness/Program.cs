@@ -32,5 +32,13 @@ await using var harness = await LambdaHarness.StartAsync(new HarnessOptions
 Console.WriteLine($"ion-lambda-harness: Runtime API on {harness.RuntimeApi}, polling {queueUrl}; Ctrl-C stops");
 var stopped = new TaskCompletionSource();
 Console.CancelKeyPress += (_, e) => { e.Cancel = true; stopped.TrySetResult(); };
+using var term = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM,
+    c => { c.Cancel = true; stopped.TrySetResult(); });
+// The first instance's cold start, once it answered (bench/run reads these lines).
+while (!stopped.Task.IsCompleted && harness.ColdStartToFirstAnswer is null)
+    await Task.WhenAny(stopped.Task, Task.Delay(50));
+if (harness.ColdStartToFirstAnswer is { } answer)
+    Console.WriteLine($"cold_start_next_ms={harness.ColdStartToNext?.TotalMilliseconds:F1} cold_start_answer_ms={answer.TotalMilliseconds:F1}");
 await stopped.Task;
+Console.WriteLine($"invocations={harness.Invocations} failed={harness.Failures} deleted={harness.Deleted} starts={harness.Starts} init_errors={harness.InitErrors.Count}");
 return 0;
