@@ -21,6 +21,7 @@ public sealed class SqsBatchHandler(
     InvocationQueue queue,
     BatchDelivery delivery,
     RelayCircuit circuit,
+    DeadLetterSweeper sweeper,
     IOptions<SmtpOptions> smtpOptions,
     IOptions<LambdaOptions> lambdaOptions,
     TimeProvider time,
@@ -59,6 +60,18 @@ public sealed class SqsBatchHandler(
         {
             Log.RelayDown(logger, batch.Count, _options.RelayDownDelay, circuit.LastAnswer?.Reply);
             await queue.ReturnAsync(batch, _options.RelayDownDelay, CancellationToken.None);
+        }
+
+        // Letters SQS moved to the dead-letter queue by itself (a message that killed the function every time) get
+        // their note and their place in the log here, as ion serve's timer does it, while there is time.
+        try
+        {
+            if (!stop.IsCancellationRequested)
+                await sweeper.SweepIfDueAsync(stop.Token);
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            // Out of time: the next invocation sweeps.
         }
 
         if (stop.IsCancellationRequested)

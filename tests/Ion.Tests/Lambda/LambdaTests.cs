@@ -150,6 +150,40 @@ public sealed class LambdaTests(AwsEmulators aws) : IClassFixture<AwsEmulators>
     }
 
     [Fact]
+    public async Task AMessageThatKillsTheFunctionEveryTime_EndsInTheDeadLetterQueue_AndTheLambdaNotesItAsAbandoned()
+    {
+        LambdaHarness? lambda = null;
+        await using var relay = await ScriptedSmtpServer.StartAsync(c =>
+        {
+            if (c.Stage == ScriptedStage.RcptTo && c.Argument.Contains("doomed@", StringComparison.Ordinal))
+                lambda?.Process?.Kill();
+            return null;
+        });
+        var resources = await aws.ProvisionAsync(maxReceiveCount: 2, visibilityTimeout: TimeSpan.FromSeconds(2));
+        lambda = await StartAsync(resources, relay.Port, settings: new() { ["Ion__Aws__DeadLetterSweepInterval"] = "00:00:01" });
+        await using var running = lambda;
+
+        await PublishAsync(resources, Original("doomed", "doomed@example.com"));
+
+        // SQS moves it after its second receive; any later invocation then sweeps the dead-letter queue.
+        var log = Log(resources);
+        var deadline = Environment.TickCount64 + (long)Wait.TotalMilliseconds;
+        var trigger = 0;
+        while ((await log.GetAsync("doomed", Token))?.State != MessageState.Dead)
+        {
+            Assert.True(Environment.TickCount64 < deadline, "the letter SQS moved was not noted within a minute");
+            await PublishAsync(resources, Original($"trigger-{++trigger}"));
+            await Task.Delay(TimeSpan.FromSeconds(1), Token);
+        }
+        var record = await log.GetAsync("doomed", Token);
+        Assert.Equal(FailureClass.Abandoned, record!.FailureClass);
+        var letter = Assert.Single(await aws.PeekAllAsync(resources.DeadLetterQueueUrl));
+        Assert.Equal("abandoned", letter.MessageAttributes["ion-failure-class"].StringValue);
+        Assert.True(lambda.Starts >= 3, $"{lambda.Starts} start(s)");
+        Assert.DoesNotContain(relay.Delivered, t => t.AcceptedRecipients.Contains("doomed@example.com"));
+    }
+
+    [Fact]
     public async Task AMissingSsmParameter_IsAnInitError_NamingTheSetting()
     {
         await using var sink = await SmtpSink.StartAsync();

@@ -47,8 +47,9 @@ public static class AwsStore
             sp.GetRequiredService<IOptions<DeliveryOptions>>().Value.LogRetention,
             sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<IStoreCheck, AwsStoreCheck>();
-        // Only a started host (ion serve) runs it.
-        services.AddHostedService<DeadLetterSweeper>();
+        // Only a started host (ion serve) runs it; the Lambda sweeps between batches.
+        services.AddSingleton<DeadLetterSweeper>();
+        services.AddHostedService(sp => sp.GetRequiredService<DeadLetterSweeper>());
         return services;
     }
 }

@@ -15,7 +15,7 @@ namespace Ion.Stores.Aws;
 /// </summary>
 /// <remarks>A scan reads every dead letter (one receive per ten), so its cost grows with the dead-letter queue;
 /// several workers share the work, since SQS's visibility gives each letter to one scan.</remarks>
-internal sealed partial class DeadLetterSweeper(IMessageQueue queue, IDeliveryLog log, IOptions<AwsOptions> options, TimeProvider time,
+public sealed partial class DeadLetterSweeper(SqsQueue queue, IDeliveryLog log, IOptions<AwsOptions> options, TimeProvider time,
     ILogger<DeadLetterSweeper> logger) : BackgroundService
 {
     /// <summary>What the log and the letter say when nothing else is known of why it was given up.</summary>
@@ -25,30 +25,46 @@ internal sealed partial class DeadLetterSweeper(IMessageQueue queue, IDeliveryLo
     // Long enough for the sweep to decide about every letter: another copy holding it keeps it for its own lease.
     private static readonly TimeSpan Lease = TimeSpan.FromMinutes(5);
 
+    private long _lastSweep = time.GetTimestamp();
+
+    public TimeSpan Interval => options.Value.DeadLetterSweepInterval;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        if (queue is not SqsQueue sqs)
-            return;
-        using var timer = new PeriodicTimer(options.Value.DeadLetterSweepInterval, time);
+        using var timer = new PeriodicTimer(Interval, time);
         try
         {
             do
             {
-                try
-                {
-                    var (noted, dropped) = await sqs.NoteUnnotedDeadLettersAsync(DecideAsync, stoppingToken);
-                    if (noted + dropped > 0)
-                        Log.Swept(logger, noted, dropped);
-                }
-                catch (StoreUnavailableException error)
-                {
-                    Log.SweepFailed(logger, error);
-                }
+                await SweepAsync(stoppingToken);
             }
             while (await timer.WaitForNextTickAsync(stoppingToken));
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
+        }
+    }
+
+    /// <summary>For a process that does not run the timer (the Lambda): one sweep when <see cref="Interval"/> has passed
+    /// since the last one (or since start).</summary>
+    public async Task SweepIfDueAsync(CancellationToken cancellationToken)
+    {
+        if (time.GetElapsedTime(Interlocked.Read(ref _lastSweep)) >= Interval)
+            await SweepAsync(cancellationToken);
+    }
+
+    private async Task SweepAsync(CancellationToken cancellationToken)
+    {
+        Interlocked.Exchange(ref _lastSweep, time.GetTimestamp());
+        try
+        {
+            var (noted, dropped) = await queue.NoteUnnotedDeadLettersAsync(DecideAsync, cancellationToken);
+            if (noted + dropped > 0)
+                Log.Swept(logger, noted, dropped);
+        }
+        catch (StoreUnavailableException error)
+        {
+            Log.SweepFailed(logger, error);
         }
     }
 
