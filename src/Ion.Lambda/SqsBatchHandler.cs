@@ -42,7 +42,8 @@ public sealed class SqsBatchHandler(
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         stop.CancelAfter(left > TimeSpan.Zero ? left : TimeSpan.Zero);
 
-        if (await PermitAsync(cancellationToken) is { } permit)
+        var (permit, pause) = await PermitAsync(cancellationToken);
+        if (permit is not null)
         {
             try
             {
@@ -58,8 +59,10 @@ public sealed class SqsBatchHandler(
         }
         else
         {
-            Log.RelayDown(logger, batch.Count, _options.RelayDownDelay, circuit.LastAnswer?.Reply);
-            await queue.ReturnAsync(batch, _options.RelayDownDelay, CancellationToken.None);
+            // Not before the circuit's next probe either: back sooner, they would only be handed back again.
+            var delay = pause != Timeout.InfiniteTimeSpan && pause > _options.RelayDownDelay ? pause : _options.RelayDownDelay;
+            Log.RelayDown(logger, batch.Count, delay, circuit.LastAnswer?.Reply);
+            await queue.ReturnAsync(batch, delay, CancellationToken.None);
         }
 
         // Letters SQS moved to the dead-letter queue by itself (a message that killed the function every time) get
@@ -84,16 +87,17 @@ public sealed class SqsBatchHandler(
         return new BatchResponse { BatchItemFailures = failures };
     }
 
-    /// <summary>Leave to send, or null while the relay is down. A relay that could not be reached is probed by
-    /// connecting, as the worker does, so no message is taken for it.</summary>
-    private async Task<RelayPermit?> PermitAsync(CancellationToken cancellationToken)
+    /// <summary>Leave to send, or null and the time until the next probe while the relay is down. A relay that could
+    /// not be reached is probed by connecting, as the worker does, so no message is taken for it.</summary>
+    private async Task<(RelayPermit? Permit, TimeSpan Pause)> PermitAsync(CancellationToken cancellationToken)
     {
-        if (circuit.TryEnter(out _) is not { } permit)
-            return null;
+        if (circuit.TryEnter(out var pause) is not { } permit)
+            return (null, pause);
         if (!permit.IsTrial || circuit.NeedsAMessageToProbe)
-            return permit;
+            return (permit, TimeSpan.Zero);
         await delivery.ProbeAsync(_sender, permit, cancellationToken);
-        return circuit.TryEnter(out _);
+        permit = circuit.TryEnter(out pause);
+        return (permit, pause);
     }
 
     public ValueTask DisposeAsync() => _sender.DisposeAsync();

@@ -184,6 +184,42 @@ public sealed class LambdaTests(AwsEmulators aws) : IClassFixture<AwsEmulators>
     }
 
     [Fact]
+    public async Task WhileTheRelayIsDown_RecordsComeBackAfterRelayDownDelay_WithNoAttemptCharged_ThenAreDelivered()
+    {
+        var port = Ports.Free();
+        var resources = await aws.ProvisionAsync(maxReceiveCount: 50);
+        await using var lambda = await StartAsync(resources, port, settings: new()
+        {
+            ["Ion__Lambda__RelayDownDelay"] = "00:00:02",
+            ["Ion__Delivery__RelayProbeMaxDelay"] = "00:00:02",
+            ["Ion__Smtp__ConnectTimeout"] = "00:00:02",
+        });
+
+        await PublishAsync(resources, Original("waits-1"), Original("waits-2"));
+        // Each record is handed back for RelayDownDelay each time: a few receives over seconds, not a tight loop.
+        await Task.Delay(TimeSpan.FromSeconds(7), Token);
+        var log = Log(resources);
+        foreach (var id in new[] { "waits-1", "waits-2" })
+        {
+            var record = await log.GetAsync(id, Token);
+            Assert.NotEqual(MessageState.Sent, record?.State);
+            Assert.Equal(0, record?.AttemptsUsed ?? 0);
+        }
+        Assert.InRange(lambda.Invocations, 2, 8);
+        Assert.Empty(await aws.PeekAllAsync(resources.DeadLetterQueueUrl));
+
+        await using var sink = await SmtpSink.StartAsync(port);
+        // Back within RelayDownDelay and a probe: seconds, not the minute the assertion allows.
+        await sink.WaitForMessagesAsync(2, TimeSpan.FromSeconds(20));
+        foreach (var id in new[] { "waits-1", "waits-2" })
+        {
+            var record = await log.GetAsync(id, Token);
+            Assert.Equal(MessageState.Sent, record?.State);
+            Assert.Equal(1, record!.AttemptsUsed);
+        }
+    }
+
+    [Fact]
     public async Task AMissingSsmParameter_IsAnInitError_NamingTheSetting()
     {
         await using var sink = await SmtpSink.StartAsync();
