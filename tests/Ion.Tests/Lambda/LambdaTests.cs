@@ -220,6 +220,40 @@ public sealed class LambdaTests(AwsEmulators aws) : IClassFixture<AwsEmulators>
     }
 
     [Fact]
+    public async Task AWarmInstance_ReusesItsSmtpConnection_AcrossInvocations()
+    {
+        await using var relay = await ScriptedSmtpServer.StartAsync();
+        var resources = await aws.ProvisionAsync();
+        await using var lambda = await StartAsync(resources, relay.Port);
+
+        for (var i = 1; i <= 3; i++)
+        {
+            await PublishAsync(resources, Original($"warm-{i}"));
+            await relay.WaitForDeliveredAsync(i, Wait);
+        }
+
+        Assert.True(lambda.Invocations >= 3, $"{lambda.Invocations} invocation(s)");
+        Assert.Equal(1, relay.Count(ScriptedStage.Connect));
+    }
+
+    [Fact]
+    public async Task CloseToTheDeadline_TheRestOfTheBatchGoesBackAtOnce_AndTheConnectionIsClosed_NoInvocationTimesOut()
+    {
+        await using var relay = await ScriptedSmtpServer.StartAsync(SmtpScripts.Slow(ScriptedStage.EndOfData, TimeSpan.FromSeconds(1)));
+        var resources = await aws.ProvisionAsync();
+        // 13 s to answer, and no message started in the last 10 (DeadlineMargin): about three messages per invocation.
+        await using var lambda = await StartAsync(resources, relay.Port, timeout: TimeSpan.FromSeconds(13));
+        var ids = Enumerable.Range(1, 8).Select(i => $"deadline-{i}").ToArray();
+        await PublishAsync(resources, [.. ids.Select(id => Original(id))]);
+
+        await relay.WaitForDeliveredAsync(8, Wait);
+        Assert.Equal(8, relay.Delivered.Select(t => t.ParseMessage().Subject).Distinct().Count());
+        Assert.Equal(0, lambda.Failures);
+        Assert.True(lambda.Invocations >= 3, $"{lambda.Invocations} invocation(s)");
+        Assert.True(relay.Count(ScriptedStage.Quit) >= 1, "the connection was not closed before a deadline");
+    }
+
+    [Fact]
     public async Task AMissingSsmParameter_IsAnInitError_NamingTheSetting()
     {
         await using var sink = await SmtpSink.StartAsync();
