@@ -24,10 +24,11 @@ if [ ! -d tools/node_modules ] || [ tools/package-lock.json -nt tools/node_modul
   (cd tools && npm ci --no-audit --no-fund --loglevel=error >&2 && touch node_modules)
 fi
 
-# The Lambda's bootstrap as it ships (NativeAOT), which its tests run (tests/Ion.Tests/Fixtures/LambdaBootstrap.cs
-# publishes it again, incrementally: built here, it is not built while other tests run).
+# The Lambda's bootstrap as it ships (NativeAOT), which its tests run: built here, before the tests, so that no test
+# runs beside a NativeAOT build (tests/Ion.Tests/Fixtures/LambdaBootstrap.cs builds it itself when run without this).
 echo "test.sh: building the Lambda bootstrap (NativeAOT)" >&2
 dotnet publish src/Ion.Lambda -c Release -r linux-x64 -o .build/test-lambda -nologo -v quiet >&2
+export ION_LAMBDA_BOOTSTRAP=$PWD/.build/test-lambda/bootstrap
 
 log=$(mktemp -t ion-test.XXXXXX.log)
 trap 'rm -f "$log"' EXIT
