@@ -54,7 +54,8 @@ public sealed class LambdaHarness : IAsyncDisposable
     public int Failures { get; private set; }
     public int Starts { get; private set; }
     public List<string> InitErrors { get; } = [];
-    /// <summary>Deleted records (by SQS message id), as the event source deleted them.</summary>
+    /// <summary>Records the event source deleted after an answer (those it did not list as failed; SQS takes a
+    /// delete of a message the function deleted itself as done too).</summary>
     public int Deleted { get; private set; }
     /// <summary>The first instance's cold start: process start → its first request for an invocation, and → its first
     /// answer (that first invocation's work included).</summary>
@@ -271,13 +272,13 @@ public sealed class LambdaHarness : IAsyncDisposable
         var delete = messages.Where(m => !failed.Contains(m.MessageId)).ToList();
         if (delete.Count == 0)
             return;
-        var response = await _sqs.DeleteMessageBatchAsync(new DeleteMessageBatchRequest
+        await _sqs.DeleteMessageBatchAsync(new DeleteMessageBatchRequest
         {
             QueueUrl = _options.QueueUrl,
             Entries = [.. delete.Select((m, i) => new DeleteMessageBatchRequestEntry(i.ToString(CultureInfo.InvariantCulture), m.ReceiptHandle))],
         }, stop);
         lock (_lock)
-            Deleted += response.Successful?.Count ?? 0;
+            Deleted += delete.Count;
     }
 
     /// <summary>The records the function listed as failed; every record when the answer is not a batch response (as
