@@ -24,12 +24,14 @@ public static class IonApp
         builder.Services.AddQueues();
         builder.Services.AddDelivery();
         builder.AddApi();
+        builder.AddMetricsApi();
 
         var app = builder.Build();
         app.UseApi();
         app.MapHealthApi();
         app.MapMessagesApi();
         app.MapDeadLettersApi();
+        app.MapMetricsApi();
         return app;
     }
 

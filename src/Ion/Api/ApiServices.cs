@@ -32,10 +32,12 @@ public static class ApiServices
         app.UseStatusCodePages();
         var token = app.Services.GetRequiredService<IOptions<ApiOptions>>().Value.Token;
         var expected = string.IsNullOrEmpty(token) ? null : Encoding.UTF8.GetBytes(token);
+        var metricsOnLoopback = app.Services.GetRequiredService<IOptions<MetricsOptions>>().Value.OpenOnLoopback;
         app.Use(async (context, next) =>
         {
             var path = context.Request.Path;
-            if (path.StartsWithSegments("/healthz") || path.StartsWithSegments("/readyz") || IsAllowed(context, expected))
+            if (path.StartsWithSegments("/healthz") || path.StartsWithSegments("/readyz") || IsAllowed(context, expected)
+                || (metricsOnLoopback && path.StartsWithSegments(MetricsApi.Path) && IsLoopback(context)))
             {
                 await next(context);
                 return;
@@ -50,10 +52,12 @@ public static class ApiServices
         return app;
     }
 
+    private static bool IsLoopback(HttpContext context) => context.Connection.RemoteIpAddress is { } ip && IPAddress.IsLoopback(ip);
+
     private static bool IsAllowed(HttpContext context, byte[]? expected)
     {
         if (expected is null)
-            return context.Connection.RemoteIpAddress is { } ip && IPAddress.IsLoopback(ip);
+            return IsLoopback(context);
         var header = context.Request.Headers.Authorization.ToString();
         const string scheme = "Bearer ";
         if (!header.StartsWith(scheme, StringComparison.OrdinalIgnoreCase))

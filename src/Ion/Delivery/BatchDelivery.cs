@@ -25,6 +25,7 @@ public sealed class BatchDelivery(
     RefusalStreak streak,
     HeldMessages held,
     DeliveryDecision decider,
+    IonMetrics metrics,
     IOptions<IonOptions> ionOptions,
     IOptions<DeliveryOptions> deliveryOptions,
     TimeProvider time,
@@ -185,6 +186,8 @@ public sealed class BatchDelivery(
             // timeout bounds it.
             var outcome = await sender.SendAsync(mime, email.From ?? _rules.DefaultSender, pending, CancellationToken.None);
             var elapsed = time.GetElapsedTime(started);
+            metrics.SendTook(elapsed);
+            metrics.RecipientsRefused(outcome.Recipients.Count(r => r.Answer.Kind == OutcomeKind.Permanent));
 
             var (reviewed, redrive) = streak.Review(message.Id, outcome);
             if (redrive.Count > 0)
@@ -252,9 +255,13 @@ public sealed class BatchDelivery(
         {
             case QueueAction.Complete:
                 // Deleted at the end of the batch, together; the log already says why.
+                if (decision.Entry is { State: MessageState.Sent, Attempt.SmtpCode: not null })
+                    metrics.Sent(time.GetUtcNow() - message.EnqueuedAt);
                 completed.Add(message);
                 return;
             case QueueAction.Retry or QueueAction.Release:
+                if (decision.Action == QueueAction.Retry)
+                    metrics.Retried();
                 await held.RemoveAsync([message]);
                 await Bookkeeping.TryAsync(() => queue.ReturnAsync([message], decision.Delay, CancellationToken.None), "return", logger);
                 return;
@@ -262,6 +269,7 @@ public sealed class BatchDelivery(
                 await held.RemoveAsync([message]);
                 await Bookkeeping.TryAsync(() => queue.DeadLetterAsync(message, decision.Note!, CancellationToken.None), "dead-letter", logger);
                 Log.DeadLettered(logger, message.Id, decision.Note!.Attempts, decision.Note.Reason);
+                metrics.DeadLettered(decision.Note.Class);
                 return;
         }
     }

@@ -77,5 +77,7 @@ public sealed record QueuedMessage(
 public sealed record DeadLetterNote(string Reason, FailureClass Class, int Attempts, int? SmtpCode);
 
 /// <summary><see cref="Ready"/>: visible now; <see cref="Delayed"/>: hidden (in flight or waiting for a retry);
-/// <see cref="Dead"/>: dead letters.</summary>
-public sealed record QueueCounts(long Ready, long Delayed, long Dead);
+/// <see cref="Dead"/>: dead letters.
+/// <see cref="OldestEnqueuedAt"/>: when the oldest message still in the queue was queued, where the store can say cheaply
+/// (SQLite; SQS has it only in CloudWatch, as ApproximateAgeOfOldestMessage).</summary>
+public sealed record QueueCounts(long Ready, long Delayed, long Dead, DateTimeOffset? OldestEnqueuedAt = null);

@@ -16,7 +16,7 @@ namespace Ion.Queues;
 /// email. Two publishes of a new id at the same moment may both reach the queue; the store keeps one (SQLite), or
 /// delivery's claim in the log sends it once (SQS).
 /// </remarks>
-public sealed class Publisher(IMessageQueue queue, IDeliveryLog log, IOptions<IonOptions> options, TimeProvider time)
+public sealed class Publisher(IMessageQueue queue, IDeliveryLog log, IOptions<IonOptions> options, TimeProvider time, IonMetrics metrics)
 {
     private readonly MessageRules _rules = options.Value.ToMessageRules();
     private readonly MessageSizeLimit _limit = queue.SizeLimit is { } store && store.MaxBodyBytes < options.Value.MaxMessageBytes
@@ -80,6 +80,7 @@ public sealed class Publisher(IMessageQueue queue, IDeliveryLog log, IOptions<Io
             .ToList();
         var results = await queue.EnqueueAsync(toQueue, cancellationToken);
         var queuedNow = toQueue.Where((_, i) => results[i] == EnqueueResult.Queued).Select(m => m.Id).ToHashSet(StringComparer.Ordinal);
+        metrics.Accepted(queuedNow.Count);
 
         return new PublishResult(
             [.. messages.Select(m => known.TryGetValue(m.Id, out var state)

@@ -6,6 +6,10 @@ public static class QueueServices
     /// by <see cref="IonApp"/>.</summary>
     public static IServiceCollection AddQueues(this IServiceCollection services)
     {
+        services.AddMetrics();
+        services.AddOptions<MetricsOptions>().BindConfiguration(MetricsOptions.Section).Checked<MetricsOptions, MetricsOptionsValidator>();
+        services.AddSingleton<QueueGauges>();
+        services.AddSingleton<IonMetrics>();
         services.AddSingleton<Publisher>();
         services.AddSingleton<Redriver>();
         return services;

@@ -12,7 +12,7 @@ namespace Ion.Queues;
 /// mark and delivered; an unmarked copy of a dead letter is dead-lettered again, so nothing is ever dropped unseen.
 /// Letters move in slices, no faster than <see cref="DeliveryOptions.RedrivePerSecond"/>.
 /// </remarks>
-public sealed class Redriver(IMessageQueue queue, IDeliveryLog log, IOptions<DeliveryOptions> options, TimeProvider time)
+public sealed class Redriver(IMessageQueue queue, IDeliveryLog log, IOptions<DeliveryOptions> options, TimeProvider time, IonMetrics metrics)
 {
     private const int MaxSlice = 500;
 
@@ -37,6 +37,7 @@ public sealed class Redriver(IMessageQueue queue, IDeliveryLog log, IOptions<Del
         // again and was moved by the store itself, as SQS's redrive policy does) goes back too.
         var rest = await queue.RedriveAsync(null, cancellationToken);
         await log.RecordRedrivenAsync(rest, time.GetUtcNow(), cancellationToken);
+        metrics.Redriven(rest.Count);
         moved.AddRange(rest);
         progress?.Report(moved.Count);
         return [.. moved.Distinct(StringComparer.Ordinal)];
@@ -62,6 +63,7 @@ public sealed class Redriver(IMessageQueue queue, IDeliveryLog log, IOptions<Del
             var round = await queue.RedriveAsync(slice, cancellationToken);
             await log.RecordRedrivenAsync(round, at, cancellationToken);
             moved.AddRange(round);
+            metrics.Redriven(round.Count);
             pace.Moved(slice.Count);
             progress?.Report(before + moved.Count);
         }

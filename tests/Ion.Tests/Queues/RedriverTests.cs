@@ -34,7 +34,9 @@ public sealed class RedriverTests : IDisposable
             }
             received += batch.Count;
         }
-        var redriver = new Redriver(queue, log, Options.Create(new DeliveryOptions { RedrivePerSecond = 300 }), TimeProvider.System);
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var redriver = new Redriver(queue, log, Options.Create(new DeliveryOptions { RedrivePerSecond = 300 }), TimeProvider.System,
+            new IonMetrics(services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>()));
         List<int> reported = [];
 
         var took = Stopwatch.StartNew();

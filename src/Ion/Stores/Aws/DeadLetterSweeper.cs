@@ -15,7 +15,7 @@ namespace Ion.Stores.Aws;
 /// </summary>
 /// <remarks>A scan reads every dead letter (one receive per ten), so its cost grows with the dead-letter queue;
 /// several workers share the work, since SQS's visibility gives each letter to one scan.</remarks>
-public sealed partial class DeadLetterSweeper(SqsQueue queue, IDeliveryLog log, IOptions<AwsOptions> options, TimeProvider time,
+public sealed partial class DeadLetterSweeper(SqsQueue queue, IDeliveryLog log, IonMetrics metrics, IOptions<AwsOptions> options, TimeProvider time,
     ILogger<DeadLetterSweeper> logger) : BackgroundService
 {
     /// <summary>What the log and the letter say when nothing else is known of why it was given up.</summary>
@@ -85,6 +85,7 @@ public sealed partial class DeadLetterSweeper(SqsQueue queue, IDeliveryLog log, 
                 await log.RecordAsync([new DeliveryEntry(letter.Id, letter.QueueMessageId, MessageState.Dead, null, history.Recipients,
                     history.AttemptsUsed, AbandonedReason, FailureClass.Abandoned, letter.Body)], CancellationToken.None);
                 Log.Abandoned(logger, letter.Id);
+                metrics.DeadLettered(FailureClass.Abandoned);
                 return new DeadLetterNote(AbandonedReason, FailureClass.Abandoned, history.AttemptsUsed, null);
         }
     }

@@ -394,16 +394,19 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
     public Task<QueueCounts> CountAsync(CancellationToken cancellationToken) =>
         _database.ReadAsync(async session =>
         {
-            // One statement reads one snapshot, so the three numbers agree with each other.
+            // One statement reads one snapshot, so the numbers agree with each other. The oldest by seq (the rowid, in
+            // the order rows were queued) is read without a scan; a redriven message counts from its redrive.
             var count = session.Command("""
                 SELECT (SELECT count(*) FROM queue WHERE visible_at <= $now),
                        (SELECT count(*) FROM queue WHERE visible_at > $now),
-                       (SELECT count(*) FROM dead_letters)
+                       (SELECT count(*) FROM dead_letters),
+                       (SELECT enqueued_at FROM queue ORDER BY seq LIMIT 1)
                 """);
             count.Set("$now", Now());
             using var reader = await count.ExecuteReaderAsync(CancellationToken.None);
             await reader.ReadAsync(CancellationToken.None);
-            return new QueueCounts(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));
+            return new QueueCounts(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2),
+                reader.IsDBNull(3) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3)));
         }, cancellationToken);
 
     public void Dispose()
