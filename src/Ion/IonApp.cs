@@ -1,4 +1,5 @@
 using Ion.Api;
+using Microsoft.Extensions.Logging.Console;
 using Microsoft.Extensions.Options;
 using Ion.Delivery;
 using Ion.Log;
@@ -19,6 +20,10 @@ public static class IonApp
             ContentRootPath = AppContext.BaseDirectory,
         });
         builder.AddIonConfiguration(args);
+        // The slim builder fixes the console's formatter to "simple"; Logging:Console:FormatterName picks another, the
+        // standard way (json: one JSON object per event, its fields included).
+        if (builder.Configuration["Logging:Console:FormatterName"] is { Length: > 0 } formatter)
+            builder.Services.Configure<ConsoleLoggerOptions>(console => console.FormatterName = formatter);
         builder.Services.AddIon();
         builder.AddStore();
         builder.Services.AddQueues();

@@ -198,7 +198,8 @@ public sealed class BatchDelivery(
             }
             var decision = decider.Decide(message, message.QueueMessageId, history, recipients, reviewed, startedAt, elapsed);
             Signal(permit, decision.RelayAnswer);
-            Log.Decided(logger, message.Id, decision.Action, decision.Entry?.AttemptsUsed ?? history.AttemptsUsed, elapsed.TotalMilliseconds, reviewed.Summary.Reply);
+            Log.Decided(logger, message.Id, decision.Action, decision.Entry?.AttemptsUsed ?? history.AttemptsUsed, elapsed.TotalMilliseconds,
+                Recipients(pending), reviewed.Summary.Code, reviewed.Summary.Reply);
             if (decision is not { Action: QueueAction.Release, RelayAnswer.Kind: OutcomeKind.Throttled } || stoppingToken.IsCancellationRequested)
                 return decision;
 
@@ -212,6 +213,11 @@ public sealed class BatchDelivery(
             }
         }
     }
+
+    /// <summary>For the log: the recipients' domains, or their addresses where a setting allows it.</summary>
+    private string Recipients(IReadOnlyList<string> recipients) => string.Join(", ", _options.LogRecipientAddresses
+        ? recipients
+        : recipients.Select(r => r[(r.LastIndexOf('@') + 1)..]).Distinct(StringComparer.OrdinalIgnoreCase));
 
     /// <summary>Tells the circuit and the rate what the relay's answers said about the relay itself.</summary>
     private void Signal(RelayPermit permit, SmtpAnswer? relay)

@@ -36,6 +36,9 @@ public sealed class DeliveryOptions
     public double RedrivePerSecond { get; set; } = 500;
     /// <summary>How long the delivery log keeps messages and attempts.</summary>
     public TimeSpan LogRetention { get; set; } = TimeSpan.FromDays(30);
+    /// <summary>Full recipient addresses in the log's events; otherwise only their domains (addresses are personal
+    /// data).</summary>
+    public bool LogRecipientAddresses { get; set; }
 }
 
 internal sealed class DeliveryOptionsValidator : IValidateOptions<DeliveryOptions>

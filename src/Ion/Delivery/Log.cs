@@ -4,8 +4,11 @@ namespace Ion.Delivery;
 
 internal static partial class Log
 {
-    [LoggerMessage(1, LogLevel.Information, "{MessageId}: {Action} after {Attempts} counted attempt(s), {ElapsedMs:F0} ms: {Reply}")]
-    public static partial void Decided(ILogger logger, string messageId, QueueAction action, int attempts, double elapsedMs, string reply);
+    // One event per outcome. Recipients are their domains unless Ion:Delivery:LogRecipientAddresses allows addresses;
+    // never a body or a secret.
+    [LoggerMessage(1, LogLevel.Information, "{MessageId}: {Action} after {Attempts} counted attempt(s), {ElapsedMs:F0} ms, to {Recipients}, SMTP {SmtpCode}: {Reply}")]
+    public static partial void Decided(ILogger logger, string messageId, QueueAction action, int attempts, double elapsedMs, string recipients,
+        int? smtpCode, string reply);
 
     [LoggerMessage(3, LogLevel.Warning, "Dead-lettered {MessageId} after {Attempts} attempt(s): {Reason}")]
     public static partial void DeadLettered(ILogger logger, string messageId, int attempts, string reason);

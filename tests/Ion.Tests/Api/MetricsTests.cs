@@ -49,7 +49,8 @@ public sealed class MetricsTests
         await ion.WaitForStatusAsync(refused, r => r.State == MessageState.Dead, Wait);
 
         Dictionary<string, double> after = [];
-        await IonServer.WaitUntilAsync(async () => (after = await ScrapeAsync(ion.Client))["ion_dead_letters_depth"] == 1, "the dead-letter gauge at 1");
+        await IonServer.WaitUntilAsync(async () => (after = await ScrapeAsync(ion.Client)).GetValueOrDefault("ion_dead_letters_depth") == 1,
+            "the dead-letter gauge at 1");
         Assert.Equal(3, after["ion_messages_accepted_total"]);
         Assert.Equal(2, after["ion_messages_sent_total"]);
         Assert.Equal(1, after["ion_messages_dead_lettered_total{failure_class=\"permanent\"}"]);
@@ -72,7 +73,8 @@ public sealed class MetricsTests
         await ion.PublishAsync(new { action = "send", recipient = "a@example.com", subject = "waits", body_text = "x" });
 
         Dictionary<string, double> metrics = [];
-        await IonServer.WaitUntilAsync(async () => (metrics = await ScrapeAsync(ion.Client))["ion_relay_circuit_open"] == 1, "the circuit open");
+        await IonServer.WaitUntilAsync(async () => (metrics = await ScrapeAsync(ion.Client)).GetValueOrDefault("ion_relay_circuit_open") == 1,
+            "the circuit open");
         await IonServer.WaitUntilAsync(async () => (metrics = await ScrapeAsync(ion.Client)).GetValueOrDefault("ion_queue_oldest_age_seconds") > 0.5,
             "the oldest message half a second old");
         Assert.Equal(0, metrics["ion_messages_sent_total"]);

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 
 namespace Ion.Tests.Fixtures;
@@ -7,6 +8,7 @@ namespace Ion.Tests.Fixtures;
 public sealed class IonProcess : IAsyncDisposable
 {
     private readonly Process _process;
+    private readonly ConcurrentQueue<string> _output = new();
 
     private IonProcess(Process process, int port)
     {
@@ -17,6 +19,9 @@ public sealed class IonProcess : IAsyncDisposable
 
     public int Port { get; }
     public HttpClient Client { get; }
+
+    /// <summary>What it wrote to stdout so far, a line each.</summary>
+    public IReadOnlyCollection<string> Output => _output;
 
     public static async Task<IonProcess> StartAsync(int port, IEnumerable<string> settings)
     {
@@ -32,11 +37,15 @@ public sealed class IonProcess : IAsyncDisposable
         foreach (var setting in settings)
             info.ArgumentList.Add(setting);
         var process = Process.Start(info) ?? throw new InvalidOperationException("could not start ion");
-        process.OutputDataReceived += (_, _) => { };
+        var ion = new IonProcess(process, port);
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+                ion._output.Enqueue(e.Data);
+        };
         process.ErrorDataReceived += (_, _) => { };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        var ion = new IonProcess(process, port);
         var deadline = Environment.TickCount64 + 30_000;
         while (true)
         {
