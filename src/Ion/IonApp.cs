@@ -30,6 +30,7 @@ public static class IonApp
         app.MapHealthApi();
         app.MapMessagesApi();
         app.MapDeadLettersApi();
+        app.MapDashboard();
         return app;
     }
 

@@ -35,7 +35,8 @@ public static class ApiServices
         app.Use(async (context, next) =>
         {
             var path = context.Request.Path;
-            if (path.StartsWithSegments("/healthz") || path.StartsWithSegments("/readyz") || IsAllowed(context, expected))
+            if (path.StartsWithSegments("/healthz") || path.StartsWithSegments("/readyz") || IsAllowed(context, expected)
+                || (expected is not null && DashboardApi.IsPage(path)))
             {
                 await next(context);
                 return;
