@@ -168,6 +168,10 @@ function showCounts(activity) {
 
 function showRelay(relay) {
   const node = $('relay');
+  // A live region: rewritten only when something changed, so a screen reader hears changes, not every refresh.
+  const signature = JSON.stringify(relay);
+  if (node.dataset.signature === signature) return;
+  node.dataset.signature = signature;
   node.dataset.state = relay.state;
   const rate = relay.rate_per_second === null ? null : `${Number(relay.rate_per_second.toPrecision(3))}/s`;
   const parts = [];
