@@ -10,6 +10,7 @@ command -v node >/dev/null && command -v npm >/dev/null || need_apt+=(nodejs npm
 command -v sqlite3 >/dev/null || need_apt+=(sqlite3)   # a second process on the queue's SQLite file
 command -v clang >/dev/null || need_apt+=(clang)       # NativeAOT links the Lambda's bootstrap with it
 [ -f /usr/include/zlib.h ] || need_apt+=(zlib1g-dev)    # … and against zlib
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)       # the dashboard's browser tests drive it (Playwright)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test.sh: installing ${need_apt[*]} (apt-get)" >&2
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo

@@ -37,6 +37,7 @@ public static class IonApp
         app.MapMessagesApi();
         app.MapDeadLettersApi();
         app.MapMetricsApi();
+        app.MapDashboard();
         return app;
     }
 

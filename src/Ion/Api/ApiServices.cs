@@ -37,7 +37,8 @@ public static class ApiServices
         {
             var path = context.Request.Path;
             if (path.StartsWithSegments("/healthz") || path.StartsWithSegments("/readyz") || IsAllowed(context, expected)
-                || (metricsOnLoopback && path.StartsWithSegments(MetricsApi.Path) && IsLoopback(context)))
+                || (metricsOnLoopback && path.StartsWithSegments(MetricsApi.Path) && IsLoopback(context))
+                || (expected is not null && DashboardApi.IsPage(path)))
             {
                 await next(context);
                 return;

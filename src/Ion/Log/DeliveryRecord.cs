@@ -89,3 +89,18 @@ public sealed record DeadLetterQuery(
     string? RecipientDomain = null,
     DateTimeOffset? DeadSince = null,
     DateTimeOffset? DeadBefore = null);
+
+/// <summary>One minute of delivery, from <see cref="Minute"/>: attempts that reached every recipient, and failures
+/// (see <see cref="IDeliveryLog.GetThroughputAsync"/>).</summary>
+public sealed record MinuteActivity(DateTimeOffset Minute, int Sent, int Failed);
+
+/// <summary>A message that finished (sent or dead) at <see cref="FinishedAt"/>, after <see cref="Attempts"/> attempts
+/// in all; <see cref="Reason"/> and <see cref="FailureClass"/> say why a dead one is dead.</summary>
+public sealed record FinishedMessage(
+    string Id,
+    MessageState State,
+    DateTimeOffset FinishedAt,
+    int Attempts,
+    IReadOnlyList<RecipientStatus> Recipients,
+    string? Reason,
+    FailureClass? FailureClass);

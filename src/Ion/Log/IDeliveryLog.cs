@@ -38,6 +38,16 @@ public interface IDeliveryLog
 
     Task<IReadOnlyList<DeadLetter>> ListDeadLettersAsync(DeadLetterQuery query, CancellationToken cancellationToken);
 
+    /// <summary>What delivery did per minute, for the minutes starting at or after <paramref name="since"/>'s (only
+    /// those with any, oldest first): attempts that reached every recipient, and the rest (retried later, partly sent,
+    /// refused, invalid) together with messages dead-lettered without an attempt. Null when the store keeps no such
+    /// history.</summary>
+    Task<IReadOnlyList<MinuteActivity>?> GetThroughputAsync(DateTimeOffset since, CancellationToken cancellationToken);
+
+    /// <summary>The messages that finished last (sent or dead), newest first, at most <paramref name="limit"/>. Null
+    /// when the store cannot tell without reading the whole log.</summary>
+    Task<IReadOnlyList<FinishedMessage>?> ListRecentAsync(int limit, CancellationToken cancellationToken);
+
     /// <summary>Forgets finished messages (sent or dead) that were first queued before <paramref name="before"/>; a
     /// message still waiting is kept, however old.</summary>
     Task<int> PruneAsync(DateTimeOffset before, CancellationToken cancellationToken);

@@ -8,6 +8,7 @@ using Ion.Tests.Fixtures;
 namespace Ion.Tests.Api;
 
 /// <summary><c>GET /metrics</c> on a real ion delivering to a real SMTP server: the numbers move as mail flows.</summary>
+[Collection(nameof(MetricsCollection))]
 public sealed class MetricsTests
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);

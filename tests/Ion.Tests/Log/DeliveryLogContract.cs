@@ -16,6 +16,10 @@ public abstract class DeliveryLogContract
 
     protected static DateTimeOffset Now => TimeProvider.System.GetUtcNow();
 
+    /// <summary>Whether the store keeps the history the dashboard shows (throughput per minute, the latest finished
+    /// messages). One that does not must say so with null, never with an empty or partial answer.</summary>
+    protected virtual bool KeepsHistory => true;
+
     [Fact]
     public async Task RecordQueued_RecordsNewIds_AndSaysWhichItKnewAlready_WithTheirStates()
     {
@@ -310,6 +314,94 @@ public abstract class DeliveryLogContract
 
         Assert.Equal(id, (await log.GetAsync(id, Cancellation))!.Id);
         Assert.Equal(ClaimStatus.Claimed, (await ClaimAsync(log, id, "q")).Status);
+    }
+
+    [Fact]
+    public async Task Throughput_CountsPerMinute_AttemptsThatReachedEveryone_AndFailures_OrIsNullWithoutHistory()
+    {
+        var log = await CreateLogAsync();
+        var start = Now;
+        await SendAsync(log, "a", "q-a");
+        await RetryAsync(log, "b", "q-b");
+        await SendAsync(log, "b", "q-b");
+        await DeadAsync(log, "c", "{}", FailureClass.Permanent, "rejected: 550 5.1.1 No such user", "c@example.com");
+        // Given up without an attempt (too old to try): a failure too.
+        await ClaimAsync(log, "d", "q-d");
+        await log.RecordAsync([new DeliveryEntry("d", "q-d", MessageState.Dead, null, [new("d@example.com", RecipientState.Pending)], 0,
+            "not delivered within 5 days", FailureClass.Relay, "{}")], Cancellation);
+        // A late outcome of another copy of a sent message is refused by the log, so it did not happen.
+        await log.RecordAsync([new DeliveryEntry("a", "q-a2", MessageState.Retrying,
+            new DeliveryAttempt(Now, "retry", 451, "451 later", TimeSpan.Zero), [new("x@example.com", RecipientState.Pending)], 1, "451 later")], Cancellation);
+
+        var minutes = await log.GetThroughputAsync(start, Cancellation);
+
+        if (!KeepsHistory)
+        {
+            Assert.Null(minutes);
+            return;
+        }
+        Assert.NotNull(minutes);
+        Assert.NotEmpty(minutes);
+        Assert.Equal(2, minutes.Sum(m => m.Sent));
+        Assert.Equal(3, minutes.Sum(m => m.Failed));
+        var firstMinute = start.AddTicks(-(start.UtcTicks % TimeSpan.TicksPerMinute));
+        Assert.All(minutes, m =>
+        {
+            Assert.Equal(0, m.Minute.UtcTicks % TimeSpan.TicksPerMinute);
+            Assert.InRange(m.Minute, firstMinute, Now);
+        });
+        Assert.Equal(minutes.OrderBy(m => m.Minute), minutes);
+        Assert.Empty((await log.GetThroughputAsync(Now.AddMinutes(2), Cancellation))!);
+    }
+
+    [Fact]
+    public async Task Recent_ListsFinishedMessages_NewestFirst_UpToTheLimit_OrIsNullWithoutHistory()
+    {
+        var log = await CreateLogAsync();
+        await SendAsync(log, "first", "q1");
+        await Task.Delay(20, Cancellation);
+        await DeadAsync(log, "second", "{}", FailureClass.Permanent, "rejected: 550 5.1.1 No such user", "bob@example.com");
+        await Task.Delay(20, Cancellation);
+        await RetryAsync(log, "third", "q3");
+        await SendAsync(log, "third", "q3");
+        await log.RecordQueuedAsync(["waiting"], Now, Cancellation);
+        await RetryAsync(log, "retrying", "q4");
+
+        var recent = await log.ListRecentAsync(10, Cancellation);
+
+        if (!KeepsHistory)
+        {
+            Assert.Null(recent);
+            return;
+        }
+        Assert.NotNull(recent);
+        Assert.Equal(["third", "second", "first"], recent.Select(r => r.Id));
+        Assert.Equal(["third", "second"], (await log.ListRecentAsync(2, Cancellation))!.Select(r => r.Id));
+        var sent = recent[0];
+        Assert.Equal(MessageState.Sent, sent.State);
+        Assert.Equal(2, sent.Attempts);
+        Assert.Null(sent.Reason);
+        Assert.Equal(RecipientState.Sent, Assert.Single(sent.Recipients).State);
+        Assert.InRange(sent.FinishedAt, recent[1].FinishedAt, Now);
+        var dead = recent[1];
+        Assert.Equal(MessageState.Dead, dead.State);
+        Assert.Equal(1, dead.Attempts);
+        Assert.Equal("rejected: 550 5.1.1 No such user", dead.Reason);
+        Assert.Equal(FailureClass.Permanent, dead.FailureClass);
+        Assert.Equal(("bob@example.com", RecipientState.Failed), (Assert.Single(dead.Recipients).Address, dead.Recipients[0].State));
+
+        // Redriven, it is waiting again: not finished.
+        await log.BeginRedriveAsync(["second"], Now, Cancellation);
+        await log.RecordRedrivenAsync(["second"], Now, Cancellation);
+        Assert.Equal(["third", "first"], (await log.ListRecentAsync(10, Cancellation))!.Select(r => r.Id));
+    }
+
+    protected static async Task RetryAsync(IDeliveryLog log, string id, string holder)
+    {
+        await ClaimAsync(log, id, holder);
+        RecipientStatus[] recipients = [new("someone@example.com", RecipientState.Pending, 451, "451 4.3.0 later")];
+        await log.RecordAsync([new DeliveryEntry(id, holder, MessageState.Retrying,
+            new DeliveryAttempt(Now, "retry", 451, "451 4.3.0 later", TimeSpan.FromMilliseconds(5)), recipients, 1, "451 4.3.0 later")], Cancellation);
     }
 
     protected static async Task<Claim> ClaimAsync(IDeliveryLog log, string id, string holder) =>

@@ -472,6 +472,17 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
         return dead;
     }
 
+    // The table is keyed by id only, and the one index holds dead letters: per-minute counts and the latest finished
+    // messages could only come from a scan of every item of the retention period (paid per item read, on every look
+    // at the dashboard), or from another index or counter item written with every outcome (a second write per
+    // message, and a hot partition for counters). Neither is worth it for a view: the store says it keeps no such
+    // history, and CloudWatch has SQS's own numbers per minute.
+    public Task<IReadOnlyList<MinuteActivity>?> GetThroughputAsync(DateTimeOffset since, CancellationToken cancellationToken) =>
+        Task.FromResult<IReadOnlyList<MinuteActivity>?>(null);
+
+    public Task<IReadOnlyList<FinishedMessage>?> ListRecentAsync(int limit, CancellationToken cancellationToken) =>
+        Task.FromResult<IReadOnlyList<FinishedMessage>?>(null);
+
     /// <summary>On AWS the table's TTL forgets finished messages by itself (free, within a day or two of
     /// <c>expires_at</c>); this is for where there is no TTL (dynalite, or a table without it enabled). It scans the
     /// whole table, paying for every item read whether finished or not (1 read unit per 4 KB, consistent), plus one

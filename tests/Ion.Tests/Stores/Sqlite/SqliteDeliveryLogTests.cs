@@ -3,6 +3,7 @@ using Ion.Queues;
 using Ion.Stores.Sqlite;
 using Ion.Tests.Fixtures;
 using Ion.Tests.Log;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Ion.Tests.Stores.Sqlite;
 
@@ -74,5 +75,31 @@ public sealed class SqliteDeliveryLogTests : DeliveryLogContract, IDisposable
         Assert.Equal(["retrying", "twice", "waiting"], received.Select(m => m.Id).Order());
         Assert.Equal([EnqueueResult.Queued], await queue.EnqueueAsync([new OutgoingMessage("new", "{}")], Cancellation));
         Assert.Equal(["dead"], await queue.RedriveAsync(null, Cancellation));
+        // The dashboard's index and table came with the upgrade; there was no per-minute history before.
+        Assert.Equal(["dead"], (await log.ListRecentAsync(10, Cancellation))!.Select(r => r.Id));
+        Assert.Empty((await log.GetThroughputAsync(DateTimeOffset.FromUnixTimeMilliseconds(0), Cancellation))!);
+    }
+
+    [Fact]
+    public async Task Throughput_IsKeptPerMinuteOfTheLogsClock_AndPrunedWithTheMessages()
+    {
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 3, 1, 9, 0, 42, TimeSpan.Zero));
+        var database = new SqliteDatabase(DatabasePath);
+        _databases.Add(database);
+        var log = new SqliteDeliveryLog(database, time);
+        await SendAsync(log, "old", "q1");
+        time.Advance(TimeSpan.FromDays(31));
+        await SendAsync(log, "new", "q2");
+        await RetryAsync(log, "later", "q3");
+
+        var all = await log.GetThroughputAsync(DateTimeOffset.FromUnixTimeMilliseconds(0), Cancellation);
+        Assert.Equal(
+            [(new DateTimeOffset(2026, 3, 1, 9, 0, 0, TimeSpan.Zero), 1, 0), (new DateTimeOffset(2026, 4, 1, 9, 0, 0, TimeSpan.Zero), 1, 1)],
+            all!.Select(m => (m.Minute, m.Sent, m.Failed)));
+
+        await log.PruneAsync(time.GetUtcNow() - TimeSpan.FromDays(30), Cancellation);
+
+        Assert.Equal([new DateTimeOffset(2026, 4, 1, 9, 0, 0, TimeSpan.Zero)],
+            (await log.GetThroughputAsync(DateTimeOffset.FromUnixTimeMilliseconds(0), Cancellation))!.Select(m => m.Minute));
     }
 }
