@@ -11,6 +11,8 @@ namespace Ion.Tests.Deploy;
 /// Prometheus, configured as the example says, scrapes a real ion delivering to a real SMTP server and raises the
 /// dead-letter alerts.
 /// </summary>
+// Prometheus reads ion's counts, which another in-process ion delivering at the same time would add to.
+[Collection(nameof(MetricsCollection))]
 public sealed partial class PrometheusRulesTests
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
