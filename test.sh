@@ -11,12 +11,14 @@ command -v sqlite3 >/dev/null || need_apt+=(sqlite3)   # a second process on the
 command -v clang >/dev/null || need_apt+=(clang)       # NativeAOT links the Lambda's bootstrap with it
 [ -f /usr/include/zlib.h ] || need_apt+=(zlib1g-dev)    # … and against zlib
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)       # the dashboard's browser tests drive it (Playwright)
+[ -x /usr/bin/promtool ] || need_apt+=(prometheus)     # promtool and a Prometheus for deploy/prometheus's rules
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test.sh: installing ${need_apt[*]} (apt-get)" >&2
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
   # postfix asks how to configure itself; the tests only use its smtp-sink binary.
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  [ -d /run/systemd/system ] && [[ " ${need_apt[*]} " == *" prometheus "* ]] && $SUDO systemctl disable --now prometheus   # tests start their own
 fi
 
 # Node packages the tests start (tools/package.json), pinned by package-lock.json.

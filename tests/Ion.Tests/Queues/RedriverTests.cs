@@ -47,7 +47,8 @@ public sealed class RedriverTests : IDisposable
         // Two slices of 300: the second waits until a second has passed.
         Assert.True(took.Elapsed >= TimeSpan.FromSeconds(0.95), $"600 at 300 per second took {took.Elapsed}");
         Assert.Equal([300, 600, 600], reported);
-        Assert.Equal(new QueueCounts(count, 0, 0), await queue.CountAsync(token));
+        // A redriven message counts its age from the redrive (the system clock here), so only the counts are compared.
+        Assert.Equal(new QueueCounts(count, 0, 0), await queue.CountAsync(token) with { OldestEnqueuedAt = null });
         Assert.Empty(await log.ListDeadLettersAsync(new DeadLetterQuery(), token));
         Assert.Equal(0, (await log.GetAsync("dead-000", token))!.AttemptsUsed);
     }

@@ -139,9 +139,11 @@ public sealed class SqliteQueueTests : QueueContract, IDisposable
         await queue.ReturnAsync([received[0]], TimeSpan.FromMinutes(1), Cancellation);
         await queue.DeadLetterAsync(received[1], Note("550"), Cancellation);
 
-        Assert.Equal(new QueueCounts(Ready: 3, Delayed: 2, Dead: 1), await queue.CountAsync(Cancellation));
+        // The oldest is id-0, queued at the start and handed back, which keeps its time.
+        var queuedAt = new DateTimeOffset(2026, 3, 1, 9, 0, 0, TimeSpan.Zero);
+        Assert.Equal(new QueueCounts(Ready: 3, Delayed: 2, Dead: 1, queuedAt), await queue.CountAsync(Cancellation));
         _time.Advance(TimeSpan.FromMinutes(1));
-        Assert.Equal(new QueueCounts(Ready: 4, Delayed: 1, Dead: 1), await queue.CountAsync(Cancellation));
+        Assert.Equal(new QueueCounts(Ready: 4, Delayed: 1, Dead: 1, queuedAt), await queue.CountAsync(Cancellation));
     }
 
     [Fact]
