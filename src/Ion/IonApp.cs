@@ -29,6 +29,7 @@ public static class IonApp
         builder.Services.AddQueues();
         builder.Services.AddDelivery();
         builder.AddApi();
+        builder.Services.AddHealth();
         builder.AddMetricsApi();
 
         var app = builder.Build();

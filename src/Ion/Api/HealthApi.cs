@@ -1,48 +1,111 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
 using Ion.Delivery;
 using Ion.Queues;
-using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace Ion.Api;
 
+/// <summary>
+/// Health as ASP.NET Core health checks: <c>store</c> (the queue answers) and <c>relay</c> (the circuit is closed, or
+/// why not). <c>/healthz</c> says ion is alive, with what an operator wants at a glance (the relay's state, the queue's
+/// counts); it answers 200 while the process runs. <c>/readyz</c> answers 503 when the store does not answer, so a
+/// publish would fail; a relay that is down only makes it degraded (200), since ion still accepts and keeps messages.
+/// </summary>
 public static class HealthApi
 {
+    public static IServiceCollection AddHealth(this IServiceCollection services)
+    {
+        services.AddHealthChecks()
+            .AddCheck<StoreHealthCheck>(StoreHealthCheck.Name)
+            .AddCheck<RelayHealthCheck>(RelayHealthCheck.Name);
+        return services;
+    }
+
     public static IEndpointRouteBuilder MapHealthApi(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/healthz", GetHealthAsync);
-        app.MapGet("/readyz", GetReadyAsync);
+        app.MapHealthChecks("/healthz", new HealthCheckOptions
+        {
+            ResponseWriter = WriteAsync,
+            ResultStatusCodes =
+            {
+                [HealthStatus.Healthy] = StatusCodes.Status200OK,
+                [HealthStatus.Degraded] = StatusCodes.Status200OK,
+                [HealthStatus.Unhealthy] = StatusCodes.Status200OK,
+            },
+        });
+        app.MapHealthChecks("/readyz", new HealthCheckOptions { ResponseWriter = WriteAsync });
         return app;
     }
 
-    /// <summary>Alive, with what an operator wants at a glance: is the relay up, how much is waiting, how much is dead.
-    /// A relay that is down, refuses ion or throttles makes ion "degraded", not unhealthy: it still accepts and keeps
-    /// messages.</summary>
-    private static async Task<Ok<Health>> GetHealthAsync(IMessageQueue queue, RelayCircuit circuit, SendRate rate, CancellationToken cancellationToken)
+    /// <summary>The same document on both routes: <c>status</c> (<c>ok</c>, <c>degraded</c>, <c>unavailable</c>), the
+    /// relay, the queue's counts (null when the store did not answer), and each check with why it is not healthy.</summary>
+    private static Task WriteAsync(HttpContext context, HealthReport report)
     {
-        var counts = await queue.CountAsync(cancellationToken);
+        var relay = report.Entries.TryGetValue(RelayHealthCheck.Name, out var r) && r.Data.TryGetValue("relay", out var state) ? state as RelayHealth : null;
+        var queue = report.Entries.TryGetValue(StoreHealthCheck.Name, out var q) && q.Data.TryGetValue("queue", out var counts) ? counts as QueueCounts : null;
+        var status = report.Status switch
+        {
+            HealthStatus.Healthy => "ok",
+            HealthStatus.Degraded => "degraded",
+            _ => "unavailable",
+        };
+        var checks = report.Entries.Select(e => new CheckResult(e.Key, e.Value.Status.ToString().ToLowerInvariant(), e.Value.Description)).ToList();
+        context.Response.ContentType = "application/json; charset=utf-8";
+        return JsonSerializer.SerializeAsync(context.Response.Body, new Health(status, relay, queue, checks), HealthJson.Default.Health, context.RequestAborted);
+    }
+}
+
+/// <summary>The queue answers: what a publish needs.</summary>
+internal sealed class StoreHealthCheck(IMessageQueue queue) : IHealthCheck
+{
+    public const string Name = "store";
+
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            var counts = await queue.CountAsync(cancellationToken);
+            return HealthCheckResult.Healthy(data: new Dictionary<string, object> { ["queue"] = counts });
+        }
+        catch (StoreUnavailableException error)
+        {
+            return HealthCheckResult.Unhealthy(error.Message);
+        }
+    }
+}
+
+/// <summary>The relay: up; down (unreachable, or refusing ion itself), with the reason and since when; or throttling
+/// ion. Anything but up is degraded, not unhealthy: ion still accepts and keeps messages.</summary>
+internal sealed class RelayHealthCheck(RelayCircuit circuit, SendRate rate) : IHealthCheck
+{
+    public const string Name = "relay";
+
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
         var relay = circuit.IsOpen
             ? new RelayHealth("down", circuit.LastAnswer?.Reply, circuit.OpenedAt, rate.CurrentPerSecond)
             : rate.IsThrottled
                 ? new RelayHealth("throttled", "the relay asked ion to slow down", rate.LastThrottledAt, rate.CurrentPerSecond)
                 : new RelayHealth("up", null, null, rate.CurrentPerSecond);
-        return TypedResults.Ok(new Health(relay.State == "up" ? "ok" : "degraded", relay, counts));
-    }
-
-    /// <summary>Ready when the queue answers, i.e. a publish would be accepted.</summary>
-    private static async Task<Results<Ok<Health>, ProblemHttpResult>> GetReadyAsync(IMessageQueue queue, RelayCircuit circuit, SendRate rate, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await GetHealthAsync(queue, circuit, rate, cancellationToken);
-        }
-        catch (StoreUnavailableException error)
-        {
-            return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Queue unavailable", detail: error.Message);
-        }
+        var data = new Dictionary<string, object> { ["relay"] = relay };
+        return Task.FromResult(relay.State == "up"
+            ? HealthCheckResult.Healthy(data: data)
+            : HealthCheckResult.Degraded($"relay {relay.State}: {relay.Error}", data: data));
     }
 }
 
-public sealed record Health(string Status, RelayHealth Relay, QueueCounts Queue);
+public sealed record Health(string Status, RelayHealth? Relay, QueueCounts? Queue, IReadOnlyList<CheckResult> Checks);
+
+/// <summary>One health check: <c>healthy</c>, <c>degraded</c> or <c>unhealthy</c>, and why when not healthy.</summary>
+public sealed record CheckResult(string Name, string Status, string? Description);
 
 /// <summary><see cref="State"/>: <c>up</c>, <c>down</c> (unreachable, or refusing ion: <see cref="Error"/> says which) or
 /// <c>throttled</c>; <see cref="RatePerSecond"/>: the most ion sends now (null: no limit).</summary>
 public sealed record RelayHealth(string State, string? Error, DateTimeOffset? Since, double? RatePerSecond);
+
+/// <summary>The health document's JSON, in the API's style (snake_case), written by generated code.</summary>
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(Health))]
+internal sealed partial class HealthJson : JsonSerializerContext;
