@@ -39,11 +39,13 @@ public sealed class InvocationQueue(SqsQueue sqs, RelayCircuit circuit, LambdaOp
         Settle([message]);
     }
 
-    /// <summary>While the relay is down (the circuit is open) a message given back waits at least
-    /// <see cref="LambdaOptions.RelayDownDelay"/>: given back at once, Lambda would hand it straight back, and every
-    /// receive counts towards the redrive policy's maxReceiveCount.</summary>
     public Task ReturnAsync(IReadOnlyList<QueuedMessage> messages, TimeSpan delay, CancellationToken cancellationToken) =>
-        sqs.ReturnAsync(messages, circuit.IsOpen && delay < options.RelayDownDelay ? options.RelayDownDelay : delay, cancellationToken);
+        sqs.ReturnAsync(messages, HandBackDelay(delay), cancellationToken);
+
+    /// <summary>How long a message given back waits: while the relay is down (the circuit is open) at least
+    /// <see cref="LambdaOptions.RelayDownDelay"/>, since given back at once Lambda would hand it straight back, and
+    /// every receive counts towards the redrive policy's maxReceiveCount.</summary>
+    public TimeSpan HandBackDelay(TimeSpan delay) => circuit.IsOpen && delay < options.RelayDownDelay ? options.RelayDownDelay : delay;
 
     private void Settle(IEnumerable<QueuedMessage> messages)
     {

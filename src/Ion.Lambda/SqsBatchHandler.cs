@@ -60,7 +60,7 @@ public sealed class SqsBatchHandler(
         else
         {
             // Not before the circuit's next probe either: back sooner, they would only be handed back again.
-            var delay = pause != Timeout.InfiniteTimeSpan && pause > _options.RelayDownDelay ? pause : _options.RelayDownDelay;
+            var delay = queue.HandBackDelay(pause == Timeout.InfiniteTimeSpan ? TimeSpan.Zero : pause);
             Log.RelayDown(logger, batch.Count, delay, circuit.LastAnswer?.Reply);
             await queue.ReturnAsync(batch, delay, CancellationToken.None);
         }

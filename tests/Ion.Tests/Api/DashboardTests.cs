@@ -367,11 +367,11 @@ public sealed class DashboardTests(Chromium chromium) : IClassFixture<Chromium>
         Assert.Equal([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A], png[..8]);
         Assert.Equal(1280, BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(16, 4)));
         Assert.InRange(BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(20, 4)), 900, 4000);
-        var committed = Path.Combine(RepositoryRoot(), "docs", "dashboard.png");
+        var committed = Path.Combine(Repository.Root, "docs", "dashboard.png");
         if (Environment.GetEnvironmentVariable("ION_UPDATE_SCREENSHOT") == "1")
             File.Copy(shot, committed, overwrite: true);
         Assert.True(File.Exists(committed), $"{committed} is missing: ION_UPDATE_SCREENSHOT=1 makes this test write it");
-        Assert.Contains("](docs/dashboard.png)", await File.ReadAllTextAsync(Path.Combine(RepositoryRoot(), "README.md"), Token), StringComparison.Ordinal);
+        Assert.Contains("](docs/dashboard.png)", await File.ReadAllTextAsync(Path.Combine(Repository.Root, "README.md"), Token), StringComparison.Ordinal);
         AssertNoScriptErrors();
     }
 
@@ -441,11 +441,4 @@ public sealed class DashboardTests(Chromium chromium) : IClassFixture<Chromium>
             Assert.Empty(_scriptErrors);
     }
 
-    private static string RepositoryRoot()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "ion.slnx")))
-            directory = directory.Parent;
-        return directory?.FullName ?? throw new InvalidOperationException($"no ion.slnx above {AppContext.BaseDirectory}");
-    }
 }

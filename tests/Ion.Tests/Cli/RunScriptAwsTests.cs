@@ -19,7 +19,7 @@ public sealed class RunScriptAwsTests
         timeout.CancelAfter(TimeSpan.FromMinutes(3));
         await using var sink = await SmtpSink.StartAsync();
         var (sqsPort, dynamoPort, ionPort) = (Ports.Free(), Ports.Free(), Ports.Free());
-        var root = Root();
+        var root = Repository.Root;
         var info = new ProcessStartInfo("bash", [Path.Combine(root, "run.sh"), "--aws"])
         {
             RedirectStandardInput = true,
@@ -87,13 +87,5 @@ public sealed class RunScriptAwsTests
         {
             return false;
         }
-    }
-
-    private static string Root()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "ion.slnx")))
-            directory = directory.Parent;
-        return directory?.FullName ?? throw new InvalidOperationException($"no ion.slnx above {AppContext.BaseDirectory}");
     }
 }

@@ -25,7 +25,7 @@ public sealed class RunScriptTests : IDisposable
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
         timeout.CancelAfter(TimeSpan.FromSeconds(15));
-        File.Copy(Path.Combine(RepositoryRoot(), "run.sh"), Path.Combine(_dir, "run.sh"));
+        File.Copy(Path.Combine(Fixtures.Repository.Root, "run.sh"), Path.Combine(_dir, "run.sh"));
         var bin = Directory.CreateDirectory(Path.Combine(_dir, "stub-bin")).FullName;
         // `dotnet build …` succeeds at once; `dotnet .build/ion/ion.dll serve …` records its PID, answers run.sh's
         // health check through a file (ION_URL is file://…) and waits like a server, its output closed so that a
@@ -106,11 +106,4 @@ public sealed class RunScriptTests : IDisposable
         Assert.Equal(0, process.ExitCode);
     }
 
-    private static string RepositoryRoot()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "ion.slnx")))
-            directory = directory.Parent;
-        return directory?.FullName ?? throw new InvalidOperationException($"no ion.slnx above {AppContext.BaseDirectory}");
-    }
 }

@@ -19,18 +19,7 @@ public sealed partial class PrometheusRulesTests
 
     private static CancellationToken Token => TestContext.Current.CancellationToken;
 
-    private static string Folder
-    {
-        get
-        {
-            var dir = new DirectoryInfo(AppContext.BaseDirectory);
-            while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "ion.slnx")))
-                dir = dir.Parent;
-            return dir is null
-                ? throw new InvalidOperationException($"no ion.slnx above {AppContext.BaseDirectory}")
-                : Path.Combine(dir.FullName, "deploy", "prometheus");
-        }
-    }
+    private static string Folder => Repository.Path("deploy", "prometheus");
 
     private static Task<string> ReadAsync(string name) => File.ReadAllTextAsync(Path.Combine(Folder, name), Token);
 

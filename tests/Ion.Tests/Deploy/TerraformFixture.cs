@@ -11,7 +11,7 @@ public sealed class TerraformFixture : IAsyncLifetime
     private TerraformConfig? _module;
     private TerraformConfig? _example;
 
-    public static string RepositoryRoot => Path.GetDirectoryName(NodeTool.Folder)!;
+    public static string RepositoryRoot => Repository.Root;
 
     public static string ModuleDirectory => Path.Combine(RepositoryRoot, "deploy", "terraform", "modules", "ion");
 

@@ -85,12 +85,7 @@ public sealed class IonProcess : IAsyncDisposable
     {
         var testBin = AppContext.BaseDirectory;                  // …/tests/Ion.Tests/bin/Debug/net10.0/
         var configuration = new DirectoryInfo(testBin).Parent!.Name;
-        var root = new DirectoryInfo(testBin);
-        while (root is not null && !File.Exists(Path.Combine(root.FullName, "ion.slnx")))
-            root = root.Parent;
-        if (root is null)
-            throw new InvalidOperationException($"no ion.slnx above {testBin}");
-        var dll = Path.Combine(root.FullName, "src", "Ion", "bin", configuration, "net10.0", "ion.dll");
+        var dll = Repository.Path("src", "Ion", "bin", configuration, "net10.0", "ion.dll");
         return File.Exists(dll) ? dll : throw new InvalidOperationException($"{dll} not built");
     }
 }

@@ -18,7 +18,7 @@ public static class LambdaBootstrap
         // ./test.sh has built it before the tests started, so that no test runs beside a NativeAOT build.
         if (Environment.GetEnvironmentVariable("ION_LAMBDA_BOOTSTRAP") is { Length: > 0 } built && File.Exists(built))
             return Path.GetFullPath(built);
-        var root = RepositoryRoot();
+        var root = Repository.Root;
         var output = Path.Combine(root, ".build", "test-lambda");
         var start = new ProcessStartInfo("dotnet")
         {
@@ -35,15 +35,5 @@ public static class LambdaBootstrap
         if (process.ExitCode != 0 || !File.Exists(bootstrap))
             throw new InvalidOperationException($"publishing the Lambda bootstrap failed ({process.ExitCode}):\n{await stdout}\n{await stderr}");
         return bootstrap;
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "ion.slnx")))
-                return dir.FullName;
-        }
-        throw new InvalidOperationException($"no ion.slnx above {AppContext.BaseDirectory}");
     }
 }

@@ -26,11 +26,8 @@ public sealed class NodeTool : IAsyncDisposable
     {
         get
         {
-            var dir = new DirectoryInfo(AppContext.BaseDirectory);
-            while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "ion.slnx")))
-                dir = dir.Parent;
-            var tools = dir is null ? null : Path.Combine(dir.FullName, "tools");
-            if (tools is null || !Directory.Exists(Path.Combine(tools, "node_modules")))
+            var tools = Repository.Path("tools");
+            if (!Directory.Exists(Path.Combine(tools, "node_modules")))
                 throw new InvalidOperationException("tools/node_modules is missing: run ./test.sh, which installs it with npm ci");
             return tools;
         }

@@ -96,11 +96,8 @@ public sealed class TlsSmtpServer : IAsyncDisposable
 
     private static string ToolsFolder()
     {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "ion.slnx")))
-            dir = dir.Parent;
-        var tools = dir is null ? null : Path.Combine(dir.FullName, "tools");
-        if (tools is null || !Directory.Exists(Path.Combine(tools, "node_modules", "smtp-server")))
+        var tools = Repository.Path("tools");
+        if (!Directory.Exists(Path.Combine(tools, "node_modules", "smtp-server")))
             throw new InvalidOperationException("tools/node_modules/smtp-server is missing: run ./test.sh, which installs it with npm ci");
         return tools;
     }
