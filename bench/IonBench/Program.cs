@@ -9,5 +9,6 @@ root.Subcommands.Add(LatencyCommand.Create());
 root.Subcommands.Add(SendPathCommand.Create());
 root.Subcommands.Add(SqsCeilingCommand.Create());
 root.Subcommands.Add(LogPathCommand.Create());
+root.Subcommands.Add(StorePathCommand.Create());
 root.Subcommands.Add(DynamoCountCommand.Create());
 return await root.Parse(args).InvokeAsync();
