@@ -26,9 +26,9 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
     // messages by time (the dashboard's recent deliveries: one index entry per message as it finishes, appended at the
     // end, since the times only grow; reading the newest few then costs a few rows however large the log is).
     // throughput: per minute (its start), attempts that reached every recipient and those that did not, added to in
-    //   the transaction that records them. The dashboard asks for the last hour every few seconds, and counting that
-    //   from the messages would read every message of the hour each time, holding the one connection the workers
-    //   write through; this answers from sixty rows.
+    //   the file's next transaction after they are recorded. The dashboard asks for the last hour every few seconds,
+    //   and counting that from the messages would read every message of the hour each time; this answers from sixty
+    //   rows.
     // Times are unix milliseconds.
     private const string Schema = """
         CREATE TABLE IF NOT EXISTS messages (
@@ -61,30 +61,24 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
 
     private readonly SqliteDatabase _database;
     private readonly TimeProvider _time;
-    // Concurrent publishes record their "queued" rows in one transaction; so do concurrent delivery slots their
-    // outcomes, which each slot writes before its connection takes the next message.
-    private readonly GroupCommit<(string Id, long At), MessageState?> _queued;
-    private readonly GroupCommit<DeliveryEntry, bool> _outcomes;
 
     public SqliteDeliveryLog(SqliteDatabase database, TimeProvider time)
     {
         ArgumentNullException.ThrowIfNull(database);
         _database = database;
-        _database.AddSchema(Schema, UpgradeAsync);
+        _database.AddSchema(Schema, Upgrade);
         _time = time;
-        _queued = new GroupCommit<(string Id, long At), MessageState?>(WriteQueuedAsync);
-        _outcomes = new GroupCommit<DeliveryEntry, bool>(WriteOutcomesAsync);
     }
 
     /// <summary>A file from before per-recipient outcomes and claims: the columns are added, and what can be carried
     /// over is (queued time, attempts counted, the attempts themselves, dead letters' bodies from the queue's dead
     /// letters); the attempts table and the state index go.</summary>
-    private static async Task UpgradeAsync(SqliteCommand command)
+    private static void Upgrade(SqliteCommand command)
     {
-        var columns = await SqliteDatabase.ColumnsAsync(command, "messages");
+        var columns = SqliteDatabase.Columns(command, "messages");
         if (columns.Count == 0 || columns.Contains("queued_at"))
             return;
-        var hasDeadLetters = (await SqliteDatabase.ColumnsAsync(command, "dead_letters")).Count > 0;
+        var hasDeadLetters = (SqliteDatabase.Columns(command, "dead_letters")).Count > 0;
         command.CommandText = $"""
             ALTER TABLE messages ADD COLUMN queued_at INTEGER NOT NULL DEFAULT 0;
             ALTER TABLE messages ADD COLUMN failure_class TEXT;
@@ -105,7 +99,7 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
             DROP INDEX IF EXISTS messages_by_state;
             DROP TABLE IF EXISTS attempts;
             """;
-        await command.ExecuteNonQueryAsync(CancellationToken.None);
+        command.ExecuteNonQuery();
     }
 
     public async Task<IReadOnlyDictionary<string, MessageState>> RecordQueuedAsync(IReadOnlyList<string> ids, DateTimeOffset at, CancellationToken cancellationToken)
@@ -114,7 +108,9 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
         if (ids.Count == 0)
             return new Dictionary<string, MessageState>();
         var ms = at.ToUnixTimeMilliseconds();
-        var states = await _queued.AddAsync([.. ids.Select(id => (id, ms))]);
+        // Concurrent publishes record their "queued" rows in one transaction (the database's group commit); so do
+        // concurrent delivery slots their outcomes, which each slot writes before its connection takes the next message.
+        var states = await WriteQueuedAsync([.. ids.Select(id => (id, ms))]);
         var known = new Dictionary<string, MessageState>(StringComparer.Ordinal);
         for (var i = 0; i < ids.Count; i++)
         {
@@ -126,7 +122,7 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
 
     /// <summary>Per id: null when it was recorded now, else the state the log already had.</summary>
     private Task<IReadOnlyList<MessageState?>> WriteQueuedAsync(IReadOnlyList<(string Id, long At)> rows) =>
-        _database.WriteAsync<IReadOnlyList<MessageState?>>(Durability.Deferred, async session =>
+        _database.WriteAsync<IReadOnlyList<MessageState?>>(Durability.Deferred, session =>
         {
             // A known id keeps what it has: the worker may even have taken and finished it already.
             var insert = session.Command("""
@@ -143,10 +139,10 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
             {
                 id.Value = rows[i].Id;
                 at.Value = rows[i].At;
-                if (await insert.ExecuteNonQueryAsync(CancellationToken.None) == 1)
+                if (insert.ExecuteNonQuery() == 1)
                     continue;
                 known.Value = rows[i].Id;
-                states[i] = StoredNames.State((string)(await find.ExecuteScalarAsync(CancellationToken.None))!);
+                states[i] = StoredNames.State((string)(find.ExecuteScalar())!);
             }
             return states;
         }, CancellationToken.None);
@@ -177,7 +173,7 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
         ArgumentNullException.ThrowIfNull(ids);
         if (ids.Count == 0)
             return Task.CompletedTask;
-        return _database.WriteAsync(Durability.Deferred, async session =>
+        return _database.WriteAsync(Durability.Deferred, session =>
         {
             var command = session.Command(sql);
             var id = command.Parameter("$id", SqliteType.Text);
@@ -185,7 +181,7 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
             foreach (var each in ids)
             {
                 id.Value = each;
-                await command.ExecuteNonQueryAsync(CancellationToken.None);
+                command.ExecuteNonQuery();
             }
             return 0;
         }, cancellationToken);
@@ -196,7 +192,7 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
         ArgumentNullException.ThrowIfNull(requests);
         if (requests.Count == 0)
             return Task.FromResult<IReadOnlyList<Claim>>([]);
-        return _database.WriteAsync<IReadOnlyList<Claim>>(Durability.Deferred, async session =>
+        return _database.WriteAsync<IReadOnlyList<Claim>>(Durability.Deferred, session =>
         {
             var now = Now();
             // 1. An id never seen (published straight onto the queue) gets a record. 2. A dead letter caught mid-
@@ -226,8 +222,8 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
                 id.Value = request.Id;
                 holder.Value = request.Holder;
                 enqueued.Value = request.EnqueuedAt.ToUnixTimeMilliseconds();
-                using var reader = await claim.ExecuteReaderAsync(CancellationToken.None);
-                await reader.ReadAsync(CancellationToken.None);
+                using var reader = claim.ExecuteReader();
+                reader.Read();
                 var state = StoredNames.State(reader.GetString(0));
                 var history = new DeliveryHistory(
                     AttemptsUsed: reader.GetInt32(1),
@@ -254,7 +250,7 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
         ArgumentNullException.ThrowIfNull(claims);
         if (claims.Count == 0)
             return Task.CompletedTask;
-        return _database.WriteAsync(Durability.Deferred, async session =>
+        return _database.WriteAsync(Durability.Deferred, session =>
         {
             var release = session.Command("UPDATE messages SET claim_holder = NULL, claim_until = NULL WHERE id = $id AND claim_holder = $holder");
             var id = release.Parameter("$id", SqliteType.Text);
@@ -263,7 +259,7 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
             {
                 id.Value = claim.Id;
                 holder.Value = claim.Holder;
-                await release.ExecuteNonQueryAsync(CancellationToken.None);
+                release.ExecuteNonQuery();
             }
             return 0;
         }, cancellationToken);
@@ -273,13 +269,27 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
     {
         ArgumentNullException.ThrowIfNull(entries);
         if (entries.Count > 0)
-            await _outcomes.AddAsync(entries);
+            await WriteOutcomesAsync(entries);
     }
 
-    private Task<IReadOnlyList<bool>> WriteOutcomesAsync(IReadOnlyList<DeliveryEntry> entries)
+    private async Task WriteOutcomesAsync(IReadOnlyList<DeliveryEntry> entries)
     {
         var now = Now();
-        return _database.WriteAsync<IReadOnlyList<bool>>(Durability.Deferred, async session =>
+        // Serialised before the transaction, so the file's write lock is held for the statements only.
+        var rows = entries.Select(entry => (
+            entry.Id,
+            State: StoredNames.Of(entry.State),
+            Reason: entry.State == MessageState.Sent ? null : entry.Reason,
+            Class: entry.FailureClass is { } failureClass ? StoredNames.Of(failureClass) : null,
+            entry.AttemptsUsed,
+            Recipients: JsonSerializer.Serialize([.. entry.Recipients], SqliteJson.Default.ListRecipientStatus),
+            Attempt: entry.Attempt is { } attempt ? JsonSerializer.Serialize(StoredAttempt.Of(attempt), SqliteJson.Default.StoredAttempt) : null,
+            Body: entry.State == MessageState.Dead ? entry.Body : null,
+            NotBefore: entry.NotBefore?.ToUnixTimeMilliseconds(),
+            // What the dashboard counts per minute: attempts that reached every recipient, and the rest.
+            Sent: entry.Attempt?.Outcome == "sent",
+            Failed: entry.Attempt is { Outcome: not "sent" } || (entry.Attempt is null && entry.State == MessageState.Dead))).ToList();
+        var (sent, failed) = await _database.WriteAsync(Durability.Deferred, session =>
         {
             // Nothing makes a sent message unsent: a late outcome of another copy must not. The attempt, if any, is
             // appended to the row's list: one row changes, whatever happened.
@@ -296,50 +306,54 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
                 """);
             message.Set("$now", now);
             var (sent, failed) = (0, 0);
-            foreach (var entry in entries)
+            foreach (var row in rows)
             {
-                message.Set("$id", entry.Id);
-                message.Set("$state", StoredNames.Of(entry.State));
-                message.Set("$reason", entry.State == MessageState.Sent ? null : entry.Reason);
-                message.Set("$class", entry.FailureClass is { } failureClass ? StoredNames.Of(failureClass) : null);
-                message.Set("$used", entry.AttemptsUsed);
-                message.Set("$recipients", JsonSerializer.Serialize([.. entry.Recipients], SqliteJson.Default.ListRecipientStatus));
-                message.Set("$attempt", entry.Attempt is { } attempt ? JsonSerializer.Serialize(StoredAttempt.Of(attempt), SqliteJson.Default.StoredAttempt) : null);
-                message.Set("$body", entry.State == MessageState.Dead ? entry.Body : null);
-                message.Set("$not_before", entry.NotBefore?.ToUnixTimeMilliseconds());
+                message.Set("$id", row.Id);
+                message.Set("$state", row.State);
+                message.Set("$reason", row.Reason);
+                message.Set("$class", row.Class);
+                message.Set("$used", row.AttemptsUsed);
+                message.Set("$recipients", row.Recipients);
+                message.Set("$attempt", row.Attempt);
+                message.Set("$body", row.Body);
+                message.Set("$not_before", row.NotBefore);
                 // Counted only when written: an outcome refused because the message was sent already did not happen.
-                if (await message.ExecuteNonQueryAsync(CancellationToken.None) == 0)
+                if (message.ExecuteNonQuery() == 0)
                     continue;
-                if (entry.Attempt?.Outcome == "sent")
-                    sent++;
-                else if (entry.Attempt is not null || entry.State == MessageState.Dead)
-                    failed++;
+                sent += row.Sent ? 1 : 0;
+                failed += row.Failed ? 1 : 0;
             }
-            if (sent + failed > 0)
-            {
-                var minute = session.Command("""
-                    INSERT INTO throughput (minute, sent, failed) VALUES ($minute, $sent, $failed)
-                    ON CONFLICT (minute) DO UPDATE SET sent = sent + excluded.sent, failed = failed + excluded.failed
-                    """);
-                minute.Set("$minute", now - now % MinuteMs);
-                minute.Set("$sent", sent);
-                minute.Set("$failed", failed);
-                await minute.ExecuteNonQueryAsync(CancellationToken.None);
-            }
-            return [.. entries.Select(_ => true)];
+            return (sent, failed);
         }, CancellationToken.None);
+        if (sent + failed == 0)
+            return;
+        // The per-minute counts ride in the next transaction (SqliteDatabase.Defer): written with each outcome, their row
+        // was one more page in every delivery's commit, and a crash losing the last fraction of a second of them only
+        // makes the dashboard's minute a little short.
+        var at = now - now % MinuteMs;
+        _database.Defer(session =>
+        {
+            var minute = session.Command("""
+                INSERT INTO throughput (minute, sent, failed) VALUES ($minute, $sent, $failed)
+                ON CONFLICT (minute) DO UPDATE SET sent = sent + excluded.sent, failed = failed + excluded.failed
+                """);
+            minute.Set("$minute", at);
+            minute.Set("$sent", sent);
+            minute.Set("$failed", failed);
+            minute.ExecuteNonQuery();
+        });
     }
 
     public Task<DeliveryRecord?> GetAsync(string id, CancellationToken cancellationToken) =>
-        _database.ReadAsync(async session =>
+        _database.ReadAsync(session =>
         {
             var command = session.Command("""
                 SELECT state, created_at, updated_at, last_reason, failure_class, attempts_used, recipients, attempts
                 FROM messages WHERE id = $id
                 """);
             command.Set("$id", id);
-            using var reader = await command.ExecuteReaderAsync(CancellationToken.None);
-            if (!await reader.ReadAsync(CancellationToken.None))
+            using var reader = command.ExecuteReader();
+            if (!reader.Read())
                 return null;
             var attempts = reader.IsDBNull(7) ? [] : JsonSerializer.Deserialize(reader.GetString(7), SqliteJson.Default.ListStoredAttempt) ?? [];
             return (DeliveryRecord?)new DeliveryRecord(
@@ -358,7 +372,7 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
     {
         ArgumentNullException.ThrowIfNull(query);
         ArgumentOutOfRangeException.ThrowIfNegative(query.Limit);
-        return _database.ReadAsync<IReadOnlyList<DeadLetter>>(async session =>
+        return _database.ReadAsync<IReadOnlyList<DeadLetter>>(session =>
         {
             // One kept statement for every combination: a filter left out is NULL and matches everything.
             var list = session.Command("""
@@ -381,8 +395,8 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
             list.Set("$limit", query.Limit);
 
             var dead = new List<DeadLetter>();
-            using var reader = await list.ExecuteReaderAsync(CancellationToken.None);
-            while (await reader.ReadAsync(CancellationToken.None))
+            using var reader = list.ExecuteReader();
+            while (reader.Read())
             {
                 dead.Add(new DeadLetter(
                     Id: reader.GetString(0),
@@ -399,14 +413,14 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
     }
 
     public Task<IReadOnlyList<MinuteActivity>?> GetThroughputAsync(DateTimeOffset since, CancellationToken cancellationToken) =>
-        _database.ReadAsync<IReadOnlyList<MinuteActivity>?>(async session =>
+        _database.ReadAsync<IReadOnlyList<MinuteActivity>?>(session =>
         {
             var command = session.Command("SELECT minute, sent, failed FROM throughput WHERE minute >= $since ORDER BY minute");
             var ms = since.ToUnixTimeMilliseconds();
             command.Set("$since", ms - ms % MinuteMs);
             var minutes = new List<MinuteActivity>();
-            using var reader = await command.ExecuteReaderAsync(CancellationToken.None);
-            while (await reader.ReadAsync(CancellationToken.None))
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
                 minutes.Add(new MinuteActivity(FromUnix(reader.GetInt64(0)), reader.GetInt32(1), reader.GetInt32(2)));
             return minutes;
         }, cancellationToken);
@@ -414,7 +428,7 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
     public Task<IReadOnlyList<FinishedMessage>?> ListRecentAsync(int limit, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(limit);
-        return _database.ReadAsync<IReadOnlyList<FinishedMessage>?>(async session =>
+        return _database.ReadAsync<IReadOnlyList<FinishedMessage>?>(session =>
         {
             // Read backwards along messages_finished: the condition is the index's own, word for word, so SQLite uses it.
             var command = session.Command("""
@@ -426,8 +440,8 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
                 """);
             command.Set("$limit", limit);
             var recent = new List<FinishedMessage>();
-            using var reader = await command.ExecuteReaderAsync(CancellationToken.None);
-            while (await reader.ReadAsync(CancellationToken.None))
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
             {
                 recent.Add(new FinishedMessage(
                     Id: reader.GetString(0),
@@ -443,14 +457,14 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
     }
 
     public Task<int> PruneAsync(DateTimeOffset before, CancellationToken cancellationToken) =>
-        _database.WriteAsync(Durability.Deferred, async session =>
+        _database.WriteAsync(Durability.Deferred, session =>
         {
             var minutes = session.Command("DELETE FROM throughput WHERE minute < $before");
             minutes.Set("$before", before.ToUnixTimeMilliseconds());
-            await minutes.ExecuteNonQueryAsync(CancellationToken.None);
+            minutes.ExecuteNonQuery();
             var command = session.Command("DELETE FROM messages WHERE created_at < $before AND state IN ('sent', 'dead')");
             command.Set("$before", before.ToUnixTimeMilliseconds());
-            return await command.ExecuteNonQueryAsync(CancellationToken.None);
+            return command.ExecuteNonQuery();
         }, cancellationToken);
 
     private const long MinuteMs = 60_000;

@@ -78,9 +78,6 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
     // ReceiveAsync wakes at once; messages from other processes are found at the next look.
     private TaskCompletionSource _arrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    // Enqueues that arrive while one is being written go together in the next transaction: N concurrent
-    // publishers cost one fsync, not N, and none returns before its own messages are on disk.
-    private readonly GroupCommit<OutgoingMessage, EnqueueResult> _enqueues;
 
     /// <summary>A queue in a database file shared with the delivery log (ion serve).</summary>
     public SqliteQueue(SqliteDatabase database, SqliteQueueOptions options, TimeProvider time)
@@ -95,8 +92,7 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
         ArgumentNullException.ThrowIfNull(time);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.VisibilityTimeout, TimeSpan.Zero);
         _database = database;
-        _database.AddSchema(Schema, UpgradeAsync);
-        _enqueues = new GroupCommit<OutgoingMessage, EnqueueResult>(InsertAsync);
+        _database.AddSchema(Schema, Upgrade);
         _ownsDatabase = ownsDatabase;
         _visibilityTimeoutMs = Milliseconds(options.VisibilityTimeout);
         _receiveWaitTime = options.ReceiveWaitTime;
@@ -110,9 +106,9 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
 
     /// <summary>A file from before the queue knew holders: it counted attempts itself (the delivery log does now)
     /// and allowed an id twice.</summary>
-    private static async Task UpgradeAsync(SqliteCommand command)
+    private static void Upgrade(SqliteCommand command)
     {
-        var columns = await SqliteDatabase.ColumnsAsync(command, "queue");
+        var columns = SqliteDatabase.Columns(command, "queue");
         if (columns.Count == 0)
             return;
         if (!columns.Contains("holder"))
@@ -121,17 +117,17 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
                 ALTER TABLE queue ADD COLUMN holder TEXT;
                 DELETE FROM queue WHERE seq NOT IN (SELECT min(seq) FROM queue GROUP BY message_id);
                 """;
-            await command.ExecuteNonQueryAsync(CancellationToken.None);
+            command.ExecuteNonQuery();
         }
         if (columns.Contains("attempts"))
         {
             command.CommandText = "ALTER TABLE queue DROP COLUMN attempts";
-            await command.ExecuteNonQueryAsync(CancellationToken.None);
+            command.ExecuteNonQuery();
         }
-        if (!(await SqliteDatabase.ColumnsAsync(command, "dead_letters")).Contains("failure_class"))
+        if (!(SqliteDatabase.Columns(command, "dead_letters")).Contains("failure_class"))
         {
             command.CommandText = "ALTER TABLE dead_letters ADD COLUMN failure_class TEXT";
-            await command.ExecuteNonQueryAsync(CancellationToken.None);
+            command.ExecuteNonQuery();
         }
     }
 
@@ -140,15 +136,17 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
         ArgumentNullException.ThrowIfNull(messages);
         if (messages.Count == 0)
             return [];
-        var results = await _enqueues.AddAsync(messages);
+        // Enqueues that arrive while one is being written go together in the next transaction (the database's group
+        // commit): N concurrent publishers cost one fsync, not N, and none returns before its own messages are on disk.
+        var results = await InsertAsync(messages);
         if (results.Contains(EnqueueResult.Queued))
             Arrived();
         return results;
     }
 
-    /// <summary>One transaction for all the messages of a round: all of them are queued, or none.</summary>
+    /// <summary>All the messages are queued, or none.</summary>
     private Task<IReadOnlyList<EnqueueResult>> InsertAsync(IReadOnlyList<OutgoingMessage> messages) =>
-        _database.WriteAsync<IReadOnlyList<EnqueueResult>>(Durability.Durable, async session =>
+        _database.WriteAsync<IReadOnlyList<EnqueueResult>>(Durability.Durable, session =>
         {
             var insert = session.Command(InsertUnlessQueued);
             var id = insert.Parameter("$id", SqliteType.Text);
@@ -159,10 +157,10 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
             {
                 id.Value = messages[i].Id;
                 body.Value = messages[i].Body;
-                results[i] = await insert.ExecuteNonQueryAsync(CancellationToken.None) == 1 ? EnqueueResult.Queued : EnqueueResult.AlreadyQueued;
+                results[i] = insert.ExecuteNonQuery() == 1 ? EnqueueResult.Queued : EnqueueResult.AlreadyQueued;
             }
             return results;
-        }, CancellationToken.None);
+        }, afterDeferred: true, CancellationToken.None);
 
     /// <summary>Like SQS long polling: when nothing is visible, waits up to <see cref="SqliteQueueOptions.ReceiveWaitTime"/>
     /// for messages before returning empty.</summary>
@@ -194,10 +192,10 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
         // The lock file exists before any row names this holder, so another process never sees a row of a holder
         // whose lock it could take.
         var holder = _holder.Acquire();
-        return _database.WriteAsync<IReadOnlyList<QueuedMessage>>(Durability.Deferred, async session =>
+        return _database.WriteAsync<IReadOnlyList<QueuedMessage>>(Durability.Deferred, session =>
         {
             var now = Now();
-            await SweepAsync(session, now, holder);
+            Sweep(session, now, holder);
             // One token per receive is enough: the handle carries seq, so it is still unique per message.
             var receipt = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
             // Picking and hiding in one statement, under the write lock, is what keeps two receivers
@@ -215,8 +213,8 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
             take.Set("$max", maxMessages);
 
             var received = new List<QueuedMessage>();
-            using var reader = await take.ExecuteReaderAsync(CancellationToken.None);
-            while (await reader.ReadAsync(CancellationToken.None))
+            using var reader = take.ExecuteReader();
+            while (reader.Read())
             {
                 var seq = reader.GetInt64(0);
                 received.Add(new QueuedMessage(
@@ -233,7 +231,7 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
 
     /// <summary>Gives back, visible now, the messages of holders whose process is gone (at most once a
     /// <see cref="SweepInterval"/>).</summary>
-    private async Task SweepAsync(SqliteSession session, long now, string self)
+    private void Sweep(SqliteSession session, long now, string self)
     {
         if (now < Volatile.Read(ref _nextSweep))
             return;
@@ -242,9 +240,9 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
         var find = session.Command("SELECT DISTINCT holder FROM queue WHERE holder IS NOT NULL AND holder <> $self");
         find.Set("$self", self);
         List<string> holders = [];
-        using (var reader = await find.ExecuteReaderAsync(CancellationToken.None))
+        using (var reader = find.ExecuteReader())
         {
-            while (await reader.ReadAsync(CancellationToken.None))
+            while (reader.Read())
                 holders.Add(reader.GetString(0));
         }
         foreach (var dead in holders.Where(_holder.IsGone))
@@ -252,7 +250,7 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
             var release = session.Command("UPDATE queue SET visible_at = $now, receipt = NULL, holder = NULL WHERE holder = $holder");
             release.Set("$now", now);
             release.Set("$holder", dead);
-            await release.ExecuteNonQueryAsync(CancellationToken.None);
+            release.ExecuteNonQuery();
         }
     }
 
@@ -282,7 +280,7 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
         var handles = messages.Select(ParseHandle).ToList();
         if (handles.Count == 0)
             return [];
-        return await _database.WriteAsync<IReadOnlyList<bool>>(Durability.Deferred, async session =>
+        return await _database.WriteAsync<IReadOnlyList<bool>>(Durability.Deferred, session =>
         {
             var update = session.Command(sql);
             update.Set("$visible_at", Now() + hiddenForMs);
@@ -293,32 +291,35 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
             {
                 seq.Value = handles[i].Seq;
                 receipt.Value = handles[i].Receipt;
-                current[i] = await update.ExecuteNonQueryAsync(CancellationToken.None) == 1;
+                current[i] = update.ExecuteNonQuery() == 1;
             }
             return current;
         }, cancellationToken);
     }
 
+    /// <summary>Deletes the messages in the file's next transaction, without waiting for it (<see cref="SqliteDatabase.Defer"/>):
+    /// completing is bookkeeping after the delivery log recorded the outcome, and a completion a crash loses only brings
+    /// the message back to be found sent and completed again. A receive, a count or a stop in this process sees it
+    /// done; another process, within a fraction of a second.</summary>
     public Task CompleteAsync(IReadOnlyList<QueuedMessage> messages, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(messages);
         var handles = messages.Select(ParseHandle).ToList();
         if (handles.Count == 0)
             return Task.CompletedTask;
-        return _database.WriteAsync(Durability.Deferred, async session =>
+        _database.Defer(session =>
         {
             var delete = session.Command("DELETE FROM queue WHERE seq = $seq AND receipt = $receipt");
             var seq = delete.Parameter("$seq", SqliteType.Integer);
             var receipt = delete.Parameter("$receipt", SqliteType.Text);
-            var deleted = 0;
             foreach (var handle in handles)
             {
                 seq.Value = handle.Seq;
                 receipt.Value = handle.Receipt;
-                deleted += await delete.ExecuteNonQueryAsync(CancellationToken.None);
+                delete.ExecuteNonQuery();
             }
-            return deleted;
-        }, cancellationToken);
+        });
+        return Task.CompletedTask;
     }
 
     public Task DeadLetterAsync(QueuedMessage message, DeadLetterNote note, CancellationToken cancellationToken)
@@ -326,7 +327,7 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
         var (seq, receipt) = ParseHandle(message);
         ArgumentNullException.ThrowIfNull(note);
 
-        return _database.WriteAsync(Durability.Deferred, async session =>
+        return _database.WriteAsync(Durability.Deferred, session =>
         {
             // Body and id come from the row, not the caller's copy: the row is the record.
             var move = session.Command("""
@@ -341,7 +342,7 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
             move.Set("$now", Now());
             move.Set("$seq", seq);
             move.Set("$receipt", receipt);
-            return await move.ExecuteNonQueryAsync(CancellationToken.None);
+            return move.ExecuteNonQuery();
         }, cancellationToken);
     }
 
@@ -353,7 +354,7 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
         // The ids travel as one JSON array parameter, so any number of them fits in one statement.
         var filter = ids is null ? "" : "WHERE message_id IN (SELECT value FROM json_each($ids))";
         var json = ids is null ? null : JsonSerializer.Serialize([.. ids], SqliteJson.Default.ListString);
-        var redriven = await _database.WriteAsync<IReadOnlyList<string>>(Durability.Deferred, async session =>
+        var redriven = await _database.WriteAsync<IReadOnlyList<string>>(Durability.Deferred, session =>
         {
             // One transaction moves and deletes, so two redrives at once move each message once. A dead letter whose id
             // is waiting or in flight again already (another copy) just leaves the dead letters: the live copy stands
@@ -365,9 +366,9 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
             if (json is not null)
                 move.Set("$ids", json);
             var moved = new List<(string Id, string Body)>();
-            using (var reader = await move.ExecuteReaderAsync(CancellationToken.None))
+            using (var reader = move.ExecuteReader())
             {
-                while (await reader.ReadAsync(CancellationToken.None))
+                while (reader.Read())
                     moved.Add((reader.GetString(0), reader.GetString(1)));
             }
 
@@ -379,10 +380,10 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
             {
                 id.Value = message.Id;
                 body.Value = message.Body;
-                await insert.ExecuteNonQueryAsync(CancellationToken.None);
+                insert.ExecuteNonQuery();
             }
             return [.. moved.Select(m => m.Id).Distinct(StringComparer.Ordinal)];
-        }, cancellationToken);
+        }, afterDeferred: true, cancellationToken);
         if (redriven.Count > 0)
             Arrived();
         return redriven;
@@ -392,7 +393,7 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
     public MessageSizeLimit? SizeLimit => null;
 
     public Task<QueueCounts> CountAsync(CancellationToken cancellationToken) =>
-        _database.ReadAsync(async session =>
+        _database.ReadAsync(session =>
         {
             // One statement reads one snapshot, so the numbers agree with each other. The oldest by seq (the rowid, in
             // the order rows were queued) is read without a scan; a redriven message counts from its redrive.
@@ -403,8 +404,8 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
                        (SELECT enqueued_at FROM queue ORDER BY seq LIMIT 1)
                 """);
             count.Set("$now", Now());
-            using var reader = await count.ExecuteReaderAsync(CancellationToken.None);
-            await reader.ReadAsync(CancellationToken.None);
+            using var reader = count.ExecuteReader();
+            reader.Read();
             return new QueueCounts(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2),
                 reader.IsDBNull(3) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3)));
         }, cancellationToken);

@@ -281,6 +281,9 @@ public sealed class SqliteQueueTests : QueueContract, IDisposable
         Assert.Equal(total, receipts.Count);
         Assert.All(receipts, r => Assert.Equal(1, r.Value));
         Assert.Equal(total, completed);
+        // Each instance's completions are written with its next transaction; its count writes them first.
+        await first.CountAsync(Cancellation);
+        Assert.Equal(new QueueCounts(0, 0, 0), await second.CountAsync(Cancellation));
         Assert.Equal(new QueueCounts(0, 0, 0), await first.CountAsync(Cancellation));
     }
 
