@@ -18,6 +18,10 @@ public sealed class DeliveryWorker(
     TimeProvider time,
     ILogger<DeliveryWorker> logger) : BackgroundService
 {
+    /// <summary>What a stop needs beyond the longest a slot may still be busy (a send's reply, a long poll): the outcome
+    /// recorded and what the slot holds given back.</summary>
+    public static readonly TimeSpan StopMargin = TimeSpan.FromSeconds(10);
+
     private readonly DeliveryOptions _options = deliveryOptions.Value;
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken)

@@ -210,6 +210,22 @@ public sealed class SqsQueueTests(SqsQueueTests.Fauxqs fauxqs) : QueueContract, 
     }
 
     [Fact]
+    public async Task AReceiveCancelledWhileItWaits_HandsBackWhatItsLongPollBrings_AtOnce()
+    {
+        // SQS goes on with a long poll whose client has gone (aws/aws-sdk-net#1680, aws/aws-sdk-go-v2#2068), and so
+        // does fauxqs: a message arriving then is handed to nobody and hidden for the whole visibility timeout.
+        var (queue, _, _) = await CreateAsync(new SqsQueueOptions { VisibilityTimeout = LongVisibility, ReceiveWaitTime = TimeSpan.FromSeconds(5) });
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(Cancellation);
+        var receiving = queue.ReceiveAsync(10, stop.Token);
+        await Task.Delay(300, Cancellation);
+        stop.Cancel();
+        await queue.EnqueueAsync([new OutgoingMessage("after-stop", "{}")], Cancellation);
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => receiving);
+        Assert.Equal("after-stop", Assert.Single(await ReceiveAsync(queue, 1)).Id);
+    }
+
+    [Fact]
     public async Task MessagesLargerTogetherThanABatch_AreSentInSeveralBatches()
     {
         var (queue, _, _) = await CreateAsync();
