@@ -226,6 +226,52 @@ public sealed class SqsQueueTests(SqsQueueTests.Fauxqs fauxqs) : QueueContract, 
     }
 
     [Fact]
+    public async Task ARedriveCancelledWhileItsPollWaits_HandsBackALetterThePollBrings_AtOnce()
+    {
+        var (queue, _, deadUrl) = await CreateAsync();
+        await queue.EnqueueAsync([new OutgoingMessage("late-letter", "{}")], Cancellation);
+        var message = Assert.Single(await ReceiveAsync(queue, 1));
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(Cancellation);
+        // The dead-letter queue is empty: the redrive's one-second long poll waits.
+        var redriving = queue.RedriveAsync(null, stop.Token);
+        await Task.Delay(200, Cancellation);
+        stop.Cancel();
+        await queue.DeadLetterAsync(message, Note("550"), Cancellation);
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => redriving);
+        Assert.Equal("late-letter", Assert.Single(await ReceiveRawAsync(deadUrl)).MessageAttributes["ion-id"].StringValue);
+    }
+
+    [Fact]
+    public async Task ADeadLetterSweepCancelledMidRound_FinishesTheRound_EveryLetterNotedOnce_NoneLeftHidden()
+    {
+        var (queue, _, deadUrl) = await CreateAsync();
+        // Letters SQS moved by itself carry none of ion's attributes.
+        foreach (var id in new[] { "moved-1", "moved-2", "moved-3" })
+        {
+            await Sqs.SendMessageAsync(new SendMessageRequest
+            {
+                QueueUrl = deadUrl,
+                MessageBody = "{}",
+                MessageAttributes = new() { ["ion-id"] = new MessageAttributeValue { DataType = "String", StringValue = id } },
+            }, Cancellation);
+        }
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(Cancellation);
+
+        // The stop comes while the sweep decides about the first letter of its round (the Lambda's deadline, a host's stop).
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => queue.NoteUnnotedDeadLettersAsync(async _ =>
+        {
+            await stop.CancelAsync();
+            return Note("abandoned");
+        }, stop.Token));
+
+        var letters = await ReceiveRawAsync(deadUrl, 3);
+        Assert.Equal(["moved-1", "moved-2", "moved-3"], letters.Select(l => l.MessageAttributes["ion-id"].StringValue).Order(StringComparer.Ordinal));
+        Assert.All(letters, l => Assert.True(l.MessageAttributes.ContainsKey("ion-dead-at"), "noted"));
+        Assert.Empty((await Sqs.ReceiveMessageAsync(new ReceiveMessageRequest { QueueUrl = deadUrl, WaitTimeSeconds = 1 }, Cancellation)).Messages ?? []);
+    }
+
+    [Fact]
     public async Task MessagesLargerTogetherThanABatch_AreSentInSeveralBatches()
     {
         var (queue, _, _) = await CreateAsync();
