@@ -184,7 +184,8 @@ public sealed class SqsQueueTests(SqsQueueTests.Fauxqs fauxqs) : QueueContract, 
     [Fact]
     public async Task Cancellation_PassesThrough_AsCancellation()
     {
-        var (queue, _, _) = await CreateAsync(new SqsQueueOptions { VisibilityTimeout = LongVisibility, ReceiveWaitTime = TimeSpan.FromSeconds(10) });
+        // A short wait: a cancelled receive waits for its long poll to end (see the test below).
+        var (queue, _, _) = await CreateAsync(new SqsQueueOptions { VisibilityTimeout = LongVisibility, ReceiveWaitTime = TimeSpan.FromSeconds(2) });
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(Cancellation);
         cancel.CancelAfter(TimeSpan.FromMilliseconds(200));
 
