@@ -9,4 +9,5 @@ root.Subcommands.Add(StatusCommand.Create());
 root.Subcommands.Add(DeadLettersCommand.Create());
 root.Subcommands.Add(AwsCommand.Create());
 root.Options.Add(CommandLineSettings.Option);
-return await root.Parse(CommandLineSettings.Carry(root, args)).InvokeAsync();
+var parse = root.Parse(CommandLineSettings.Carry(root, args));
+return await parse.InvokeAsync(ServeCommand.Invocation(parse));

@@ -6,6 +6,17 @@ namespace Ion.Cli;
 
 internal static class ServeCommand
 {
+    /// <summary>How the command line runs <paramref name="parse"/>. <c>ion serve</c> stops as a .NET host does: on
+    /// SIGTERM or Ctrl+C the host stops its services within <see cref="HostOptions.ShutdownTimeout"/> (the delivery
+    /// slots finish a send or a long poll under way and give back what they hold). System.CommandLine's own handling
+    /// of those signals would end the process 2 s after the signal, whatever was still under way; the other commands
+    /// keep it (a cancelled command ends at once).</summary>
+    public static InvocationConfiguration Invocation(ParseResult parse)
+    {
+        ArgumentNullException.ThrowIfNull(parse);
+        return parse.CommandResult.Command.Name == "serve" ? new InvocationConfiguration { ProcessTerminationTimeout = null } : new InvocationConfiguration();
+    }
+
     public static Command Create()
     {
         Command command = new("serve", "Run ion: the HTTP API and the delivery worker. Settings may follow as --Ion:Smtp:Host relay (see README).")

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Ion.Log;
 using Ion.Queues;
 using Microsoft.Extensions.Options;
@@ -21,7 +22,24 @@ public static class DeliveryServices
         services.AddSingleton(sp => new DeliveryDecision(DeliveryPolicy.From(Options(sp)), random));
         services.AddSingleton<BatchDelivery>();
         services.AddHostedService<DeliveryWorker>();
+        // ion serve's stop must outlast what a slot may still be doing when it is asked to stop: a send under way is
+        // never cut (stopping mid-DATA would make a duplicate likely), and the relay's reply to it may take up to
+        // Ion:Smtp:CommandTimeout. Read from the configuration, not the validated options, so that a bad setting is
+        // still reported with the others when the host starts.
+        services.AddOptions<HostOptions>().Configure<IConfiguration>((host, configuration) =>
+            host.AllowStopFor(TimeSpan.TryParse(configuration[$"{SmtpOptions.Section}:{nameof(SmtpOptions.CommandTimeout)}"],
+                CultureInfo.InvariantCulture, out var reply) ? reply : new SmtpOptions().CommandTimeout));
         return services;
+    }
+
+    /// <summary>Raises the host's shutdown timeout so that a slot busy for <paramref name="busy"/> when the stop is
+    /// asked can finish and give back what it holds (<see cref="DeliveryWorker.StopMargin"/> more). Only ever raised:
+    /// a longer timeout the operator set (<c>shutdownTimeoutSeconds</c>) stands.</summary>
+    public static void AllowStopFor(this HostOptions host, TimeSpan busy)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        if (host.ShutdownTimeout < busy + DeliveryWorker.StopMargin)
+            host.ShutdownTimeout = busy + DeliveryWorker.StopMargin;
     }
 
     private static DeliveryOptions Options(IServiceProvider services) => services.GetRequiredService<IOptions<DeliveryOptions>>().Value;

@@ -18,18 +18,31 @@ public sealed class DeliveryWorker(
     TimeProvider time,
     ILogger<DeliveryWorker> logger) : BackgroundService
 {
+    /// <summary>What a stop needs beyond the longest a slot may still be busy (a send's reply, a long poll): the outcome
+    /// recorded and what the slot holds given back.</summary>
+    public static readonly TimeSpan StopMargin = TimeSpan.FromSeconds(10);
+
     private readonly DeliveryOptions _options = deliveryOptions.Value;
 
-    protected override Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         if (!_options.Enabled)
         {
             Log.Disabled(logger);
-            return Task.CompletedTask;
+            return;
         }
+        // A stop can take a while (a long poll ends at its wait), so the log says what it waits for and when it is done.
+        var stopAsked = 0L;
+        await using var stopping = stoppingToken.Register(() =>
+        {
+            stopAsked = time.GetTimestamp();
+            Log.Stopping(logger);
+        });
         var slots = Enumerable.Range(0, _options.Concurrency)
             .Select(slot => Task.Run(() => RunSlotAsync(slot, stoppingToken), CancellationToken.None));
-        return Task.WhenAll([.. slots, held.RunAsync(stoppingToken)]);
+        await Task.WhenAll([.. slots, held.RunAsync(stoppingToken)]);
+        if (stopAsked != 0)
+            Log.Stopped(logger, time.GetElapsedTime(stopAsked).TotalSeconds);
     }
 
     private async Task RunSlotAsync(int slot, CancellationToken stoppingToken)

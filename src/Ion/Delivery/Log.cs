@@ -57,4 +57,10 @@ internal static partial class Log
 
     [LoggerMessage(13, LogLevel.Warning, "Delivery is disabled (Ion:Delivery:Enabled=false): messages are accepted and queued, not sent")]
     public static partial void Disabled(ILogger logger);
+
+    [LoggerMessage(19, LogLevel.Information, "Stopping delivery: no new work is taken; a send under way finishes, a receive still waiting for messages finishes its wait (up to 20 s on SQS) and gives back what it brings, and every message held goes back to the queue")]
+    public static partial void Stopping(ILogger logger);
+
+    [LoggerMessage(20, LogLevel.Information, "Delivery stopped after {Seconds:F1} s")]
+    public static partial void Stopped(ILogger logger, double seconds);
 }

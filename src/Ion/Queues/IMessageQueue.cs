@@ -18,7 +18,9 @@ public interface IMessageQueue
     Task<IReadOnlyList<EnqueueResult>> EnqueueAsync(IReadOnlyList<OutgoingMessage> messages, CancellationToken cancellationToken);
 
     /// <summary>Takes up to <paramref name="maxMessages"/> (at most <see cref="MaxReceive"/>) visible messages and hides
-    /// them for the visibility timeout. When none is visible it may wait a while for some (long polling).</summary>
+    /// them for the visibility timeout. When none is visible it may wait a while for some (long polling). Cancelled, it
+    /// throws <see cref="OperationCanceledException"/> and leaves nothing hidden: a wait the store cannot cut short (SQS's
+    /// long poll) is waited for, and what it brings given back at once.</summary>
     Task<IReadOnlyList<QueuedMessage>> ReceiveAsync(int maxMessages, CancellationToken cancellationToken);
 
     /// <summary>Keeps messages this worker holds hidden for another visibility timeout from now (the heartbeat of a

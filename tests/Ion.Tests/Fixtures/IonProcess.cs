@@ -64,6 +64,31 @@ public sealed class IonProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>SIGTERM, as an orchestrator stops a process (a rolling deploy, a scale-in): ion stops gracefully.
+    /// Returns at once; <see cref="WaitForExitAsync"/> waits for the end.</summary>
+    public void Terminate()
+    {
+        using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])
+            ?? throw new InvalidOperationException("could not run kill");
+        kill.WaitForExit();
+    }
+
+    /// <summary>Waits for the process to exit; returns its exit code.</summary>
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        wait.CancelAfter(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(wait.Token);
+        }
+        catch (OperationCanceledException) when (!TestContext.Current.CancellationToken.IsCancellationRequested)
+        {
+            throw new TimeoutException($"ion did not exit within {timeout}");
+        }
+        return _process.ExitCode;
+    }
+
     /// <summary>SIGKILL: no shutdown, no cleanup, like a power cut to the process.</summary>
     public async Task KillAsync()
     {

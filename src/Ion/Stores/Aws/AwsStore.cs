@@ -41,6 +41,9 @@ public static class AwsStore
                 string.IsNullOrWhiteSpace(aws.TopicArn) ? null : new TopicRoute(clients.Sns, aws.TopicArn));
         });
         services.AddSingleton<IMessageQueue>(sp => sp.GetRequiredService<SqsQueue>());
+        // A slot asked to stop during a long poll waits for it to end: SqsQueue never cancels one (SQS would hide what
+        // it brings for the visibility timeout), so the host's stop must outlast the poll.
+        services.Configure<HostOptions>(host => host.AllowStopFor(LongPoll));
         services.AddSingleton<IDeliveryLog>(sp => new DynamoDbDeliveryLog(
             sp.GetRequiredService<AwsClients>().DynamoDb,
             sp.GetRequiredService<IOptions<AwsOptions>>().Value.TableName!,

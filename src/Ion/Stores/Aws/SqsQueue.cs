@@ -18,6 +18,11 @@ namespace Ion.Stores.Aws;
 /// straight to the topic has none and is known by the <c>id</c> of its JSON body (the client's idempotency key), or
 /// else by SQS's own MessageId. A dead letter carries its note as <c>ion-*</c> attributes, so the dead-letter queue
 /// can be read without the delivery log.
+/// <para>A long poll is never cancelled. SQS goes on with a poll whose client has gone and hands it the next messages,
+/// which then stay hidden for the whole visibility timeout (aws/aws-sdk-net#1680 and aws/aws-sdk-go-v2#2068, seen on
+/// AWS; fauxqs does the same). So a receive asked to stop waits for its poll to end (at most the poll's wait), gives
+/// back at once whatever the poll brought, and only then throws <see cref="OperationCanceledException"/>: a stopping
+/// worker hides nothing.</para>
 /// </remarks>
 public sealed class SqsQueue : IMessageQueue
 {
@@ -177,11 +182,14 @@ public sealed class SqsQueue : IMessageQueue
                     kept.Add(letter.ReceiptHandle);
                 }
 
+                // A round received is finished whatever the caller says meanwhile (ten letters at most): cut short, the
+                // letters it took would stay hidden for the hold, or be moved and left in the dead letters too. A stop
+                // is seen at the next receive.
                 List<OutgoingMessage> outgoing = [.. take.Select(t => new OutgoingMessage(t.Id, t.Letter.Body))];
-                var refused = await SendAsync(_queueUrl, outgoing, cancellationToken);
+                var refused = await SendAsync(_queueUrl, outgoing, CancellationToken.None);
                 var refusedAt = refused.Select(r => r.Index).ToHashSet();
                 var sent = take.Where((_, i) => !refusedAt.Contains(i)).ToList();
-                await DeleteAsync(_deadLetterQueueUrl, [.. sent.Select(t => t.Letter.ReceiptHandle)], cancellationToken);
+                await DeleteAsync(_deadLetterQueueUrl, [.. sent.Select(t => t.Letter.ReceiptHandle)], CancellationToken.None);
                 moved.UnionWith(sent.Select(t => t.Id));
                 if (refused.Count > 0)
                 {
@@ -232,10 +240,12 @@ public sealed class SqsQueue : IMessageQueue
                         kept.Add(letter.ReceiptHandle);
                         continue;
                     }
+                    // A round received is finished whatever the caller says meanwhile, as a redrive's is: cut short, a
+                    // letter noted and not yet deleted would be noted twice. A stop is seen at the next receive.
                     var message = FromReceived(letter);
                     if (await decide(message) is { } note)
                     {
-                        await SendDeadLetterAsync(message, note, cancellationToken);
+                        await SendDeadLetterAsync(message, note, CancellationToken.None);
                         noted++;
                     }
                     else
@@ -244,7 +254,7 @@ public sealed class SqsQueue : IMessageQueue
                     }
                     done.Add(letter.ReceiptHandle);
                 }
-                await DeleteAsync(_deadLetterQueueUrl, done, cancellationToken);
+                await DeleteAsync(_deadLetterQueueUrl, done, CancellationToken.None);
                 if (wrapped)
                     break;
             }
@@ -328,8 +338,11 @@ public sealed class SqsQueue : IMessageQueue
             ReceiptHandle: message.ReceiptHandle);
     }
 
+    /// <summary>One receive. Its long poll is not cancelled (see the remarks above): asked to stop while it waits, it
+    /// waits on until the poll ends, gives back what the poll brought (visible again at once), then throws.</summary>
     private async Task<List<Message>> ReceiveFromAsync(string queueUrl, int maxMessages, int waitSeconds, int visibilitySeconds, CancellationToken cancellationToken)
     {
+        cancellationToken.ThrowIfCancellationRequested();
         var request = new ReceiveMessageRequest
         {
             QueueUrl = queueUrl,
@@ -339,9 +352,18 @@ public sealed class SqsQueue : IMessageQueue
             MessageSystemAttributeNames = [ReceiveCount, SentTimestamp],
             MessageAttributeNames = ["All"],
         };
-        var response = await CallAsync("ReceiveMessage", queueUrl, token => _sqs.ReceiveMessageAsync(request, token), cancellationToken);
+        // The poll ends by itself within its wait; the SDK's HTTP timeout bounds a connection that hangs.
+        var response = await CallAsync("ReceiveMessage", queueUrl, token => _sqs.ReceiveMessageAsync(request, token), CancellationToken.None);
         // AWSSDK v4 answers null, not an empty list, when nothing arrived.
-        return response.Messages ?? [];
+        var received = response.Messages ?? [];
+        if (cancellationToken.IsCancellationRequested)
+        {
+            // Whoever asked has stopped: nothing was claimed, so back at once, for another worker to take.
+            if (received.Count > 0)
+                await ChangeVisibilityAsync(queueUrl, [.. received.Select(m => m.ReceiptHandle)], 0, CancellationToken.None);
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+        return received;
     }
 
     /// <summary>Sends the messages straight to <paramref name="queueUrl"/>, each with its id as the <c>ion-id</c>

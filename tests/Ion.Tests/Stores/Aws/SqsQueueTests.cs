@@ -184,7 +184,8 @@ public sealed class SqsQueueTests(SqsQueueTests.Fauxqs fauxqs) : QueueContract, 
     [Fact]
     public async Task Cancellation_PassesThrough_AsCancellation()
     {
-        var (queue, _, _) = await CreateAsync(new SqsQueueOptions { VisibilityTimeout = LongVisibility, ReceiveWaitTime = TimeSpan.FromSeconds(10) });
+        // A short wait: a cancelled receive waits for its long poll to end (see the test below).
+        var (queue, _, _) = await CreateAsync(new SqsQueueOptions { VisibilityTimeout = LongVisibility, ReceiveWaitTime = TimeSpan.FromSeconds(2) });
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(Cancellation);
         cancel.CancelAfter(TimeSpan.FromMilliseconds(200));
 
@@ -207,6 +208,68 @@ public sealed class SqsQueueTests(SqsQueueTests.Fauxqs fauxqs) : QueueContract, 
 
         Assert.Equal("late", Assert.Single(await receiving).Id);
         Assert.InRange(started.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task AReceiveCancelledWhileItWaits_HandsBackWhatItsLongPollBrings_AtOnce()
+    {
+        // SQS goes on with a long poll whose client has gone (aws/aws-sdk-net#1680, aws/aws-sdk-go-v2#2068), and so
+        // does fauxqs: a message arriving then is handed to nobody and hidden for the whole visibility timeout.
+        var (queue, _, _) = await CreateAsync(new SqsQueueOptions { VisibilityTimeout = LongVisibility, ReceiveWaitTime = TimeSpan.FromSeconds(5) });
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(Cancellation);
+        var receiving = queue.ReceiveAsync(10, stop.Token);
+        await Task.Delay(300, Cancellation);
+        stop.Cancel();
+        await queue.EnqueueAsync([new OutgoingMessage("after-stop", "{}")], Cancellation);
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => receiving);
+        Assert.Equal("after-stop", Assert.Single(await ReceiveAsync(queue, 1)).Id);
+    }
+
+    [Fact]
+    public async Task ARedriveCancelledWhileItsPollWaits_HandsBackALetterThePollBrings_AtOnce()
+    {
+        var (queue, _, deadUrl) = await CreateAsync();
+        await queue.EnqueueAsync([new OutgoingMessage("late-letter", "{}")], Cancellation);
+        var message = Assert.Single(await ReceiveAsync(queue, 1));
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(Cancellation);
+        // The dead-letter queue is empty: the redrive's one-second long poll waits.
+        var redriving = queue.RedriveAsync(null, stop.Token);
+        await Task.Delay(200, Cancellation);
+        stop.Cancel();
+        await queue.DeadLetterAsync(message, Note("550"), Cancellation);
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => redriving);
+        Assert.Equal("late-letter", Assert.Single(await ReceiveRawAsync(deadUrl)).MessageAttributes["ion-id"].StringValue);
+    }
+
+    [Fact]
+    public async Task ADeadLetterSweepCancelledMidRound_FinishesTheRound_EveryLetterNotedOnce_NoneLeftHidden()
+    {
+        var (queue, _, deadUrl) = await CreateAsync();
+        // Letters SQS moved by itself carry none of ion's attributes.
+        foreach (var id in new[] { "moved-1", "moved-2", "moved-3" })
+        {
+            await Sqs.SendMessageAsync(new SendMessageRequest
+            {
+                QueueUrl = deadUrl,
+                MessageBody = "{}",
+                MessageAttributes = new() { ["ion-id"] = new MessageAttributeValue { DataType = "String", StringValue = id } },
+            }, Cancellation);
+        }
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(Cancellation);
+
+        // The stop comes while the sweep decides about the first letter of its round (the Lambda's deadline, a host's stop).
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => queue.NoteUnnotedDeadLettersAsync(async _ =>
+        {
+            await stop.CancelAsync();
+            return Note("abandoned");
+        }, stop.Token));
+
+        var letters = await ReceiveRawAsync(deadUrl, 3);
+        Assert.Equal(["moved-1", "moved-2", "moved-3"], letters.Select(l => l.MessageAttributes["ion-id"].StringValue).Order(StringComparer.Ordinal));
+        Assert.All(letters, l => Assert.True(l.MessageAttributes.ContainsKey("ion-dead-at"), "noted"));
+        Assert.Empty((await Sqs.ReceiveMessageAsync(new ReceiveMessageRequest { QueueUrl = deadUrl, WaitTimeSeconds = 1 }, Cancellation)).Messages ?? []);
     }
 
     [Fact]
