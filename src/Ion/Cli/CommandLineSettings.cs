@@ -44,7 +44,9 @@ internal static class CommandLineSettings
                 // The option's value stays with it even when it looks like a setting (--subject --Ion:X).
                 // Option names hold no '=' or ':', so one in the token is an inline value (--limit=5).
                 var inline = token.IndexOfAny(['=', ':']) > 0;
-                if (!inline && option.Arity.MaximumNumberOfValues > 0 && i + 1 < args.Count)
+                // A flag (--force) may take a value, but the next option or setting is not one.
+                var optional = option.Arity.MinimumNumberOfValues == 0 && i + 1 < args.Count && args[i + 1].StartsWith("--", StringComparison.Ordinal);
+                if (!inline && !optional && option.Arity.MaximumNumberOfValues > 0 && i + 1 < args.Count)
                     parsed.Add(args[++i]);
             }
             else if (IsSettingKey(token))

@@ -23,9 +23,10 @@ internal static class Bookkeeping
                     Log.BookkeepingRecovered(logger, what, failures - 1);
                 return;
             }
-            catch (StoreUnavailableException error)
+            catch (StoreUnavailableException error) when (error.Fault != StoreFault.Damaged)
             {
-                // Once, then every tenth time: a long lock should not fill the log.
+                // Once, then every tenth time: a long lock should not fill the log. A damaged store will never take
+                // the write: that goes up, and stops the slot.
                 if (failures == 1 || failures % 10 == 0)
                     Log.BookkeepingFailed(logger, what, failures, error.Message);
                 await Task.Delay(pause, time, CancellationToken.None);

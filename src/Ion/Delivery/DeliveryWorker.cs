@@ -70,6 +70,14 @@ public sealed class DeliveryWorker(
             {
                 break;
             }
+            catch (StoreUnavailableException damaged) when (damaged.Fault == StoreFault.Damaged)
+            {
+                // Retrying cannot help, and a message sent now could not be recorded, so it would be sent again: the
+                // slot stops, health says why, and the operator repairs the file (what this slot holds comes back
+                // after the visibility timeout, or at once to the next process).
+                Log.StoreDamaged(logger, slot, damaged.Message);
+                break;
+            }
             catch (Exception error)
             {
                 // The store failed (a file locked for too long, a full disk): what this slot still holds comes back

@@ -58,6 +58,9 @@ internal static partial class Log
     [LoggerMessage(13, LogLevel.Warning, "Delivery is disabled (Ion:Delivery:Enabled=false): messages are accepted and queued, not sent")]
     public static partial void Disabled(ILogger logger);
 
+    [LoggerMessage(21, LogLevel.Critical, "Delivery slot {Slot} stopped: {Reason}")]
+    public static partial void StoreDamaged(ILogger logger, int slot, string reason);
+
     [LoggerMessage(19, LogLevel.Information, "Stopping delivery: no new work is taken; a send under way finishes, a receive still waiting for messages finishes its wait (up to 20 s on SQS) and gives back what it brings, and every message held goes back to the queue")]
     public static partial void Stopping(ILogger logger);
 

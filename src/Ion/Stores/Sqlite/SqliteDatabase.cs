@@ -43,6 +43,7 @@ public sealed class SqliteDatabase : IDisposable
     private SqliteSession? _writer;
     private SqliteSession? _reader;
     private Durability _synchronous;
+    private StoreUnavailableException? _damaged;
 
     public SqliteDatabase(string path)
     {
@@ -82,6 +83,8 @@ public sealed class SqliteDatabase : IDisposable
         // and a completion rolled back at shutdown would mean a duplicate email.
         if (cancellationToken.IsCancellationRequested)
             return Task.FromCanceled<T>(cancellationToken);
+        if (Volatile.Read(ref _damaged) is { } damaged)
+            return Task.FromException<T>(damaged);
         var write = new Write<T>(durability, work, cancellationToken);
         bool lead;
         lock (_sync)
@@ -123,6 +126,8 @@ public sealed class SqliteDatabase : IDisposable
     {
         ArgumentNullException.ThrowIfNull(work);
         cancellationToken.ThrowIfCancellationRequested();
+        if (Volatile.Read(ref _damaged) is { } damaged)
+            throw damaged;
         // The tables exist before anyone reads them: the writer creates them, in an empty round if need be; and a read
         // sees the deferred writes done.
         if (Volatile.Read(ref _schemasApplied) < SchemaCount() || RequestFlush())
@@ -140,7 +145,7 @@ public sealed class SqliteDatabase : IDisposable
                 // A reading connection that failed may hold a stale view of a file that was replaced: start afresh.
                 _reader?.Dispose();
                 _reader = null;
-                throw new StoreUnavailableException($"the database {Path} is unavailable: {error.Message}", error);
+                throw Unavailable(error);
             }
         }
     }
@@ -280,7 +285,7 @@ public sealed class SqliteDatabase : IDisposable
         }
         catch (Exception error) when (IsUnavailable(error))
         {
-            var unavailable = new StoreUnavailableException($"the database {Path} is unavailable: {error.Message}", error);
+            var unavailable = Unavailable(error);
             foreach (var write in round)
                 write.Fail(unavailable);
         }
@@ -335,6 +340,28 @@ public sealed class SqliteDatabase : IDisposable
             write.Answer();
         return true;
     }
+
+    /// <summary>The core's exception for what the file did. A damaged file stays damaged: from the first sign of it
+    /// every operation of this process fails at once with the same error, so delivery stops instead of sending
+    /// messages whose outcome cannot be recorded, and health says why until an operator repairs the file.</summary>
+    private StoreUnavailableException Unavailable(Exception error)
+    {
+        var code = (error as SqliteException)?.SqliteErrorCode;
+        if (code is Corrupt or NotADatabase)
+        {
+            var damaged = new StoreUnavailableException(
+                $"the database {Path} is damaged ({error.Message}): stop ion and run `ion store recover` (README, \"A damaged database file\")",
+                error, StoreFault.Damaged);
+            return Interlocked.CompareExchange(ref _damaged, damaged, null) ?? damaged;
+        }
+        return code == Full
+            ? new StoreUnavailableException($"the database {Path} cannot be written: storage full ({error.Message})", error, StoreFault.Full)
+            : new StoreUnavailableException($"the database {Path} is unavailable: {error.Message}", error);
+    }
+
+    private const int Full = 13;
+    private const int Corrupt = 11;
+    private const int NotADatabase = 26;
 
     /// <summary>What the file or the machine did, not what ion asked: worth asking again later. Anything else
     /// (a constraint or SQL error) is a bug and stays as it is.</summary>

@@ -21,6 +21,7 @@ public static class SqliteStore
                 sp.GetRequiredService<TimeProvider>());
         });
         services.AddSingleton<IDeliveryLog, SqliteDeliveryLog>();
+        services.AddSingleton<IStoreCheck, SqliteStoreCheck>();
         // The file keeps what it is given, so ion removes finished messages past Ion:Delivery:LogRetention itself
         // (DynamoDB's TTL does this for the AWS store). Only a started host (ion serve) runs it.
         services.AddHostedService<LogPruner>();
