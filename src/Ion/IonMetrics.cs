@@ -27,7 +27,8 @@ public sealed class IonMetrics
 
     /// <param name="queue">The queue's gauges (null: none, as in a process that only publishes or redrives).</param>
     /// <param name="circuit">The relay's gauges come with the delivery's services (null: none).</param>
-    public IonMetrics(IMeterFactory meters, QueueGauges? queue = null, RelayCircuit? circuit = null, SendRate? rate = null)
+    /// <param name="store">Whether the store takes writes (null: not watched).</param>
+    public IonMetrics(IMeterFactory meters, QueueGauges? queue = null, RelayCircuit? circuit = null, SendRate? rate = null, StoreHealth? store = null)
     {
         ArgumentNullException.ThrowIfNull(meters);
         var meter = meters.Create(MeterName);
@@ -56,6 +57,13 @@ public sealed class IonMetrics
             meter.CreateObservableGauge("ion.dead_letters.depth", () => Observe(queue.Latest?.Dead), "{message}", "Dead letters");
             meter.CreateObservableGauge("ion.queue.oldest_age", () => Observe(queue.OldestAge?.TotalSeconds),
                 "s", "Age of the oldest message in the queue (not on the AWS store: CloudWatch has it)");
+        }
+        if (store is not null)
+        {
+            // One series per reason, 0 or 1, so an alert sees the change from the first scrape on.
+            meter.CreateObservableGauge("ion.store.failing", () => Enum.GetValues<StoreFault>().Select(fault => new Measurement<long>(
+                store.Problem?.Fault == fault ? 1 : 0, new KeyValuePair<string, object?>("reason", fault.ToString().ToLowerInvariant()))),
+                "{state}", "1 while the store cannot be written, by reason (full, unavailable, damaged)");
         }
         if (circuit is not null)
             meter.CreateObservableGauge("ion.relay.circuit_open", () => circuit.IsOpen ? 1 : 0, "{state}", "1 while the relay is down or refuses ion");

@@ -13,6 +13,7 @@ public static class ApiServices
     {
         builder.Services.AddOptions<ApiOptions>().BindConfiguration(ApiOptions.Section).Checked<ApiOptions, ApiOptionsValidator>();
         builder.Services.AddProblemDetails();
+        builder.Services.AddExceptionHandler<StoreExceptionHandler>();
         builder.Services.ConfigureHttpJsonOptions(json =>
         {
             json.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;

@@ -57,22 +57,27 @@ public static class HealthApi
     }
 }
 
-/// <summary>The queue answers: what a publish needs.</summary>
-internal sealed class StoreHealthCheck(IMessageQueue queue) : IHealthCheck
+/// <summary>The store takes writes (as the last publish or receive found it) and the queue answers: what a publish
+/// needs. A full disk still lets the queue be read, so the counts alone would say all is well.</summary>
+internal sealed class StoreHealthCheck(IMessageQueue queue, StoreHealth health) : IHealthCheck
 {
     public const string Name = "store";
 
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
+        QueueCounts? counts = null;
         try
         {
-            var counts = await queue.CountAsync(cancellationToken);
-            return HealthCheckResult.Healthy(data: new Dictionary<string, object> { ["queue"] = counts });
+            counts = await queue.CountAsync(cancellationToken);
         }
         catch (StoreUnavailableException error)
         {
-            return HealthCheckResult.Unhealthy(error.Message);
+            health.Failed(error);
         }
+        var data = counts is null ? null : new Dictionary<string, object> { ["queue"] = counts };
+        return health.Problem is { } problem
+            ? HealthCheckResult.Unhealthy($"{problem.Title} since {problem.Since:u}: {problem.Reason}", data: data)
+            : HealthCheckResult.Healthy(data: data);
     }
 }
 

@@ -13,6 +13,7 @@ public sealed class DeliveryWorker(
     BatchDelivery delivery,
     RelayCircuit circuit,
     HeldMessages held,
+    StoreHealth store,
     IOptions<SmtpOptions> smtpOptions,
     IOptions<DeliveryOptions> deliveryOptions,
     TimeProvider time,
@@ -23,6 +24,9 @@ public sealed class DeliveryWorker(
     public static readonly TimeSpan StopMargin = TimeSpan.FromSeconds(10);
 
     private readonly DeliveryOptions _options = deliveryOptions.Value;
+
+    // How long a slot waits at most between tries of a store that cannot be written.
+    private static readonly TimeSpan StoreLongestPause = TimeSpan.FromSeconds(30);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -48,6 +52,7 @@ public sealed class DeliveryWorker(
     private async Task RunSlotAsync(int slot, CancellationToken stoppingToken)
     {
         await using var sender = new SmtpSender(smtpOptions.Value, time);
+        var storePause = TimeSpan.Zero;
         while (!stoppingToken.IsCancellationRequested)
         {
             RelayPermit? permit = null;
@@ -60,6 +65,8 @@ public sealed class DeliveryWorker(
                     continue;
                 }
                 var batch = await queue.ReceiveAsync(permit.IsTrial ? 1 : delivery.BatchSize(), stoppingToken);
+                store.Succeeded();
+                storePause = TimeSpan.Zero;
                 // A copy another slot here still holds (its hold ran out while the store could not be written) stays
                 // that slot's: taking it too would send it twice. It shows again after the timeout if that slot let go.
                 batch = [.. batch.Where(m => !held.Holds(m))];
@@ -75,13 +82,30 @@ public sealed class DeliveryWorker(
                 // Retrying cannot help, and a message sent now could not be recorded, so it would be sent again: the
                 // slot stops, health says why, and the operator repairs the file (what this slot holds comes back
                 // after the visibility timeout, or at once to the next process).
+                store.Failed(damaged);
                 Log.StoreDamaged(logger, slot, damaged.Message);
                 break;
             }
+            catch (StoreUnavailableException unavailable)
+            {
+                // A full disk, a file locked by another process, SQS or DynamoDB not answering: said once, by the store's
+                // health, not once per try; tried again after a pause that grows while it lasts. What this slot still
+                // holds comes back after the visibility timeout.
+                store.Failed(unavailable);
+                storePause = storePause == TimeSpan.Zero ? TimeSpan.FromSeconds(1) : TimeSpan.FromTicks(Math.Min(StoreLongestPause.Ticks, storePause.Ticks * 2));
+                try
+                {
+                    await Task.Delay(storePause, time, stoppingToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+            }
             catch (Exception error)
             {
-                // The store failed (a file locked for too long, a full disk): what this slot still holds comes back
-                // after the visibility timeout. Back off rather than spin, and keep going.
+                // A bug met outside any one message: what this slot still holds comes back after the visibility
+                // timeout. Back off rather than spin, and keep going.
                 Log.SlotFailed(logger, slot, error);
                 try
                 {

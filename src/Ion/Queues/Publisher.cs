@@ -16,7 +16,7 @@ namespace Ion.Queues;
 /// email. Two publishes of a new id at the same moment may both reach the queue; the store keeps one (SQLite), or
 /// delivery's claim in the log sends it once (SQS).
 /// </remarks>
-public sealed class Publisher(IMessageQueue queue, IDeliveryLog log, IOptions<IonOptions> options, TimeProvider time, IonMetrics metrics)
+public sealed class Publisher(IMessageQueue queue, IDeliveryLog log, IOptions<IonOptions> options, TimeProvider time, IonMetrics metrics, StoreHealth health)
 {
     private readonly MessageRules _rules = options.Value.ToMessageRules();
     private readonly MessageSizeLimit _limit = queue.SizeLimit is { } store && store.MaxBodyBytes < options.Value.MaxMessageBytes
@@ -73,12 +73,22 @@ public sealed class Publisher(IMessageQueue queue, IDeliveryLog log, IOptions<Io
         // The log first: one write says which ids it knew, and records the others as queued. A known id is not
         // queued again, unless it is still only queued: a publish that crashed between the log and the queue left it
         // there alone, and the store (one copy per id) or delivery's claim (SQS) keeps a second copy from mattering.
-        var known = await log.RecordQueuedAsync([.. sends.Distinct(StringComparer.Ordinal)], time.GetUtcNow(), cancellationToken);
-        HashSet<string> seen = new(StringComparer.Ordinal);
-        var toQueue = messages
-            .Where(m => (!known.TryGetValue(m.Id, out var state) || state == MessageState.Queued) && seen.Add(m.Id))
-            .ToList();
-        var results = await queue.EnqueueAsync(toQueue, cancellationToken);
+        IReadOnlyDictionary<string, MessageState> known;
+        List<OutgoingMessage> toQueue;
+        IReadOnlyList<EnqueueResult> results;
+        try
+        {
+            known = await log.RecordQueuedAsync([.. sends.Distinct(StringComparer.Ordinal)], time.GetUtcNow(), cancellationToken);
+            HashSet<string> seen = new(StringComparer.Ordinal);
+            toQueue = [.. messages.Where(m => (!known.TryGetValue(m.Id, out var state) || state == MessageState.Queued) && seen.Add(m.Id))];
+            results = await queue.EnqueueAsync(toQueue, cancellationToken);
+        }
+        catch (StoreUnavailableException error)
+        {
+            health.Failed(error);
+            throw;
+        }
+        health.Succeeded();
         var queuedNow = toQueue.Where((_, i) => results[i] == EnqueueResult.Queued).Select(m => m.Id).ToHashSet(StringComparer.Ordinal);
         metrics.Accepted(queuedNow.Count);
 

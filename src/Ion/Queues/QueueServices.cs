@@ -9,6 +9,7 @@ public static class QueueServices
         services.AddMetrics();
         services.AddOptions<MetricsOptions>().BindConfiguration(MetricsOptions.Section).Checked<MetricsOptions, MetricsOptionsValidator>();
         services.AddSingleton<QueueGauges>();
+        services.AddSingleton<StoreHealth>();
         services.AddSingleton<IonMetrics>();
         services.AddSingleton<Publisher>();
         services.AddSingleton<Redriver>();

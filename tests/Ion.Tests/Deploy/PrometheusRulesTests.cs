@@ -42,8 +42,8 @@ public sealed partial class PrometheusRulesTests
         var result = await Promtool.RunAsync(Folder, "check", "rules", "ion.rules.yml");
 
         Assert.True(result.ExitCode == 0, result.Output);
-        // 7 alerts and 4 recording rules.
-        Assert.Contains("SUCCESS: 11 rules found", result.Output, StringComparison.Ordinal);
+        // 8 alerts and 4 recording rules.
+        Assert.Contains("SUCCESS: 12 rules found", result.Output, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -62,7 +62,7 @@ public sealed partial class PrometheusRulesTests
         var rules = await ReadAsync("ion.rules.yml");
         var tests = await ReadAsync("ion.rules.test.yml");
         var alerts = AlertName().Matches(rules).Select(m => m.Groups[1].Value).ToList();
-        Assert.Equal(["IonDown", "IonBacklog", "IonOldestMessageAge", "IonDeadLettered", "IonDeadLettersWaiting", "IonRelayCircuitOpen", "IonRelayThrottled"], alerts);
+        Assert.Equal(["IonDown", "IonBacklog", "IonOldestMessageAge", "IonDeadLettered", "IonDeadLettersWaiting", "IonRelayCircuitOpen", "IonStoreFailing", "IonRelayThrottled"], alerts);
         var expectations = Expectation().Matches(tests).Select(m => (Alert: m.Groups[1].Value, Fires: m.Groups[2].Value.Length == 0)).ToList();
         foreach (var alert in alerts)
         {
@@ -128,7 +128,7 @@ public sealed partial class PrometheusRulesTests
 
             Assert.True(result.ExitCode == 0, result.Output);
             Assert.Contains("SUCCESS: prometheus.yml is valid prometheus config file syntax", result.Output, StringComparison.Ordinal);
-            Assert.Contains("SUCCESS: 11 rules found", result.Output, StringComparison.Ordinal);
+            Assert.Contains("SUCCESS: 12 rules found", result.Output, StringComparison.Ordinal);
         }
         finally
         {

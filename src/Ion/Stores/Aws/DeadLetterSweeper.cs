@@ -64,7 +64,7 @@ public sealed partial class DeadLetterSweeper(SqsQueue queue, IDeliveryLog log, 
         }
         catch (StoreUnavailableException error)
         {
-            Log.SweepFailed(logger, error);
+            Log.SweepFailed(logger, error.Message);
         }
     }
 
@@ -98,7 +98,8 @@ public sealed partial class DeadLetterSweeper(SqsQueue queue, IDeliveryLog log, 
         [LoggerMessage(302, LogLevel.Information, "Dead-letter queue swept: {Noted} letter(s) SQS moved were noted, {Dropped} not needed were deleted")]
         public static partial void Swept(ILogger logger, int noted, int dropped);
 
-        [LoggerMessage(303, LogLevel.Warning, "Could not sweep the dead-letter queue; trying again later")]
-        public static partial void SweepFailed(ILogger logger, Exception error);
+        // The store's reason, not a stack trace: an outage is not a bug, and the store's health says it too.
+        [LoggerMessage(303, LogLevel.Warning, "Could not sweep the dead-letter queue; trying again later: {Reason}")]
+        public static partial void SweepFailed(ILogger logger, string reason);
     }
 }
