@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Threading.Channels;
 using Ion.Log;
-using Ion.Messages;
+using Ion.Queues;
 using Ion.Stores.Aws;
 
 namespace IonBench;
@@ -58,7 +58,7 @@ internal static class LogPathCommand
                     foreach (var batch in ids.Chunk(PublishBatch))
                     {
                         // Named as ion publish names them.
-                        var copies = batch.Select(_ => MessageIds.New()).ToArray();
+                        var copies = batch.Select(_ => OutgoingMessage.NewCopy()).ToArray();
                         var known = await log.RecordQueuedAsync(batch, copies, Clock.Now(), cancellationToken);
                         if (known.Count > 0)
                             throw new BenchFailure($"the log knew {known.Count} of the ids already (a table used before?)");

@@ -76,7 +76,7 @@ public sealed class Publisher(IMessageQueue queue, IDeliveryLog log, IOptions<Io
         // Each copy is named now, so the log can record a new id as claimed by the copy that is about to carry it, and
         // that copy's first claim needs no write of its own (see IDeliveryLog.RecordQueuedAsync).
         List<string> ids = [.. sends.Distinct(StringComparer.Ordinal)];
-        List<string> copies = [.. ids.Select(_ => MessageIds.New())];
+        List<string> copies = [.. ids.Select(_ => OutgoingMessage.NewCopy())];
         var copyOf = ids.Zip(copies).ToDictionary(p => p.First, p => p.Second, StringComparer.Ordinal);
         var known = await log.RecordQueuedAsync(ids, copies, time.GetUtcNow(), cancellationToken);
         HashSet<string> seen = new(StringComparer.Ordinal);

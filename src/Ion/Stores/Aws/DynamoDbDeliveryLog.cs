@@ -269,12 +269,15 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
     private async Task<Claim> ClaimAsync(ClaimRequest request, TimeSpan lease, CancellationToken cancellationToken)
     {
         const string operation = "claim messages";
-        // A consistent read first (half the price of a write, and no condition to evaluate). It settles the common
-        // case without a write: a copy whose claim its publish recorded (RecordQueuedAsync) with a whole lease still to
-        // run holds the id as surely as a claim written now would. It also answers the copies that cannot claim (the id
-        // sent, dead, or held by another copy). The rest (an id never seen, a claim free, run out or too short) is
-        // claimed by the conditional write below, as before.
-        if (await GetItemAsync(request.Id, operation, cancellationToken) is { } read && Settle(request, read, lease, Now()) is { } settled)
+        // A copy ion named when it published it gets a consistent read first (a fifth of a write's price, and no
+        // condition to evaluate). It settles the common case without a write: a copy whose claim its publish recorded
+        // (RecordQueuedAsync) with a whole lease still to run holds the id as surely as a claim written now would. It
+        // also answers the copies that cannot claim (the id sent, dead, or held by another copy). The rest (a claim
+        // given back, run out or too short) is claimed by the conditional write below. Other copies (an application's
+        // publish straight to the topic, a redriven copy) had no claim recorded at publish: the write comes first for
+        // them, as before, and a read only when it is refused.
+        if (request.Holder.StartsWith(OutgoingMessage.CopyPrefix, StringComparison.Ordinal)
+            && await GetItemAsync(request.Id, operation, cancellationToken) is { } read && Settle(request, read, lease, Now()) is { } settled)
             return settled;
         for (var round = 0; round < MaxRounds; round++)
         {

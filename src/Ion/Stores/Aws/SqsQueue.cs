@@ -29,9 +29,9 @@ public sealed class SqsQueue : IMessageQueue
 {
     private const string IdAttribute = "ion-id";
     // The name ion gave a copy when it enqueued it (OutgoingMessage.Copy): the copy's QueueMessageId, which the
-    // delivery log may have recorded as its claim already. 32 hex digits (MessageIds.New()).
+    // delivery log may have recorded as its claim already (OutgoingMessage.NewCopy(): the prefix and 32 hex digits).
     private const string CopyAttribute = "ion-copy";
-    private const int CopyLength = 32;
+    private const int CopyLength = 36;
     private const string DeadAtAttribute = "ion-dead-at";
     private const string SentTimestamp = "SentTimestamp";
     private const string ReceiveCount = "ApproximateReceiveCount";
