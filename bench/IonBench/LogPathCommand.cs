@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Threading.Channels;
 using Ion.Log;
+using Ion.Queues;
 using Ion.Stores.Aws;
 
 namespace IonBench;
@@ -9,9 +10,10 @@ namespace IonBench;
 /// <summary>
 /// <c>ionbench log-path</c>: ion's DynamoDB delivery log alone, doing for N messages the writes ion's AWS path does,
 /// with ion's own <see cref="DynamoDbDeliveryLog"/> and nothing else (no SQS, no SNS, no SMTP): what <c>ion publish</c>
-/// does per batch of 1,000 (<see cref="IDeliveryLog.RecordQueuedAsync"/>: one conditional PutItem per id, 16 at a
-/// time), then, in <c>--loops</c> loops side by side as ion's worker slots, per ten messages a claim
-/// (<see cref="IDeliveryLog.ClaimAsync"/>: one UpdateItem per id) and per message its outcome, sent
+/// does per batch of 1,000 (<c>IDeliveryLog.RecordQueuedAsync</c> with the copies named: one conditional PutItem per
+/// id, 16 at a time, which also records each copy's claim), then, in <c>--loops</c> loops side by side as ion's worker
+/// slots, per ten messages a claim by those copies (<see cref="IDeliveryLog.ClaimAsync"/>: one consistent GetItem per
+/// id, since the publish claimed them) and per message its outcome, sent
 /// (<see cref="IDeliveryLog.RecordAsync"/>: one UpdateItem), one message after the other. It is the most ion's AWS
 /// path can do with its delivery log on this DynamoDB endpoint, as <c>send-path</c> is for its SMTP client.
 /// </summary>
@@ -49,30 +51,32 @@ internal static class LogPathCommand
 
             async Task RoundAsync(string idPrefix, int n)
             {
-                var queue = Channel.CreateUnbounded<string>();
+                var queue = Channel.CreateUnbounded<(string Id, string Copy)>();
                 var ids = Enumerable.Range(1, n).Select(i => BenchMessage.Id(idPrefix, i)).ToList();
                 async Task PublishAsync()
                 {
                     foreach (var batch in ids.Chunk(PublishBatch))
                     {
-                        var known = await log.RecordQueuedAsync(batch, Clock.Now(), cancellationToken);
+                        // Named as ion publish names them.
+                        var copies = batch.Select(_ => OutgoingMessage.NewCopy()).ToArray();
+                        var known = await log.RecordQueuedAsync(batch, copies, Clock.Now(), cancellationToken);
                         if (known.Count > 0)
                             throw new BenchFailure($"the log knew {known.Count} of the ids already (a table used before?)");
-                        foreach (var id in batch)
-                            queue.Writer.TryWrite(id);
+                        foreach (var (id, copy) in batch.Zip(copies))
+                            queue.Writer.TryWrite((id, copy));
                     }
                     queue.Writer.Complete();
                 }
                 await Task.WhenAll([PublishAsync(), .. Enumerable.Range(0, slots).Select(_ => Task.Run(() => DeliverAsync(queue.Reader), cancellationToken))]);
             }
 
-            async Task DeliverAsync(ChannelReader<string> queue)
+            async Task DeliverAsync(ChannelReader<(string Id, string Copy)> queue)
             {
                 while (await queue.WaitToReadAsync(cancellationToken))
                 {
                     List<ClaimRequest> batch = [];
-                    while (batch.Count < ReceiveBatch && queue.TryRead(out var id))
-                        batch.Add(new ClaimRequest(id, Guid.NewGuid().ToString(), Clock.Now()));
+                    while (batch.Count < ReceiveBatch && queue.TryRead(out var message))
+                        batch.Add(new ClaimRequest(message.Id, message.Copy, Clock.Now()));
                     if (batch.Count == 0)
                         continue;
                     var claims = await log.ClaimAsync(batch, TimeSpan.FromHours(1), cancellationToken);

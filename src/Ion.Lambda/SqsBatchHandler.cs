@@ -83,7 +83,8 @@ public sealed class SqsBatchHandler(
             Log.Deadline(logger, deadline);
             await _sender.DisposeAsync();
         }
-        var failures = records.Where(r => !queue.Settled(r.MessageId)).Select(r => new BatchItemFailure { ItemIdentifier = r.MessageId }).ToList();
+        // Settled by the name the batch knows each copy by: SQS's MessageId, or the name ion gave it when it published it.
+        var failures = records.Where((_, i) => !queue.Settled(batch[i].QueueMessageId)).Select(r => new BatchItemFailure { ItemIdentifier = r.MessageId }).ToList();
         return new BatchResponse { BatchItemFailures = failures };
     }
 

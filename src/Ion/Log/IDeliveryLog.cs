@@ -12,6 +12,14 @@ public interface IDeliveryLog
     /// nothing. One write does both, so publishing costs no extra look-up.</summary>
     Task<IReadOnlyDictionary<string, MessageState>> RecordQueuedAsync(IReadOnlyList<string> ids, DateTimeOffset at, CancellationToken cancellationToken);
 
+    /// <summary>The same, for messages about to go on the queue as the copies <paramref name="copies"/> names
+    /// (<c>copies[i]</c> for <c>ids[i]</c>: the <see cref="Queues.OutgoingMessage.Copy"/> it is enqueued with). A
+    /// store may record an id it did not know as claimed by that copy already, so that the copy's first
+    /// <see cref="ClaimAsync"/> needs no write (DynamoDB, where every write is paid for); a store that keeps one copy
+    /// per id (SQLite) has no use for the names, and by default they are not used.</summary>
+    Task<IReadOnlyDictionary<string, MessageState>> RecordQueuedAsync(IReadOnlyList<string> ids, IReadOnlyList<string> copies, DateTimeOffset at,
+        CancellationToken cancellationToken) => RecordQueuedAsync(ids, at, cancellationToken);
+
     /// <summary>Marks dead letters as being redriven, before they move: a copy that reaches a worker before
     /// <see cref="RecordRedrivenAsync"/> ran (or after a crash in between) is then delivered, not dead-lettered again.</summary>
     Task BeginRedriveAsync(IReadOnlyList<string> ids, DateTimeOffset at, CancellationToken cancellationToken);

@@ -52,8 +52,19 @@ public interface IMessageQueue
 /// <summary>The largest body a store takes, in UTF-8 bytes, with the limit's name for the error that refuses a larger one.</summary>
 public sealed record MessageSizeLimit(long MaxBodyBytes, string Name);
 
-/// <summary>A message to enqueue: its id (the client's idempotency key, or one ion made) and the raw JSON body.</summary>
-public sealed record OutgoingMessage(string Id, string Body);
+/// <summary>A message to enqueue: its id (the client's idempotency key, or one ion made) and the raw JSON body.
+/// <see cref="Copy"/>, when set, names this copy in advance (unique per enqueue): a store that can carry the name with
+/// the message (SQS: the <c>ion-copy</c> attribute) receives it back as the copy's
+/// <see cref="QueuedMessage.QueueMessageId"/>; a store that names copies itself (SQLite) ignores it.</summary>
+public sealed record OutgoingMessage(string Id, string Body, string? Copy = null)
+{
+    /// <summary>Starts every name ion gives a copy and no name a store gives one (SQS's MessageIds are UUIDs), so the
+    /// delivery log can tell a copy whose claim its publish may have recorded from the rest.</summary>
+    public const string CopyPrefix = "ion-";
+
+    /// <summary>A new name for a copy, unique per enqueue.</summary>
+    public static string NewCopy() => CopyPrefix + Messages.MessageIds.New();
+}
 
 public enum EnqueueResult
 {

@@ -73,14 +73,21 @@ public sealed class Publisher(IMessageQueue queue, IDeliveryLog log, IOptions<Io
         // The log first: one write says which ids it knew, and records the others as queued. A known id is not
         // queued again, unless it is still only queued: a publish that crashed between the log and the queue left it
         // there alone, and the store (one copy per id) or delivery's claim (SQS) keeps a second copy from mattering.
+        // Each copy is named now, so the log can record a new id as claimed by the copy that is about to carry it, and
+        // that copy's first claim needs no write of its own (see IDeliveryLog.RecordQueuedAsync).
+        List<string> ids = [.. sends.Distinct(StringComparer.Ordinal)];
+        List<string> copies = [.. ids.Select(_ => OutgoingMessage.NewCopy())];
+        var copyOf = ids.Zip(copies).ToDictionary(p => p.First, p => p.Second, StringComparer.Ordinal);
         IReadOnlyDictionary<string, MessageState> known;
         List<OutgoingMessage> toQueue;
         IReadOnlyList<EnqueueResult> results;
         try
         {
-            known = await log.RecordQueuedAsync([.. sends.Distinct(StringComparer.Ordinal)], time.GetUtcNow(), cancellationToken);
+            known = await log.RecordQueuedAsync(ids, copies, time.GetUtcNow(), cancellationToken);
             HashSet<string> seen = new(StringComparer.Ordinal);
-            toQueue = [.. messages.Where(m => (!known.TryGetValue(m.Id, out var state) || state == MessageState.Queued) && seen.Add(m.Id))];
+            toQueue = [.. messages
+                .Where(m => (!known.TryGetValue(m.Id, out var state) || state == MessageState.Queued) && seen.Add(m.Id))
+                .Select(m => copyOf.TryGetValue(m.Id, out var copy) ? m with { Copy = copy } : m)];
             results = await queue.EnqueueAsync(toQueue, cancellationToken);
         }
         catch (StoreUnavailableException error)

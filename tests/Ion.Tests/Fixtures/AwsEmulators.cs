@@ -19,6 +19,8 @@ public sealed class AwsEmulators : IAsyncLifetime
 
     private NodeTool? _fauxqs;
     private NodeTool? _dynalite;
+    private readonly string _dynamoDbRequests = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"ion-dynalite-requests-{Guid.NewGuid():N}");
+    private long _countedListTables;
 
     public string SqsUrl => _fauxqs?.Url ?? throw new InvalidOperationException("fauxqs has not started");
 
@@ -34,7 +36,7 @@ public sealed class AwsEmulators : IAsyncLifetime
     {
         Environment.SetEnvironmentVariable("AWS_ACCESS_KEY_ID", "test");
         Environment.SetEnvironmentVariable("AWS_SECRET_ACCESS_KEY", "test");
-        var starting = new[] { NodeTool.StartFauxqsAsync(), NodeTool.StartDynaliteAsync() };
+        var starting = new[] { NodeTool.StartFauxqsAsync(), NodeTool.StartDynaliteAsync(_dynamoDbRequests) };
         try
         {
             await Task.WhenAll(starting);
@@ -125,6 +127,27 @@ public sealed class AwsEmulators : IAsyncLifetime
         }
     }
 
+    /// <summary>The requests dynalite has served so far, by operation ("PutItem", "UpdateItem"…), as its preload
+    /// (bench/count-requests.cjs, the same bench/run uses) counts them. The preload writes its counts every 200 ms, so
+    /// a ListTables of this method's own goes first (ion never lists tables), and the counts are read once they
+    /// include it: every request dynalite took before it is counted then.</summary>
+    public async Task<IReadOnlyDictionary<string, long>> DynamoDbRequestsAsync()
+    {
+        await DynamoDb.ListTablesAsync(TestContext.Current.CancellationToken);
+        var listed = Interlocked.Increment(ref _countedListTables);
+        Dictionary<string, long> counts = [];
+        await IonServer.WaitUntilAsync(() =>
+        {
+            counts = File.Exists(_dynamoDbRequests)
+                ? File.ReadAllLines(_dynamoDbRequests)
+                    .Select(line => line.Split(' '))
+                    .ToDictionary(parts => parts[0], parts => long.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture))
+                : [];
+            return Task.FromResult(counts.GetValueOrDefault("ListTables") >= listed);
+        }, "dynalite's request counts include the last request");
+        return counts;
+    }
+
     public async ValueTask DisposeAsync()
     {
         Sqs?.Dispose();
@@ -134,5 +157,6 @@ public sealed class AwsEmulators : IAsyncLifetime
             await _fauxqs.DisposeAsync();
         if (_dynalite is not null)
             await _dynalite.DisposeAsync();
+        File.Delete(_dynamoDbRequests);
     }
 }

@@ -39,10 +39,14 @@ public sealed class NodeTool : IAsyncDisposable
     public static Task<NodeTool> StartFauxqsAsync() =>
         StartAsync([Path.Combine(Folder, "fauxqs-loopback.mjs")], port => new() { ["FAUXQS_PORT"] = port }, "/health");
 
-    /// <summary>dynalite (DynamoDB), in memory, fresh and empty.</summary>
-    public static Task<NodeTool> StartDynaliteAsync() =>
-        StartAsync(port => [Path.Combine(Folder, "node_modules", "dynalite", "cli.js"), "--host", "127.0.0.1", "--port", port,
-            "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"], _ => [], null);
+    /// <summary>dynalite (DynamoDB), in memory, fresh and empty. With <paramref name="requestsFile"/> it counts the
+    /// requests it serves, by operation, into that file, with the preload bench/run uses (bench/count-requests.cjs).</summary>
+    public static Task<NodeTool> StartDynaliteAsync(string? requestsFile = null) =>
+        StartAsync(port => [
+                .. requestsFile is null ? Array.Empty<string>() : ["--require", Repository.Path("bench", "count-requests.cjs")],
+                Path.Combine(Folder, "node_modules", "dynalite", "cli.js"), "--host", "127.0.0.1", "--port", port,
+                "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"],
+            _ => requestsFile is null ? [] : new() { ["ION_BENCH_REQUESTS"] = requestsFile }, null);
 
     private static Task<NodeTool> StartAsync(string[] args, Func<string, Dictionary<string, string>> environment, string? health) =>
         StartAsync(_ => args, environment, health);

@@ -105,6 +105,21 @@ public abstract class DeliveryLogContract
     }
 
     [Fact]
+    public async Task RecordQueued_WithTheCopiesNamed_RecordsTheSame_AndThatCopyClaimsIt()
+    {
+        var log = await CreateLogAsync();
+        Assert.Empty(await log.RecordQueuedAsync(["a"], ["copy-1"], Now, Cancellation));
+
+        Assert.Equal(MessageState.Queued, (await log.RecordQueuedAsync(["a"], ["copy-2"], Now, Cancellation))["a"]);
+        Assert.Equal(MessageState.Queued, (await log.GetAsync("a", Cancellation))!.State);
+        var claim = await ClaimAsync(log, "a", "copy-1");
+        Assert.Equal(ClaimStatus.Claimed, claim.Status);
+        Assert.Equal(0, claim.History.AttemptsUsed);
+        await SendAsync(log, "a", "copy-1");
+        Assert.Equal(ClaimStatus.AlreadySent, (await ClaimAsync(log, "a", "copy-2")).Status);
+    }
+
+    [Fact]
     public async Task Claim_OfASentId_SaysAlreadySent()
     {
         var log = await CreateLogAsync();

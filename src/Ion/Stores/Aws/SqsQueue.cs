@@ -16,7 +16,8 @@ namespace Ion.Stores.Aws;
 /// SQS cannot tell duplicates, so every enqueue is <see cref="EnqueueResult.Queued"/> and delivery's claim in the log
 /// sends each id once. A message's id travels as its <c>ion-id</c> attribute; a message an application published
 /// straight to the topic has none and is known by the <c>id</c> of its JSON body (the client's idempotency key), or
-/// else by SQS's own MessageId. A dead letter carries its note as <c>ion-*</c> attributes, so the dead-letter queue
+/// else by SQS's own MessageId. A copy ion enqueued carries the name ion gave it as its <c>ion-copy</c> attribute, and
+/// is known by that name (its QueueMessageId) rather than SQS's MessageId. A dead letter carries its note as <c>ion-*</c> attributes, so the dead-letter queue
 /// can be read without the delivery log.
 /// <para>A long poll is never cancelled. SQS goes on with a poll whose client has gone and hands it the next messages,
 /// which then stay hidden for the whole visibility timeout (aws/aws-sdk-net#1680 and aws/aws-sdk-go-v2#2068, seen on
@@ -27,6 +28,10 @@ namespace Ion.Stores.Aws;
 public sealed class SqsQueue : IMessageQueue
 {
     private const string IdAttribute = "ion-id";
+    // The name ion gave a copy when it enqueued it (OutgoingMessage.Copy): the copy's QueueMessageId, which the
+    // delivery log may have recorded as its claim already (OutgoingMessage.NewCopy(): the prefix and 32 hex digits).
+    private const string CopyAttribute = "ion-copy";
+    private const int CopyLength = 36;
     private const string DeadAtAttribute = "ion-dead-at";
     private const string SentTimestamp = "SentTimestamp";
     private const string ReceiveCount = "ApproximateReceiveCount";
@@ -268,11 +273,12 @@ public sealed class SqsQueue : IMessageQueue
     }
 
     /// <summary>SNS's limit, 256 KB with the attributes, less room for the <c>ion-id</c> attribute at its longest (128
-    /// characters, 3 UTF-8 bytes each at most). The same whether ion publishes to the topic or straight to the queue,
+    /// characters, 3 UTF-8 bytes each at most) and the <c>ion-copy</c> attribute. The same whether ion publishes to the topic or straight to the queue,
     /// so a message is accepted or refused alike either way; and the queues' own limit (1 MiB unless set lower) leaves
     /// room for the note a dead letter carries.</summary>
     public MessageSizeLimit SizeLimit { get; } = new(
-        SnsTopic.MaxMessageBytes - (IdAttribute.Length + "String".Length + (MessageParser.MaxIdLength * 3)),
+        SnsTopic.MaxMessageBytes - (IdAttribute.Length + "String".Length + (MessageParser.MaxIdLength * 3))
+            - (CopyAttribute.Length + "String".Length + CopyLength),
         "SNS's limit of 256 KB, less room for ion's id attribute");
 
     public async Task<QueueCounts> CountAsync(CancellationToken cancellationToken)
@@ -334,7 +340,7 @@ public sealed class SqsQueue : IMessageQueue
                 ? DateTimeOffset.FromUnixTimeMilliseconds(ms)
                 : _time.GetUtcNow(),
             ReceiveCount: attributes.TryGetValue(ReceiveCount, out var count) && int.TryParse(count, NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : 1,
-            QueueMessageId: message.MessageId,
+            QueueMessageId: message.MessageAttributes?.GetValueOrDefault(CopyAttribute)?.StringValue is { Length: > 0 } copy ? copy : message.MessageId,
             ReceiptHandle: message.ReceiptHandle);
     }
 
@@ -379,7 +385,7 @@ public sealed class SqsQueue : IMessageQueue
                 {
                     Id = EntryId(i),
                     MessageBody = messages[i].Body,
-                    MessageAttributes = new() { [IdAttribute] = Text(messages[i].Id) },
+                    MessageAttributes = Attributes(messages[i]).ToDictionary(a => a.Key, a => Text(a.Value)),
                 })],
             };
             var response = await CallAsync("SendMessageBatch", queueUrl, token => _sqs.SendMessageBatchAsync(request, token), cancellationToken);
@@ -391,10 +397,19 @@ public sealed class SqsQueue : IMessageQueue
     private static Task<IReadOnlyList<(int Index, string Reason)>> PublishAsync(TopicRoute route, IReadOnlyList<OutgoingMessage> messages, CancellationToken cancellationToken) =>
         SendInSlicesAsync(messages, async slice =>
         {
-            var entries = slice.Select(i => new TopicEntry(EntryId(i), messages[i].Body, new Dictionary<string, string> { [IdAttribute] = messages[i].Id })).ToList();
+            var entries = slice.Select(i => new TopicEntry(EntryId(i), messages[i].Body, Attributes(messages[i]))).ToList();
             var refused = await route.Topic.PublishBatchAsync(route.TopicArn, entries, cancellationToken);
             return [.. refused.Select(r => (int.Parse(r.Key, CultureInfo.InvariantCulture), r.Value))];
         });
+
+    /// <summary>The attributes ion enqueues a message with: its id, and the copy's name when it has one.</summary>
+    private static Dictionary<string, string> Attributes(OutgoingMessage message)
+    {
+        var attributes = new Dictionary<string, string> { [IdAttribute] = message.Id };
+        if (message.Copy is { } copy)
+            attributes[CopyAttribute] = copy;
+        return attributes;
+    }
 
     private static async Task<IReadOnlyList<(int Index, string Reason)>> SendInSlicesAsync(IReadOnlyList<OutgoingMessage> messages,
         Func<List<int>, Task<List<(int Index, string Reason)>>> sendOnce)
@@ -420,7 +435,8 @@ public sealed class SqsQueue : IMessageQueue
         var bytes = 0;
         for (var i = 0; i < messages.Count; i++)
         {
-            var size = Encoding.UTF8.GetByteCount(messages[i].Body) + IdAttribute.Length + "String".Length + Encoding.UTF8.GetByteCount(messages[i].Id);
+            var size = Encoding.UTF8.GetByteCount(messages[i].Body)
+                + Attributes(messages[i]).Sum(a => a.Key.Length + "String".Length + Encoding.UTF8.GetByteCount(a.Value));
             if (slice.Count == BatchEntries || (slice.Count > 0 && bytes + size > BatchBytes))
             {
                 yield return slice;

@@ -58,6 +58,35 @@ public sealed class AwsModeTests(AwsEmulators aws) : IClassFixture<AwsEmulators>
     }
 
     [Fact]
+    public async Task AMessagePublishedThroughTheTopic_AndSentAtTheFirstAttempt_CostsAtMostTwoDynamoDbWrites()
+    {
+        // The common path on AWS, counted by dynalite itself: POST (the publish-time record, then SNS) → SQS → ion
+        // serve → the relay's 250 → the outcome. Reads (the status polls below among them) are not writes.
+        const int messages = 20;
+        string[] writes = ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"];
+        await using var sink = await SmtpSink.StartAsync();
+        var resources = await aws.ProvisionAsync();
+        await using var ion = await IonServer.StartAsync(sink.Port, aws.Settings(resources));
+        var before = await aws.DynamoDbRequestsAsync();
+
+        List<string> ids = [];
+        for (var i = 0; i < messages; i++)
+            ids.Add(await ion.PublishAsync(new { action = "send", recipient = $"r{i}@example.com", subject = "Counted", body_text = "x" }));
+        foreach (var id in ids)
+            Assert.Single((await ion.WaitForStatusAsync(id, r => r.State == MessageState.Sent, Wait)).Attempts);
+        await sink.WaitForMessagesAsync(messages, Wait);
+        await IonServer.WaitUntilAsync(async () => (await aws.PeekAllAsync(resources.QueueUrl)).Count == 0, "the queue is empty");
+
+        var after = await aws.DynamoDbRequestsAsync();
+        var counted = writes.ToDictionary(w => w, w => after.GetValueOrDefault(w) - before.GetValueOrDefault(w));
+        var perMessage = counted.Values.Sum() / (double)messages;
+        var reads = after.GetValueOrDefault("GetItem") - before.GetValueOrDefault("GetItem");
+        TestContext.Current.TestOutputHelper?.WriteLine(
+            $"{perMessage:0.00} writes per message ({string.Join(", ", counted.Select(c => $"{c.Key} {c.Value}"))}); GetItem {reads}, status polls included");
+        Assert.True(perMessage <= 2, $"{perMessage:0.00} DynamoDB writes per message: {string.Join(", ", counted.Select(c => $"{c.Key} {c.Value}"))}");
+    }
+
+    [Fact]
     public async Task AMessageOverSnssLimit_IsRefused_WithAnErrorNamingTheLimit_AndNothingIsPublished()
     {
         await using var sink = await SmtpSink.StartAsync();

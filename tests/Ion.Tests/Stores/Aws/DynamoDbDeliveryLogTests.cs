@@ -223,4 +223,91 @@ public sealed class DynamoDbDeliveryLogTests(DynaliteFixture dynalite) : Deliver
         Assert.Equal(["d00", "d10"], (await log.ListDeadLettersAsync(new DeadLetterQuery(Limit: 2, FailureClass: FailureClass.Transient), Cancellation)).Select(d => d.Id));
         Assert.Equal(25, (await log.ListDeadLettersAsync(new DeadLetterQuery(Limit: 25), Cancellation)).Count);
     }
+
+    [Fact]
+    public async Task ACopyNamedAtPublish_IsClaimedByThePublishsOwnWrite_SoItsClaimWritesNothing_AndAnotherCopyIsHeld()
+    {
+        var (first, second) = (OutgoingMessage.NewCopy(), OutgoingMessage.NewCopy());
+        var table = await CreateTableAsync();
+        var log = await CreateLogAsync(table);
+        var publishedAt = Now;
+        Assert.Empty(await log.RecordQueuedAsync(["a"], [first], publishedAt, Cancellation));
+        var recorded = await ItemAsync(table, "a");
+
+        var other = await ClaimAsync(log, "a", second);
+        // A copy ion did not name (SQS's MessageId: an application's publish, a redrive) claims by the write, as before.
+        var unnamed = await ClaimAsync(log, "a", Guid.NewGuid().ToString());
+        var own = await ClaimAsync(log, "a", first);
+
+        // The claim the publish wrote holds for two hours; a claim written now would hold for the lease (10 minutes).
+        Assert.Equal(ClaimStatus.HeldByOther, other.Status);
+        Assert.Equal(publishedAt.AddHours(2).ToUnixTimeMilliseconds(), other.HeldUntil!.Value.ToUnixTimeMilliseconds());
+        Assert.Equal(ClaimStatus.HeldByOther, unnamed.Status);
+        Assert.Equal(ClaimStatus.Claimed, own.Status);
+        Assert.Equal(0, own.History.AttemptsUsed);
+        Assert.Empty(own.History.Recipients);
+        var claimed = await ItemAsync(table, "a");
+        Assert.Equal(recorded["claim_until"].N, claimed["claim_until"].N);
+        Assert.Equal(recorded["updated_at"].N, claimed["updated_at"].N);
+        Assert.Equal(first, claimed["claim_holder"].S);
+        Assert.Equal(MessageState.Queued, (await log.GetAsync("a", Cancellation))!.State);
+
+        await SendAsync(log, "a", first);
+        Assert.Equal(ClaimStatus.AlreadySent, (await ClaimAsync(log, "a", second)).Status);
+    }
+
+    [Fact]
+    public async Task APublishAgain_OfAQueuedId_KeepsTheFirstCopysClaim()
+    {
+        var (first, second) = (OutgoingMessage.NewCopy(), OutgoingMessage.NewCopy());
+        var log = await CreateLogAsync();
+        await log.RecordQueuedAsync(["a"], [first], Now, Cancellation);
+
+        var again = await log.RecordQueuedAsync(["a"], [second], Now, Cancellation);
+
+        Assert.Equal(MessageState.Queued, again["a"]);
+        Assert.Equal(ClaimStatus.HeldByOther, (await ClaimAsync(log, "a", second)).Status);
+        Assert.Equal(ClaimStatus.Claimed, (await ClaimAsync(log, "a", first)).Status);
+    }
+
+    [Fact]
+    public async Task ACopyNamedAtPublish_GivenBack_LetsAnotherCopyClaimIt()
+    {
+        var (first, second) = (OutgoingMessage.NewCopy(), OutgoingMessage.NewCopy());
+        var log = await CreateLogAsync();
+        await log.RecordQueuedAsync(["a"], [first], Now, Cancellation);
+        Assert.Equal(ClaimStatus.Claimed, (await ClaimAsync(log, "a", first)).Status);
+
+        // A release (the relay down, a shutdown) gives the publish's claim back like any other.
+        await log.ReleaseAsync([new ClaimRequest("a", first, Now)], Cancellation);
+
+        Assert.Equal(ClaimStatus.Claimed, (await ClaimAsync(log, "a", second)).Status);
+        Assert.Equal(ClaimStatus.HeldByOther, (await ClaimAsync(log, "a", first)).Status);
+    }
+
+    [Fact]
+    public async Task AClaimNamedAtPublish_WithLessThanALeaseToRun_IsTakenWithAWrite_ForAWholeLease()
+    {
+        var first = OutgoingMessage.NewCopy();
+        var table = await CreateTableAsync();
+        var log = await CreateLogAsync(table);
+        // Published 1 h 55 min ago: 5 minutes of its claim are left, less than the 10-minute lease asked for.
+        await log.RecordQueuedAsync(["a"], [first], Now.AddMinutes(-115), Cancellation);
+        var recorded = await ItemAsync(table, "a");
+
+        var before = Now;
+        Assert.Equal(ClaimStatus.Claimed, (await ClaimAsync(log, "a", first)).Status);
+
+        var until = long.Parse((await ItemAsync(table, "a"))["claim_until"].N, CultureInfo.InvariantCulture);
+        Assert.NotEqual(recorded["claim_until"].N, until.ToString(CultureInfo.InvariantCulture));
+        Assert.True(until >= before.Add(Lease).ToUnixTimeMilliseconds(), "the claim holds for a whole lease from now");
+    }
+
+    [Fact]
+    public async Task RecordQueued_WithCopies_WantsOnePerId()
+    {
+        var log = await CreateLogAsync();
+
+        await Assert.ThrowsAsync<ArgumentException>(() => log.RecordQueuedAsync(["a", "b"], [OutgoingMessage.NewCopy()], Now, Cancellation));
+    }
 }
