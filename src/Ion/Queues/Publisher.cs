@@ -88,7 +88,7 @@ public sealed class Publisher(IMessageQueue queue, IDeliveryLog log, IOptions<Io
             toQueue = [.. messages
                 .Where(m => (!known.TryGetValue(m.Id, out var state) || state == MessageState.Queued) && seen.Add(m.Id))
                 .Select(m => copyOf.TryGetValue(m.Id, out var copy) ? m with { Copy = copy } : m)];
-            results = await queue.EnqueueAsync(toQueue, cancellationToken);
+            results = await EnqueueAsync(toQueue, cancellationToken);
         }
         catch (StoreUnavailableException error)
         {
@@ -104,6 +104,32 @@ public sealed class Publisher(IMessageQueue queue, IDeliveryLog log, IOptions<Io
                 ? new Published(m.Id, Duplicate: true, State: state)
                 : new Published(m.Id, Duplicate: !queuedNow.Remove(m.Id)))],
             []);
+    }
+
+    /// <summary>The queue's enqueue. When it fails, the claims the log's write recorded for the copies named here are
+    /// given back: those copies may never have reached the queue, and a client's retry would otherwise wait for a claim
+    /// no copy uses (up to its two hours on the AWS store). Giving them back is safe either way: a copy that did arrive
+    /// claims with a write, and the copies of one id still claim one at a time.</summary>
+    private async Task<IReadOnlyList<EnqueueResult>> EnqueueAsync(List<OutgoingMessage> toQueue, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await queue.EnqueueAsync(toQueue, cancellationToken);
+        }
+        catch (StoreUnavailableException)
+        {
+            List<ClaimRequest> named = [.. toQueue.Where(m => m.Copy is not null).Select(m => new ClaimRequest(m.Id, m.Copy!, time.GetUtcNow()))];
+            try
+            {
+                if (named.Count > 0)
+                    await log.ReleaseAsync(named, CancellationToken.None);
+            }
+            catch (StoreUnavailableException)
+            {
+                // The log does not answer either: the claims run out by themselves.
+            }
+            throw;
+        }
     }
 }
 

@@ -116,6 +116,38 @@ public sealed class StoreFailureTests
         }
     }
 
+    [Fact]
+    public async Task OnAws_APublishTheTopicRefused_AndPublishedAgain_IsDeliveredAtOnce()
+    {
+        var aws = new AwsEmulators();
+        await aws.InitializeAsync();
+        try
+        {
+            var resources = await aws.ProvisionAsync();
+            await using var sink = await SmtpSink.StartAsync();
+            var message = new { action = "send", id = "retried-1", recipient = "a@example.com", subject = "Retried", body_text = "x" };
+            // The topic is gone (deleted, or a wrong setting): the log's write is made, the publish refused.
+            string[] gone = [.. aws.Settings(resources).Where(a => !a.StartsWith("--Ion:Aws:TopicArn=", StringComparison.Ordinal)),
+                $"--Ion:Aws:TopicArn={resources.TopicArn}-gone", "--Ion:Delivery:Enabled=false"];
+            await using (var refusing = await IonServer.StartAsync(sink.Port, gone))
+            {
+                var refused = await refusing.Client.PostAsJsonAsync("/v1/messages", message, Token);
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+                Assert.Equal("store unavailable", (await refused.Content.ReadFromJsonAsync<JsonElement>(Token)).GetProperty("title").GetString());
+            }
+
+            // The client tries again through an ion whose topic works: the copy it publishes is delivered now, not held
+            // for two hours by the claim recorded for a copy that never reached the queue.
+            await using var ion = await IonServer.StartAsync(sink.Port, aws.Settings(resources));
+            Assert.Equal(HttpStatusCode.Accepted, (await ion.Client.PostAsJsonAsync("/v1/messages", message, Token)).StatusCode);
+            Assert.Single(await sink.WaitForMessagesAsync(1, TimeSpan.FromSeconds(20)));
+        }
+        finally
+        {
+            await aws.DisposeAsync();
+        }
+    }
+
     /// <summary>A tmpfs of its own, mounted for the test (the tests run as root, as CI does) and unmounted after.</summary>
     private sealed class Tmpfs : IAsyncDisposable
     {

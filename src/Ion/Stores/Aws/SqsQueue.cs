@@ -398,7 +398,16 @@ public sealed class SqsQueue : IMessageQueue
         SendInSlicesAsync(messages, async slice =>
         {
             var entries = slice.Select(i => new TopicEntry(EntryId(i), messages[i].Body, Attributes(messages[i]))).ToList();
-            var refused = await route.Topic.PublishBatchAsync(route.TopicArn, entries, cancellationToken);
+            IReadOnlyDictionary<string, string> refused;
+            try
+            {
+                refused = await route.Topic.PublishBatchAsync(route.TopicArn, entries, cancellationToken);
+            }
+            catch (SnsException error)
+            {
+                // The topic gone, the credentials refused: the store cannot take the message, as when it does not answer.
+                throw new StoreUnavailableException(error.Message, error);
+            }
             return [.. refused.Select(r => (int.Parse(r.Key, CultureInfo.InvariantCulture), r.Value))];
         });
 
