@@ -11,9 +11,9 @@ namespace Ion.Delivery;
 /// batch, whoever received it.
 /// </summary>
 /// <remarks>
-/// Each message's outcome is recorded in the delivery log before the next message goes to the relay on the same
-/// connection, so a crash repeats at most the message that was in the middle of its SMTP transaction on each
-/// connection. Deleting the completed messages from the queue waits for the end of the batch: a message whose
+/// Each message's outcome is recorded in the delivery log before the relay has the whole of the next message on the
+/// same connection (the next transaction starts meanwhile, its content waits: <see cref="WaitingBody"/>), so a crash
+/// repeats at most the message that was in the middle of its SMTP transaction on each connection. Deleting the completed messages from the queue waits for the end of the batch: a message whose
 /// deletion a crash prevented comes back, finds itself sent in the log, and is deleted then.
 /// </remarks>
 public sealed class BatchDelivery(
@@ -65,29 +65,63 @@ public sealed class BatchDelivery(
 
     /// <summary>Delivers <paramref name="batch"/> under <paramref name="permit"/>. What it does not get to (stopped, the
     /// circuit opened) goes back to the queue at once.</summary>
+    /// <remarks>A message's outcome is recorded while the next message's transaction starts: that message waits for the
+    /// record before its content goes to the relay (<see cref="WaitingBody"/>), so the relay never has two messages
+    /// whose outcomes are not recorded, and a send's round trips no longer wait for the commit before them.</remarks>
     public async Task ProcessAsync(SmtpSender sender, IReadOnlyList<QueuedMessage> batch, RelayPermit permit, CancellationToken stoppingToken)
     {
         held.Add(batch);
         List<QueuedMessage> completed = [];
+        // Messages whose outcome is applied; the one after them may still be being applied (recording).
         var handled = 0;
+        Task? recording = null;
         IReadOnlyList<Claim>? claims = null;
         try
         {
             claims = await log.ClaimAsync([.. batch.Select(Request)], ClaimLease, CancellationToken.None);
-            for (; handled < batch.Count; handled++)
+            for (var next = 0; next < batch.Count; next++)
             {
                 // The first message goes whatever happened meanwhile: a trial must try, and a slot that got its permit
                 // just now may. After that, a circuit another slot opened sends the rest back.
-                if (stoppingToken.IsCancellationRequested || (handled > 0 && !circuit.Allows(permit)))
+                if (stoppingToken.IsCancellationRequested || (next > 0 && !circuit.Allows(permit)))
                     break;
-                var decision = await HandleAsync(sender, batch[handled], claims[handled], permit, stoppingToken);
+                var decision = await HandleAsync(sender, batch[next], claims[next], permit, recording ?? Task.CompletedTask, stoppingToken);
+                if (recording is not null)
+                {
+                    await recording;
+                    recording = null;
+                    handled++;
+                }
                 if (decision is null)
                     break;
-                await ApplyAsync(batch[handled], claims[handled].Status == ClaimStatus.Claimed, decision, completed);
+                var (message, claimed) = (batch[next], claims[next].Status == ClaimStatus.Claimed);
+                // On its own thread: SQLite commits on the caller's, which is the send's.
+                recording = Task.Run(() => ApplyAsync(message, claimed, decision, completed), CancellationToken.None);
+            }
+            if (recording is not null)
+            {
+                await recording;
+                recording = null;
+                handled++;
             }
         }
         finally
         {
+            // A send that failed (the outcome before it could not be recorded, say) left that record behind: the rest
+            // is known once it ends. What it failed with is already on its way up, or is the reason for it.
+            if (recording is not null)
+            {
+                try
+                {
+                    await recording;
+                    handled++;
+                }
+#pragma warning disable CA1031 // the try block's own exception is on its way up; this one is the same or its cause
+                catch (Exception)
+                {
+                }
+#pragma warning restore CA1031
+            }
             // Whatever this slot did not get to goes back at once (shutdown, circuit open), not after the timeout.
             var rest = batch.Skip(handled).ToList();
             if (rest.Count > 0)
@@ -113,7 +147,7 @@ public sealed class BatchDelivery(
     /// <summary>One message, start to finish, as a decision. Null when it was given up untried (shutdown while waiting
     /// for the rate limit). Everything the message may cause is a decision, so a bad message cannot stop the slot or
     /// block the messages behind it.</summary>
-    private async Task<Decision?> HandleAsync(SmtpSender sender, QueuedMessage message, Claim claim, RelayPermit permit, CancellationToken stoppingToken)
+    private async Task<Decision?> HandleAsync(SmtpSender sender, QueuedMessage message, Claim claim, RelayPermit permit, Task recorded, CancellationToken stoppingToken)
     {
         try
         {
@@ -133,7 +167,7 @@ public sealed class BatchDelivery(
                 case SendRequest when DeliveryDecision.TooEarly(claim.History, time.GetUtcNow()) is { } early:
                     return early;
                 case SendRequest send:
-                    return await SendAsync(sender, message, claim.History, send.Email, permit, stoppingToken);
+                    return await SendAsync(sender, message, claim.History, send.Email, permit, recorded, stoppingToken);
                 default:
                     throw new InvalidOperationException("the parser returned something new");
             }
@@ -150,7 +184,7 @@ public sealed class BatchDelivery(
         }
     }
 
-    private async Task<Decision?> SendAsync(SmtpSender sender, QueuedMessage message, DeliveryHistory history, EmailMessage email, RelayPermit permit, CancellationToken stoppingToken)
+    private async Task<Decision?> SendAsync(SmtpSender sender, QueuedMessage message, DeliveryHistory history, EmailMessage email, RelayPermit permit, Task recorded, CancellationToken stoppingToken)
     {
         List<string> recipients = [.. email.To, .. email.Cc, .. email.Bcc];
         // A throttled message stays with this slot and goes again when the slowed rate allows: given back, it would
@@ -184,7 +218,7 @@ public sealed class BatchDelivery(
             var mime = MimeBuilder.Build(email, message.Id, _rules, startedAt);
             // The send is not cancelled at shutdown: stopping mid-DATA would make a duplicate likely. The command
             // timeout bounds it.
-            var outcome = await sender.SendAsync(mime, email.From ?? _rules.DefaultSender, pending, CancellationToken.None);
+            var outcome = await sender.SendAsync(mime, email.From ?? _rules.DefaultSender, pending, recorded, CancellationToken.None);
             var elapsed = time.GetElapsedTime(started);
             metrics.SendTook(elapsed);
             metrics.RecipientsRefused(outcome.Recipients.Count(r => r.Answer.Kind == OutcomeKind.Permanent));

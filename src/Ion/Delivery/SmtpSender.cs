@@ -28,11 +28,22 @@ public sealed class SmtpSender(SmtpOptions options, TimeProvider time) : IAsyncD
 
     /// <summary>Sends <paramref name="message"/> from <paramref name="sender"/> to <paramref name="recipients"/>
     /// (canonical addresses: A-label domains). Every failure comes back as an answer, never as an exception (except
-    /// cancellation of <paramref name="cancellationToken"/>).</summary>
-    public async Task<DeliveryOutcome> SendAsync(MimeMessage message, string sender, IReadOnlyList<string> recipients, CancellationToken cancellationToken)
+    /// cancellation of <paramref name="cancellationToken"/>, and a failure of <paramref name="before"/>).</summary>
+    /// <param name="before">What the relay must not have the whole message before (the previous outcome's record): the
+    /// transaction starts at once, its content waits (<see cref="WaitingBody"/>). If it fails, the connection is dropped
+    /// before the end of the data, so the relay discards the message, and this throws what it failed with.</param>
+    public Task<DeliveryOutcome> SendAsync(MimeMessage message, string sender, IReadOnlyList<string> recipients, CancellationToken cancellationToken) =>
+        SendAsync(message, sender, recipients, Task.CompletedTask, cancellationToken);
+
+    /// <inheritdoc cref="SendAsync(MimeMessage, string, IReadOnlyList{string}, CancellationToken)"/>
+    public async Task<DeliveryOutcome> SendAsync(MimeMessage message, string sender, IReadOnlyList<string> recipients, Task before, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(message);
         ArgumentNullException.ThrowIfNull(recipients);
+        ArgumentNullException.ThrowIfNull(before);
+        // Always wrapped, also when there is nothing left to wait for: one way of writing messages, whatever the timing.
+        if (message.Body is { } body and not WaitingBody)
+            message.Body = new WaitingBody(body, before);
         // MailKit sends a recipient once however often it is listed (to and cc), ignoring case; so does ion.
         var unique = recipients.Distinct(StringComparer.OrdinalIgnoreCase).ToList();
         var plain = unique.Where(r => !Addresses.NeedsSmtpUtf8(r)).ToList();
@@ -88,6 +99,12 @@ public sealed class SmtpSender(SmtpOptions options, TimeProvider time) : IAsyncD
         }
         catch (Exception error) when (!cancellationToken.IsCancellationRequested)
         {
+            if (message.Body is WaitingBody { Waited: { IsCompleted: true, IsCompletedSuccessfully: false } waited })
+            {
+                // The content never went: hanging up mid-data (no QUIT, which would be data) makes the relay discard it.
+                await ResetAsync(quit: false);
+                await waited;
+            }
             // MailKit resets the transaction after a refused command (SmtpCommandException, and the
             // ServiceNotAuthenticatedException of a 530) and keeps the connection; after anything else it has
             // disconnected, and ion starts afresh next time.
@@ -171,7 +188,7 @@ public sealed class SmtpSender(SmtpOptions options, TimeProvider time) : IAsyncD
         }
     }
 
-    private async Task ResetAsync()
+    private async Task ResetAsync(bool quit = true)
     {
         if (_client is null)
             return;
@@ -181,10 +198,10 @@ public sealed class SmtpSender(SmtpOptions options, TimeProvider time) : IAsyncD
         _socket = null;
         try
         {
-            if (client.IsConnected)
+            if (quit && client.IsConnected)
             {
-                using var quit = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-                await client.DisconnectAsync(true, quit.Token);
+                using var courtesy = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+                await client.DisconnectAsync(true, courtesy.Token);
             }
         }
         catch (Exception error) when (error is IOException or OperationCanceledException or SmtpProtocolException or SmtpCommandException or ObjectDisposedException)
