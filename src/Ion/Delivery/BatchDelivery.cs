@@ -12,7 +12,7 @@ namespace Ion.Delivery;
 /// </summary>
 /// <remarks>
 /// Each message's outcome is recorded in the delivery log before the relay has the whole of the next message on the
-/// same connection (the next transaction starts meanwhile, its content waits: <see cref="WaitingBody"/>), so a crash
+/// same connection (the next transaction goes meanwhile, its end of data waits: <see cref="WaitingBody"/>), so a crash
 /// repeats at most the message that was in the middle of its SMTP transaction on each connection. Deleting the completed messages from the queue waits for the end of the batch: a message whose
 /// deletion a crash prevented comes back, finds itself sent in the log, and is deleted then.
 /// </remarks>
@@ -66,7 +66,7 @@ public sealed class BatchDelivery(
     /// <summary>Delivers <paramref name="batch"/> under <paramref name="permit"/>. What it does not get to (stopped, the
     /// circuit opened) goes back to the queue at once.</summary>
     /// <remarks>A message's outcome is recorded while the next message's transaction starts: that message waits for the
-    /// record before its content goes to the relay (<see cref="WaitingBody"/>), so the relay never has two messages
+    /// record before the end of its data goes to the relay (<see cref="WaitingBody"/>), so the relay never has two messages
     /// whose outcomes are not recorded, and a send's round trips no longer wait for the commit before them.</remarks>
     public async Task ProcessAsync(SmtpSender sender, IReadOnlyList<QueuedMessage> batch, RelayPermit permit, CancellationToken stoppingToken)
     {

@@ -30,8 +30,8 @@ public sealed class SmtpSender(SmtpOptions options, TimeProvider time) : IAsyncD
     /// (canonical addresses: A-label domains). Every failure comes back as an answer, never as an exception (except
     /// cancellation of <paramref name="cancellationToken"/>, and a failure of <paramref name="before"/>).</summary>
     /// <param name="before">What the relay must not have the whole message before (the previous outcome's record): the
-    /// transaction starts at once, its content waits (<see cref="WaitingBody"/>). If it fails, the connection is dropped
-    /// before the end of the data, so the relay discards the message, and this throws what it failed with.</param>
+    /// transaction goes at once, its end of data waits (<see cref="WaitingBody"/>). If it fails, the connection is
+    /// dropped before the end of the data, so the relay discards the message, and this throws what it failed with.</param>
     public Task<DeliveryOutcome> SendAsync(MimeMessage message, string sender, IReadOnlyList<string> recipients, CancellationToken cancellationToken) =>
         SendAsync(message, sender, recipients, Task.CompletedTask, cancellationToken);
 
@@ -164,6 +164,9 @@ public sealed class SmtpSender(SmtpOptions options, TimeProvider time) : IAsyncD
             socket.Dispose();
             throw;
         }
+        // DATA, never BDAT: ion's messages are never binary (attachments go as base64), so BDAT would gain nothing,
+        // and only with DATA can the end of a message wait for the record before it (WaitingBody).
+        client.Capabilities &= ~(SmtpCapabilities.Chunking | SmtpCapabilities.BinaryMime);
         _client = client;
         _socket = socket;
         _offersSmtpUtf8 = (client.Capabilities & SmtpCapabilities.UTF8) != 0;

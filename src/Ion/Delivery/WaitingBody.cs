@@ -4,18 +4,17 @@ using MimeKit.IO;
 namespace Ion.Delivery;
 
 /// <summary>
-/// A message's body that waits for a task before its content goes to the relay, so that a message's SMTP transaction
-/// can start (MAIL, RCPT, DATA) while the previous message's outcome is still being recorded, and the relay still
-/// cannot have the whole message (the terminating dot after DATA, or the last byte of BDAT) before that record is
-/// committed. A failed task fails the send before any content is written. Measuring the message (for SIZE or BDAT)
-/// does not wait.
+/// A message's body that waits for a task after its content is written, so that a message's SMTP transaction can go
+/// (MAIL, RCPT, DATA and the content) while the previous message's outcome is still being recorded, and the relay
+/// still cannot have the whole message, i.e. the terminating dot MailKit writes after the content, before that record
+/// is committed. A failed task fails the send before the end of the data. Measuring the message (for SIZE) does not
+/// wait. Only for DATA: with BDAT the relay knows the end from the size, so <see cref="SmtpSender"/> never uses BDAT.
 /// </summary>
 /// <remarks>
-/// MailKit has no hook between DATA's 354 and the content, so this sits where MimeKit writes the content: a
-/// MimeMessage writes its body's headers itself, then asks the body for its content alone. This entity therefore
-/// carries a copy of the real body's headers (taken again after <see cref="Prepare"/>, which may change a transfer
-/// encoding) and, asked for its content, waits, then writes the real body's. MailKit's visitors (which choose
-/// 8BITMIME or BINARYMIME) see the real body.
+/// MailKit has no hook before the terminating dot, so this sits where MimeKit writes the content: a MimeMessage writes
+/// its body's headers itself, then asks the body for its content alone. This entity therefore carries a copy of the
+/// real body's headers (taken again after <see cref="Prepare"/>, which may change a transfer encoding) and, asked for
+/// its content, writes the real body's, then waits. MailKit's visitors (which choose 8BITMIME) see the real body.
 /// </remarks>
 public sealed class WaitingBody : MimeEntity
 {
@@ -46,23 +45,23 @@ public sealed class WaitingBody : MimeEntity
 
     public override void WriteTo(FormatOptions options, Stream stream, bool contentOnly, CancellationToken cancellationToken = default)
     {
-        // ion sends asynchronously; a synchronous write (MailKit's Send) blocks its thread while it waits.
-        if (stream is not MeasuringStream)
-            _wait.GetAwaiter().GetResult();
         var tail = new TailStream(stream);
         _body.WriteTo(options, tail, contentOnly, cancellationToken);
         if (!tail.EndsWithNewLine)
             stream.Write(NewLine(options));
+        // ion sends asynchronously; a synchronous write (MailKit's Send) blocks its thread while it waits.
+        if (stream is not MeasuringStream)
+            _wait.GetAwaiter().GetResult();
     }
 
     public override async Task WriteToAsync(FormatOptions options, Stream stream, bool contentOnly, CancellationToken cancellationToken = default)
     {
-        if (stream is not MeasuringStream)
-            await _wait;
         var tail = new TailStream(stream);
         await _body.WriteToAsync(options, tail, contentOnly, cancellationToken);
         if (!tail.EndsWithNewLine)
             await stream.WriteAsync(NewLine(options), cancellationToken);
+        if (stream is not MeasuringStream)
+            await _wait;
     }
 
     private static byte[] NewLine(FormatOptions options) => options.NewLineFormat == NewLineFormat.Dos ? [(byte)'\r', (byte)'\n'] : [(byte)'\n'];

@@ -50,7 +50,7 @@ public class RecordBeforeDataTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task TheTransactionStarts_ButTheContentWaits_UntilTheRecordBeforeItIsDone()
+    public async Task TheTransactionGoes_ButItsEndOfDataWaits_UntilTheRecordBeforeItIsDone()
     {
         await using var relay = await ScriptedSmtpServer.StartAsync();
         await using var sender = new SmtpSender(Options(relay.Port), TimeProvider.System);
