@@ -5,6 +5,7 @@ using Amazon.SimpleSystemsManagement.Model;
 using Ion.Delivery;
 using Ion.Queues;
 using Ion.Stores.Aws;
+using Ion.Suppression;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
@@ -70,6 +71,7 @@ public sealed class LambdaFunction(IHost host, SqsBatchHandler handler, ILogger<
         builder.Services.AddIon();
         builder.Services.AddAws();
         builder.Services.AddQueues();
+        builder.Services.AddSuppression();
         builder.Services.AddDelivery();
         builder.Services.AddOptions<LambdaOptions>().BindConfiguration(LambdaOptions.Section);
         builder.Services.AddSingleton(sp => new InvocationQueue(

@@ -6,6 +6,7 @@ using Ion.Log;
 using Ion.Queues;
 using Ion.Stores.Aws;
 using Ion.Stores.Sqlite;
+using Ion.Suppression;
 
 namespace Ion;
 
@@ -27,6 +28,7 @@ public static class IonApp
         builder.Services.AddIon();
         builder.AddStore();
         builder.Services.AddQueues();
+        builder.Services.AddSuppression();
         builder.Services.AddDelivery();
         builder.AddApi();
         builder.Services.AddHealth();
@@ -37,6 +39,7 @@ public static class IonApp
         app.MapHealthApi();
         app.MapMessagesApi();
         app.MapDeadLettersApi();
+        app.MapSuppressionsApi();
         app.MapMetricsApi();
         app.MapDashboard();
         return app;
@@ -55,6 +58,7 @@ public static class IonApp
         builder.Services.AddIon();
         builder.AddStore();
         builder.Services.AddQueues();
+        builder.Services.AddSuppression();
         return builder.Build();
     }
 

@@ -22,6 +22,7 @@ public sealed class IonMetrics
     private readonly Counter<long> _deadLettered;
     private readonly Counter<long> _redriven;
     private readonly Counter<long> _recipientsRefused;
+    private readonly Counter<long> _recipientsSuppressed;
     private readonly Histogram<double> _sendDuration;
     private readonly Histogram<double> _latency;
 
@@ -39,13 +40,14 @@ public sealed class IonMetrics
             "Messages moved to the dead letters, by failure class (permanent, transient, invalid, relay, throttled, abandoned)");
         _redriven = meter.CreateCounter<long>("ion.messages.redriven", "{message}", "Dead letters moved back to the queue");
         _recipientsRefused = meter.CreateCounter<long>("ion.recipients.refused", "{recipient}", "Recipients the relay refused for good");
+        _recipientsSuppressed = meter.CreateCounter<long>("ion.recipients.suppressed", "{recipient}", "Recipients not sent to because they are on the suppression list");
         _sendDuration = meter.CreateHistogram<double>("ion.smtp.send.duration", "s", "One SMTP transaction: MAIL FROM to the answer to the data",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] });
         _latency = meter.CreateHistogram<double>("ion.delivery.latency", "s", "From accepted into the queue to sent",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400] });
         // Every counter exists from the start, at 0: a rate or an alert over a series that appears only with its first
         // event would miss that event.
-        foreach (var counter in new[] { _accepted, _sent, _retried, _redriven, _recipientsRefused })
+        foreach (var counter in new[] { _accepted, _sent, _retried, _redriven, _recipientsRefused, _recipientsSuppressed })
             counter.Add(0);
         foreach (var failureClass in Enum.GetValues<FailureClass>())
             _deadLettered.Add(0, new KeyValuePair<string, object?>("failure_class", StoredNames.Of(failureClass)));
@@ -107,6 +109,12 @@ public sealed class IonMetrics
     {
         if (count > 0)
             _recipientsRefused.Add(count);
+    }
+
+    public void RecipientsSuppressed(int count)
+    {
+        if (count > 0)
+            _recipientsSuppressed.Add(count);
     }
 
     public void SendTook(TimeSpan elapsed) => _sendDuration.Record(elapsed.TotalSeconds);

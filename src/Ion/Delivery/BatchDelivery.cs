@@ -1,6 +1,7 @@
 using Ion.Log;
 using Ion.Messages;
 using Ion.Queues;
+using Ion.Suppression;
 using Microsoft.Extensions.Options;
 
 namespace Ion.Delivery;
@@ -25,6 +26,7 @@ public sealed class BatchDelivery(
     RefusalStreak streak,
     HeldMessages held,
     DeliveryDecision decider,
+    Suppressions suppressions,
     IonMetrics metrics,
     IOptions<IonOptions> ionOptions,
     IOptions<DeliveryOptions> deliveryOptions,
@@ -196,6 +198,18 @@ public sealed class BatchDelivery(
             if (pending.Count == 0)
                 return decider.Decide(message, message.QueueMessageId, history, recipients, new DeliveryOutcome(SmtpAnswer.Accepted("nothing left to send"), []), startedAt, TimeSpan.Zero);
 
+            // Suppressed recipients are left out (each says why); with nobody left, nothing goes to the relay.
+            var found = await suppressions.FindAsync(pending, CancellationToken.None);
+            List<RecipientAnswer> left = [.. pending.Where(found.ContainsKey).Select(r => new RecipientAnswer(r, Suppressed(found[r])))];
+            if (left.Count > 0)
+            {
+                metrics.RecipientsSuppressed(left.Count);
+                Log.Suppressed(logger, message.Id, left.Count, Recipients([.. left.Select(a => a.Address)]));
+                pending = [.. pending.Where(r => !found.ContainsKey(r))];
+                if (pending.Count == 0)
+                    return decider.Decide(message, message.QueueMessageId, history, recipients, new DeliveryOutcome(left[0].Answer, left), startedAt, TimeSpan.Zero);
+            }
+
             try
             {
                 await rate.WaitAsync(stoppingToken);
@@ -224,13 +238,26 @@ public sealed class BatchDelivery(
             metrics.RecipientsRefused(outcome.Recipients.Count(r => r.Answer.Kind == OutcomeKind.Permanent));
 
             var (reviewed, redrive) = streak.Review(message.Id, outcome);
+            if (left.Count > 0)
+                reviewed = reviewed with { Recipients = [.. reviewed.Recipients, .. left] };
             if (redrive.Count > 0)
             {
+                // Their refusals were the relay's, not their recipients': what they put on the suppression list comes off
+                // (after this slot's previous record, which may be one of them, has landed).
+                await Bookkeeping.TryAsync(async () =>
+                {
+                    await recorded;
+                    await suppressions.ForgetRefusalsAsync(redrive, CancellationToken.None);
+                }, "unsuppress", logger);
                 // Messages the streak dead-lettered before it was recognised go back to wait with the rest.
                 var moved = await redriver.RedriveAsync(redrive, CancellationToken.None);
                 Log.StreakRedriven(logger, moved.Count);
             }
-            var decision = decider.Decide(message, message.QueueMessageId, history, recipients, reviewed, startedAt, elapsed);
+            // The recipients refused for good go on the suppression list once the outcome is recorded.
+            var decision = decider.Decide(message, message.QueueMessageId, history, recipients, reviewed, startedAt, elapsed) with
+            {
+                Refused = [.. reviewed.Recipients.Where(a => a.Answer.Kind == OutcomeKind.Permanent)],
+            };
             Signal(permit, decision.RelayAnswer);
             Log.Decided(logger, message.Id, decision.Action, decision.Entry?.AttemptsUsed ?? history.AttemptsUsed, elapsed.TotalMilliseconds,
                 Recipients(pending), reviewed.Summary.Code, reviewed.Summary.Reply);
@@ -247,6 +274,10 @@ public sealed class BatchDelivery(
             }
         }
     }
+
+    private static SmtpAnswer Suppressed(SuppressedAddress entry) => new(OutcomeKind.Suppressed, null, null,
+        string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"suppressed ({entry.Reason.ToString().ToLowerInvariant()} since {entry.At:yyyy-MM-dd HH:mm:ss}Z): {entry.Detail}"));
 
     /// <summary>For the log: the recipients' domains, or their addresses where a setting allows it.</summary>
     private string Recipients(IReadOnlyList<string> recipients) => string.Join(", ", _options.LogRecipientAddresses
@@ -287,7 +318,11 @@ public sealed class BatchDelivery(
             return;
         }
         if (decision.Entry is { } entry)
+        {
             await Bookkeeping.UntilDoneAsync(() => log.RecordAsync([entry], CancellationToken.None), "record", logger, time);
+            if (decision.Refused is { Count: > 0 } refused)
+                await Bookkeeping.TryAsync(() => suppressions.NoteRefusalsAsync(message.Id, refused, CancellationToken.None), "suppress", logger);
+        }
         else if (claimed)
             await Bookkeeping.TryAsync(() => log.ReleaseAsync([Request(message)], CancellationToken.None), "release claim", logger);
 

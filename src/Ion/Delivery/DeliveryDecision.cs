@@ -28,7 +28,8 @@ public sealed record Decision(
     TimeSpan Delay = default,
     DeliveryEntry? Entry = null,
     DeadLetterNote? Note = null,
-    SmtpAnswer? RelayAnswer = null);
+    SmtpAnswer? RelayAnswer = null,
+    IReadOnlyList<RecipientAnswer>? Refused = null);
 
 /// <summary>
 /// The per-message decision, pure: given the message, what the log knows of it and what the relay answered, it says
@@ -117,6 +118,7 @@ public sealed class DeliveryDecision(DeliveryPolicy policy, Func<double> random)
         var charged = false;
         var accepted = 0;
         var refused = 0;
+        var suppressed = 0;
         SmtpAnswer? relay = null;
         for (var i = 0; i < statuses.Count; i++)
         {
@@ -136,6 +138,10 @@ public sealed class DeliveryDecision(DeliveryPolicy policy, Func<double> random)
                     statuses[i] = statuses[i] with { SmtpCode = answer.Code, Reply = answer.Reply };
                     charged = true;
                     break;
+                case OutcomeKind.Suppressed:
+                    statuses[i] = statuses[i] with { State = RecipientState.Suppressed, SmtpCode = null, Reply = answer.Text };
+                    suppressed++;
+                    break;
                 default:
                     // About the relay, not this recipient: it waits, uncharged, with nothing new to say about it.
                     relay = Worse(relay, answer);
@@ -150,7 +156,11 @@ public sealed class DeliveryDecision(DeliveryPolicy policy, Func<double> random)
         var attempt = judged
             ? new DeliveryAttempt(startedAt, AttemptName(accepted, refused, charged), outcome.Summary.Code, outcome.Summary.Reply, duration,
                 statuses.Count > 1 ? [.. statuses.Where(s => answers.ContainsKey(s.Address))] : null)
-            : null;
+            // Nobody was asked: every recipient left was suppressed. Said in the attempts all the same.
+            : suppressed > 0
+                ? new DeliveryAttempt(startedAt, "suppressed", null, outcome.Summary.Text, TimeSpan.Zero,
+                    statuses.Count > 1 ? [.. statuses.Where(s => answers.ContainsKey(s.Address))] : null)
+                : null;
 
         if (statuses.All(s => s.State != RecipientState.Pending))
             return Finish(message, holder, statuses, attempt, attemptsUsed, FailureClass.Permanent, gaveUp: null, relay);
@@ -199,14 +209,20 @@ public sealed class DeliveryDecision(DeliveryPolicy policy, Func<double> random)
         if (gaveUp is not null)
             statuses = [.. statuses.Select(s => s.State == RecipientState.Pending ? s with { State = RecipientState.Failed, Reply = $"{gaveUp}: {s.Reply}" } : s)];
 
-        if (statuses.All(s => s.State == RecipientState.Sent))
-            return new Decision(QueueAction.Complete, Entry: new DeliveryEntry(message.Id, holder, MessageState.Sent, attempt, statuses, attemptsUsed), RelayAnswer: relay);
+        // Suppressed recipients were left out on purpose: they neither fail a message nor make it sent.
+        if (statuses.All(s => s.State is RecipientState.Sent or RecipientState.Suppressed))
+        {
+            var state = statuses.Exists(s => s.State == RecipientState.Sent) ? MessageState.Sent : MessageState.Suppressed;
+            var why = state == MessageState.Suppressed ? statuses[0].Reply : null;
+            return new Decision(QueueAction.Complete, Entry: new DeliveryEntry(message.Id, holder, state, attempt, statuses, attemptsUsed, why), RelayAnswer: relay);
+        }
 
         var failed = statuses.Where(s => s.State == RecipientState.Failed).ToList();
+        var left = statuses.Count(s => s.State == RecipientState.Suppressed);
         var reason = failed.Count == statuses.Count && failed.Select(f => f.Reply).Distinct().Count() == 1
             ? failed[0].Reply!
             : string.Create(CultureInfo.InvariantCulture,
-                $"{failed.Count} of {statuses.Count} recipients failed ({statuses.Count - failed.Count} sent): {string.Join("; ", failed.Select(f => $"{f.Address}: {f.Reply}"))}");
+                $"{failed.Count} of {statuses.Count} recipients failed ({statuses.Count - failed.Count - left} sent{(left > 0 ? $", {left} suppressed" : "")}): {string.Join("; ", failed.Select(f => $"{f.Address}: {f.Reply}"))}");
         var entry = new DeliveryEntry(message.Id, holder, MessageState.Dead, attempt, statuses, attemptsUsed, reason, failureClass, message.Body);
         var code = failed.Select(f => f.SmtpCode).FirstOrDefault(c => c is not null);
         return new Decision(QueueAction.DeadLetter, Entry: entry, Note: new DeadLetterNote(reason, failureClass, attemptsUsed, code), RelayAnswer: relay);

@@ -19,6 +19,8 @@ public enum OutcomeKind
     RelayRefusesIon,
     /// <summary>No usable connection (refused, TLS, greeting, EHLO, AUTH failed): pause delivery; no attempt counted.</summary>
     RelayUnavailable,
+    /// <summary>Not asked at all: the recipient is on the suppression list (the text says why). Not an attempt.</summary>
+    Suppressed,
 }
 
 /// <summary>One answer of the relay (or the error in its place), classified. <see cref="Text"/> is the server's text

@@ -66,4 +66,7 @@ internal static partial class Log
 
     [LoggerMessage(20, LogLevel.Information, "Delivery stopped after {Seconds:F1} s")]
     public static partial void Stopped(ILogger logger, double seconds);
+
+    [LoggerMessage(22, LogLevel.Information, "Message {MessageId}: {Count} recipient(s) left out, on the suppression list ({Recipients})")]
+    public static partial void Suppressed(ILogger logger, string messageId, int count, string recipients);
 }

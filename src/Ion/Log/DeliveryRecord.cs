@@ -12,6 +12,9 @@ public enum MessageState
     /// <summary>In the dead letters: at least one recipient failed for good and none is waiting for a retry. The
     /// recipients say who got it anyway.</summary>
     [JsonStringEnumMemberName("dead")] Dead,
+    /// <summary>Every recipient is on the suppression list: nothing was sent, and nothing will be (it is finished, as
+    /// a sent message is).</summary>
+    [JsonStringEnumMemberName("suppressed")] Suppressed,
 }
 
 /// <summary>Why a message is a dead letter, for filtering and redrive.</summary>
@@ -39,6 +42,8 @@ public enum RecipientState
     [JsonStringEnumMemberName("pending")] Pending,
     [JsonStringEnumMemberName("sent")] Sent,
     [JsonStringEnumMemberName("failed")] Failed,
+    /// <summary>On the suppression list when the message went: not sent to, on purpose; the reply says why.</summary>
+    [JsonStringEnumMemberName("suppressed")] Suppressed,
 }
 
 /// <summary>One recipient's outcome so far, with the relay's last answer about it.</summary>

@@ -69,7 +69,7 @@ public enum ClaimStatus
 {
     /// <summary>This copy may deliver it; <see cref="Claim.History"/> says what happened so far.</summary>
     Claimed,
-    /// <summary>Every recipient has it already: complete the copy.</summary>
+    /// <summary>Finished without a failure: every recipient has it already, or is suppressed. Complete the copy.</summary>
     AlreadySent,
     /// <summary>It is a dead letter (and not being redriven): this copy joins it there.</summary>
     Dead,

@@ -12,6 +12,7 @@ public static class StoredNames
         MessageState.Retrying => "retrying",
         MessageState.Sent => "sent",
         MessageState.Dead => "dead",
+        MessageState.Suppressed => "suppressed",
         _ => throw new ArgumentOutOfRangeException(nameof(state)),
     };
 
@@ -24,6 +25,7 @@ public static class StoredNames
         "retrying" => MessageState.Retrying,
         "sent" => MessageState.Sent,
         "dead" => MessageState.Dead,
+        "suppressed" => MessageState.Suppressed,
         _ => throw new InvalidDataException($"unknown message state '{name}' in the delivery log"),
     };
 

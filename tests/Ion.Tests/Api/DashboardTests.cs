@@ -34,7 +34,8 @@ public sealed class DashboardTests(Chromium chromium) : IClassFixture<Chromium>
     public async Task ADeliveredMessage_AndADeadLetterWithItsReason_AreShown_AndRedriveDeliversIt()
     {
         await using var sink = await SmtpSink.StartAsync();
-        await using var ion = await IonServer.StartAsync(sink.Port);
+        // The relay refuses with "5.1.1 no such user" and the test redrives: the mailbox counts as fixed, not suppressed.
+        await using var ion = await IonServer.StartAsync(sink.Port, "--Ion:Suppression:Enabled=false");
         await ion.PublishAsync(Message("welcome-1", "alice@example.com"));
         await ion.WaitForStatusAsync("welcome-1", r => r.State == MessageState.Sent, Wait);
         await sink.RestartAsync("-B", "550 5.1.1 No such user", "-f", "RCPT");
@@ -93,7 +94,8 @@ public sealed class DashboardTests(Chromium chromium) : IClassFixture<Chromium>
             : context.Argument.EndsWith("@gone.example", StringComparison.OrdinalIgnoreCase) ? new ScriptedReply(550, "5.1.1 No such user")
             : context.Argument.EndsWith("@full.example", StringComparison.OrdinalIgnoreCase) ? new ScriptedReply(452, "4.2.2 Mailbox full")
             : null);
-        await using var ion = await IonServer.StartAsync(relay.Port, "--Ion:Delivery:MaxAttempts=2");
+        // The relay refuses with "5.1.1 no such user" and the test redrives: the mailbox counts as fixed, not suppressed.
+        await using var ion = await IonServer.StartAsync(relay.Port, "--Ion:Delivery:MaxAttempts=2", "--Ion:Suppression:Enabled=false");
         await ion.PublishAsync(Message("gone-early", "a@gone.example"));
         await ion.WaitForStatusAsync("gone-early", r => r.State == MessageState.Dead, Wait);
         // The time filters take whole seconds: the first letter died before this second, the others after it.
@@ -162,7 +164,8 @@ public sealed class DashboardTests(Chromium chromium) : IClassFixture<Chromium>
     public async Task KeyboardOnly_FiltersSelectsAndRedrives_WithFocusAlwaysVisible()
     {
         await using var sink = await SmtpSink.StartAsync("-B", "550 5.1.1 No such user", "-f", "RCPT");
-        await using var ion = await IonServer.StartAsync(sink.Port);
+        // The relay refuses with "5.1.1 no such user" and the test redrives: the mailbox counts as fixed, not suppressed.
+        await using var ion = await IonServer.StartAsync(sink.Port, "--Ion:Suppression:Enabled=false");
         await ion.PublishAsync(Message("kb-keep", "x@keep.example"));
         await ion.PublishAsync(Message("kb-go", "y@go.example"));
         await ion.WaitForStatusAsync("kb-keep", r => r.State == MessageState.Dead, Wait);

@@ -311,7 +311,7 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
             var history = History(item);
             switch (ReadState(item))
             {
-                case MessageState.Sent:
+                case MessageState.Sent or MessageState.Suppressed:
                     return new Claim(request.Id, ClaimStatus.AlreadySent, history);
                 case MessageState.Dead when item.ContainsKey("redrive_at"):
                     // A dead letter caught mid-redrive starts afresh, as RecordRedrivenAsync would, and is claimed in
@@ -342,7 +342,7 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
         var held = Number(item, "claim_until");
         switch (ReadState(item))
         {
-            case MessageState.Sent:
+            case MessageState.Sent or MessageState.Suppressed:
                 return new Claim(request.Id, ClaimStatus.AlreadySent, History(item));
             case MessageState.Dead:
                 // Caught mid-redrive it is queued again by the write; else this copy joins it in the dead letters.
@@ -407,7 +407,7 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
         }
         // Finished messages expire a retention after they were first queued (what PruneAsync does by hand); a message
         // that may still be delivered must not, so the attribute goes when it is not finished.
-        if (entry.State is MessageState.Sent or MessageState.Dead)
+        if (entry.State is MessageState.Sent or MessageState.Dead or MessageState.Suppressed)
             update.SetTo("expires_at", "if_not_exists(created_s, :now_s) + :retention_s", (":retention_s", N((long)_retention.TotalSeconds)));
         else
             update.Remove("expires_at");
@@ -552,7 +552,7 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
     {
         const string operation = "prune finished messages";
         // The same condition filters the scan and guards each delete, so a message redriven in between is kept.
-        const string finishedBefore = "created_at < :before AND #state IN (:sent, :dead)";
+        const string finishedBefore = "created_at < :before AND #state IN (:sent, :dead, :suppressed)";
         var cutOff = N(before.ToUnixTimeMilliseconds());
         var removed = 0;
         Dictionary<string, AttributeValue>? start = null;
@@ -565,7 +565,7 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
                 ProjectionExpression = "id",
                 FilterExpression = finishedBefore,
                 ExpressionAttributeNames = new() { ["#state"] = "state" },
-                ExpressionAttributeValues = new() { [":before"] = cutOff, [":sent"] = S("sent"), [":dead"] = S("dead") },
+                ExpressionAttributeValues = new() { [":before"] = cutOff, [":sent"] = S("sent"), [":dead"] = S("dead"), [":suppressed"] = S("suppressed") },
                 ExclusiveStartKey = start,
             };
             var page = await CallAsync(operation, () => _client.ScanAsync(request, cancellationToken), cancellationToken);
@@ -578,7 +578,7 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
                     Key = Key(ids[i]),
                     ConditionExpression = finishedBefore,
                     ExpressionAttributeNames = new() { ["#state"] = "state" },
-                    ExpressionAttributeValues = new() { [":before"] = cutOff, [":sent"] = S("sent"), [":dead"] = S("dead") },
+                    ExpressionAttributeValues = new() { [":before"] = cutOff, [":sent"] = S("sent"), [":dead"] = S("dead"), [":suppressed"] = S("suppressed") },
                 };
                 try
                 {

@@ -50,7 +50,7 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS messages_by_created ON messages (created_at);
         CREATE INDEX IF NOT EXISTS messages_dead ON messages (updated_at) WHERE state = 'dead';
-        CREATE INDEX IF NOT EXISTS messages_finished ON messages (updated_at) WHERE state IN ('sent', 'dead');
+        CREATE INDEX IF NOT EXISTS messages_finished ON messages (updated_at) WHERE state IN ('sent', 'dead', 'suppressed');
         CREATE TABLE IF NOT EXISTS throughput (
           minute INTEGER PRIMARY KEY,
           sent INTEGER NOT NULL,
@@ -75,6 +75,14 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
     /// letters); the attempts table and the state index go.</summary>
     private static void Upgrade(SqliteCommand command)
     {
+        // The finished messages' index from before suppressed messages: SQLite only uses a partial index for a query
+        // whose condition is the index's own, so it is made again with the new one.
+        command.CommandText = "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'messages_finished'";
+        if (command.ExecuteScalar() is string finished && !finished.Contains("'suppressed'", StringComparison.Ordinal))
+        {
+            command.CommandText = "DROP INDEX messages_finished";
+            command.ExecuteNonQuery();
+        }
         var columns = SqliteDatabase.Columns(command, "messages");
         if (columns.Count == 0 || columns.Contains("queued_at"))
             return;
@@ -235,7 +243,7 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
                 var claimedBy = reader.IsDBNull(6) ? null : reader.GetString(6);
                 claims.Add(state switch
                 {
-                    MessageState.Sent => new Claim(request.Id, ClaimStatus.AlreadySent, history),
+                    MessageState.Sent or MessageState.Suppressed => new Claim(request.Id, ClaimStatus.AlreadySent, history),
                     MessageState.Dead => new Claim(request.Id, ClaimStatus.Dead, history),
                     _ when claimedBy == request.Holder => new Claim(request.Id, ClaimStatus.Claimed, history),
                     _ => new Claim(request.Id, ClaimStatus.HeldByOther, history, FromUnix(reader.GetInt64(7))),
@@ -434,7 +442,7 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
             var command = session.Command("""
                 SELECT id, state, updated_at, json_array_length(coalesce(attempts, '[]')), recipients, last_reason, failure_class
                 FROM messages
-                WHERE state IN ('sent', 'dead')
+                WHERE state IN ('sent', 'dead', 'suppressed')
                 ORDER BY updated_at DESC, id DESC
                 LIMIT $limit
                 """);
@@ -462,7 +470,7 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
             var minutes = session.Command("DELETE FROM throughput WHERE minute < $before");
             minutes.Set("$before", before.ToUnixTimeMilliseconds());
             minutes.ExecuteNonQuery();
-            var command = session.Command("DELETE FROM messages WHERE created_at < $before AND state IN ('sent', 'dead')");
+            var command = session.Command("DELETE FROM messages WHERE created_at < $before AND state IN ('sent', 'dead', 'suppressed')");
             command.Set("$before", before.ToUnixTimeMilliseconds());
             return command.ExecuteNonQuery();
         }, cancellationToken);

@@ -10,4 +10,5 @@ namespace Ion.Stores.Sqlite;
 [JsonSerializable(typeof(SqliteDeliveryLog.StoredAttempt))]
 [JsonSerializable(typeof(List<SqliteDeliveryLog.StoredAttempt>))]
 [JsonSerializable(typeof(List<string>))]
+[JsonSerializable(typeof(IReadOnlyCollection<string>))]
 internal sealed partial class SqliteJson : JsonSerializerContext;

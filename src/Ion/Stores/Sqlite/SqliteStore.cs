@@ -1,13 +1,14 @@
 using Ion.Delivery;
 using Ion.Log;
 using Ion.Queues;
+using Ion.Suppression;
 using Microsoft.Extensions.Options;
 
 namespace Ion.Stores.Sqlite;
 
 public static class SqliteStore
 {
-    /// <summary>The embedded store: the queue, its dead letters and the delivery log in one SQLite file,
+    /// <summary>The embedded store: the queue, its dead letters, the delivery log and the suppression list in one SQLite file,
     /// <c>ion.db</c> in <c>Ion:DataDirectory</c>.</summary>
     public static IServiceCollection AddSqlite(this IServiceCollection services)
     {
@@ -21,6 +22,7 @@ public static class SqliteStore
                 sp.GetRequiredService<TimeProvider>());
         });
         services.AddSingleton<IDeliveryLog, SqliteDeliveryLog>();
+        services.AddSingleton<ISuppressionList, SqliteSuppressionList>();
         services.AddSingleton<IStoreCheck, SqliteStoreCheck>();
         // The file keeps what it is given, so ion removes finished messages past Ion:Delivery:LogRetention itself
         // (DynamoDB's TTL does this for the AWS store). Only a started host (ion serve) runs it.

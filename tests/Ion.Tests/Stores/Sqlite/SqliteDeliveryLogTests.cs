@@ -81,6 +81,29 @@ public sealed class SqliteDeliveryLogTests : DeliveryLogContract, IDisposable
     }
 
     [Fact]
+    public async Task TheFinishedMessagesIndex_FromBeforeSuppressedMessages_IsMadeAgain_AndTheDashboardsQueryUsesIt()
+    {
+        var log = await CreateLogAsync();
+        await SendAsync(log, "a", "q-a");
+        _databases[^1].Dispose();
+        _databases.Clear();
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        using (var old = Sqlite3Shell.Start(DatabasePath))
+            await old.RunAsync("""
+                DROP INDEX messages_finished;
+                CREATE INDEX messages_finished ON messages (updated_at) WHERE state IN ('sent', 'dead');
+                """, Cancellation);
+
+        log = await CreateLogAsync();
+        Assert.Equal(["a"], (await log.ListRecentAsync(10, Cancellation))!.Select(r => r.Id));
+        using var shell = Sqlite3Shell.Start(DatabasePath);
+        Assert.Contains("'suppressed'", string.Join("\n", await shell.RunAsync("SELECT sql FROM sqlite_master WHERE name = 'messages_finished';", Cancellation)), StringComparison.Ordinal);
+        var plan = string.Join("\n", await shell.RunAsync(
+            "EXPLAIN QUERY PLAN SELECT id FROM messages WHERE state IN ('sent', 'dead', 'suppressed') ORDER BY updated_at DESC, id DESC LIMIT 20;", Cancellation));
+        Assert.Contains("messages_finished", plan, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Throughput_IsKeptPerMinuteOfTheLogsClock_AndPrunedWithTheMessages()
     {
         var time = new FakeTimeProvider(new DateTimeOffset(2026, 3, 1, 9, 0, 42, TimeSpan.Zero));
