@@ -122,7 +122,13 @@ public sealed class SqliteDatabase : IDisposable
     }
 
     /// <summary>Runs <paramref name="work"/> on the reading connection: it sees what was committed when it starts.</summary>
-    public async Task<T> ReadAsync<T>(Func<SqliteSession, T> work, CancellationToken cancellationToken)
+    public Task<T> ReadAsync<T>(Func<SqliteSession, T> work, CancellationToken cancellationToken) =>
+        ReadAsync(work, afterDeferred: true, cancellationToken);
+
+    /// <summary>The same; with <paramref name="afterDeferred"/> false for a read that cannot concern the deferred
+    /// writes (queue completions, throughput counts), which then need not be written first: on the delivery path that
+    /// would be one more commit per message.</summary>
+    public async Task<T> ReadAsync<T>(Func<SqliteSession, T> work, bool afterDeferred, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(work);
         cancellationToken.ThrowIfCancellationRequested();
@@ -130,7 +136,7 @@ public sealed class SqliteDatabase : IDisposable
             throw damaged;
         // The tables exist before anyone reads them: the writer creates them, in an empty round if need be; and a read
         // sees the deferred writes done.
-        if (Volatile.Read(ref _schemasApplied) < SchemaCount() || RequestFlush())
+        if (Volatile.Read(ref _schemasApplied) < SchemaCount() || (afterDeferred && RequestFlush()))
             await WriteAsync(Durability.Deferred, _ => 0, cancellationToken);
         lock (_readLock)
         {

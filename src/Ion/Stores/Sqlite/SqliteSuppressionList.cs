@@ -56,7 +56,8 @@ public sealed class SqliteSuppressionList : ISuppressionList
             // Keyed by the address as asked for, whatever its case.
             return addresses.Where(found.ContainsKey).Distinct(StringComparer.OrdinalIgnoreCase)
                 .ToDictionary(a => a, a => found[a], StringComparer.OrdinalIgnoreCase);
-        }, cancellationToken);
+            // Before every send: the deferred writes (completions, counts) never touch this table, so they wait.
+        }, afterDeferred: false, cancellationToken);
     }
 
     public Task AddAsync(IReadOnlyList<SuppressedAddress> entries, CancellationToken cancellationToken)
