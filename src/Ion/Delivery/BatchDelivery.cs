@@ -199,7 +199,7 @@ public sealed class BatchDelivery(
                 return decider.Decide(message, message.QueueMessageId, history, recipients, new DeliveryOutcome(SmtpAnswer.Accepted("nothing left to send"), []), startedAt, TimeSpan.Zero);
 
             // Suppressed recipients are left out (each says why); with nobody left, nothing goes to the relay.
-            var found = await suppressions.FindAsync(pending, CancellationToken.None);
+            var found = await suppressions.FindAsync(email, pending, CancellationToken.None);
             List<RecipientAnswer> left = [.. pending.Where(found.ContainsKey).Select(r => new RecipientAnswer(r, Suppressed(found[r])))];
             if (left.Count > 0)
             {

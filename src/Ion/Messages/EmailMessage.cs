@@ -21,6 +21,9 @@ public sealed record EmailMessage
     public IReadOnlyList<KeyValuePair<string, string>> Headers { get; init; } = [];
     public IReadOnlyList<Attachment> Attachments { get; init; } = [];
     public IReadOnlyList<string> Tags { get; init; } = [];
+    /// <summary>Send even to recipients on the suppression list (a password reset the owner asked for), where
+    /// <c>Ion:Suppression:AllowIgnore</c> allows it.</summary>
+    public bool IgnoreSuppression { get; init; }
 }
 
 public sealed record Attachment(string FileName, string ContentType, byte[] Content);

@@ -30,7 +30,7 @@ public static class MessageParser
     static readonly string[] _sendFields =
     [
         "action", "id", "recipient", "to", "cc", "bcc", "from", "reply_to", "subject",
-        "body_text", "body_html", "headers", "attachments", "tags",
+        "body_text", "body_html", "headers", "attachments", "tags", "ignore_suppression",
     ];
 
     static readonly string[] _attachmentFields = ["filename", "content_type", "content_base64"];
@@ -200,6 +200,16 @@ public static class MessageParser
         if (fields.TryGet("tags", out var tagsValue) && ReadTags(tagsValue, tags) is { } badTags)
             return badTags;
 
+        // Whether a message may bypass the suppression list is the publisher's and the delivery's to decide
+        // (Ion:Suppression:AllowIgnore); here it is only read.
+        var ignoreSuppression = false;
+        if (fields.TryGet("ignore_suppression", out var ignoreValue))
+        {
+            if (ignoreValue.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+                return Invalid("ignore_suppression", $"must be true or false, not {Describe(ignoreValue.ValueKind)}");
+            ignoreSuppression = ignoreValue.GetBoolean();
+        }
+
         return new SendRequest(new EmailMessage
         {
             Id = id,
@@ -214,6 +224,7 @@ public static class MessageParser
             Headers = headers,
             Attachments = attachments,
             Tags = tags,
+            IgnoreSuppression = ignoreSuppression,
         });
     }
 

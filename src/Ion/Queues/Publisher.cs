@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json.Serialization;
 using Ion.Log;
 using Ion.Messages;
+using Ion.Suppression;
 using Microsoft.Extensions.Options;
 
 namespace Ion.Queues;
@@ -16,7 +17,7 @@ namespace Ion.Queues;
 /// email. Two publishes of a new id at the same moment may both reach the queue; the store keeps one (SQLite), or
 /// delivery's claim in the log sends it once (SQS).
 /// </remarks>
-public sealed class Publisher(IMessageQueue queue, IDeliveryLog log, IOptions<IonOptions> options, TimeProvider time, IonMetrics metrics, StoreHealth health)
+public sealed class Publisher(IMessageQueue queue, IDeliveryLog log, IOptions<IonOptions> options, Suppressions suppressions, TimeProvider time, IonMetrics metrics, StoreHealth health)
 {
     private readonly MessageRules _rules = options.Value.ToMessageRules();
     private readonly MessageSizeLimit _limit = queue.SizeLimit is { } store && store.MaxBodyBytes < options.Value.MaxMessageBytes
@@ -39,7 +40,10 @@ public sealed class Publisher(IMessageQueue queue, IDeliveryLog log, IOptions<Io
         // The same limit whatever the way in: HTTP checks it while reading the body, the CLI here.
         if (Encoding.UTF8.GetByteCount(body) > MaxBytes)
             return new InvalidMessage(null, $"invalid: {TooLarge}");
-        return MessageParser.Parse(body, _rules);
+        var parsed = MessageParser.Parse(body, _rules);
+        return parsed is SendRequest send && suppressions.RefusalOf(send.Email) is { } refused
+            ? new InvalidMessage("ignore_suppression", $"invalid: ignore_suppression: {refused}")
+            : parsed;
     }
 
     /// <summary>All or nothing: when any message is invalid none is queued, so fixing the input and publishing

@@ -1,4 +1,5 @@
 using Ion.Delivery;
+using Ion.Messages;
 using Microsoft.Extensions.Options;
 
 namespace Ion.Suppression;
@@ -16,9 +17,16 @@ public sealed class Suppressions(ISuppressionList? list, IOptions<SuppressionOpt
     /// <summary>The store's list, or null when the store has none.</summary>
     public ISuppressionList? List => list;
 
-    /// <summary>Those of <paramref name="recipients"/> not to send to now.</summary>
-    public Task<IReadOnlyDictionary<string, SuppressedAddress>> FindAsync(IReadOnlyCollection<string> recipients, CancellationToken cancellationToken) =>
-        list is null || !_options.Enabled || recipients.Count == 0
+    /// <summary>Why a message that asks to ignore the list is refused, or null when it may.</summary>
+    public string? RefusalOf(EmailMessage email) =>
+        email.IgnoreSuppression && !_options.AllowIgnore
+            ? $"a message may ignore the suppression list only where {SuppressionOptions.Section}:AllowIgnore is true"
+            : null;
+
+    /// <summary>Those of <paramref name="email"/>'s <paramref name="recipients"/> not to send to now: none when the
+    /// message ignores the list and may.</summary>
+    public Task<IReadOnlyDictionary<string, SuppressedAddress>> FindAsync(EmailMessage email, IReadOnlyCollection<string> recipients, CancellationToken cancellationToken) =>
+        list is null || !_options.Enabled || recipients.Count == 0 || (email.IgnoreSuppression && _options.AllowIgnore)
             ? Task.FromResult(None)
             : list.FindAsync(recipients, time.GetUtcNow(), cancellationToken);
 

@@ -92,4 +92,30 @@ public class SuppressionTests(ITestOutputHelper output)
         Assert.Equal(HttpStatusCode.NoContent, (await ion.Client.DeleteAsync("/v1/suppressions/erin@b%C3%BCcher.example", Token)).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await ion.Client.DeleteAsync("/v1/suppressions/erin@b%C3%BCcher.example", Token)).StatusCode);
     }
+
+    [Fact]
+    public async Task IgnoreSuppression_IsRefusedAtPublish_UnlessAllowed_AndWhereAllowed_ReachesASuppressedRecipient()
+    {
+        await using var relay = await ScriptedSmtpServer.StartAsync();
+        await using (var strict = await IonServer.StartAsync(relay.Port))
+        {
+            using var refused = await strict.Client.PostAsJsonAsync("/v1/messages",
+                new { action = "send", recipient = "bob@y.example", subject = "reset", body_text = "x", ignore_suppression = true }, Token);
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+            var problem = await refused.Content.ReadAsStringAsync(Token);
+            output.WriteLine(problem);
+            Assert.Contains("Ion:Suppression:AllowIgnore", problem, StringComparison.Ordinal);
+        }
+
+        await using var ion = await IonServer.StartAsync(relay.Port, "--Ion:Suppression:AllowIgnore=true");
+        (await ion.Client.PostAsJsonAsync("/v1/suppressions", new { address = "bob@y.example" }, Token)).EnsureSuccessStatusCode();
+
+        var reset = await ion.PublishAsync(new { action = "send", to = new[] { "bob@y.example" }, subject = "reset", body_text = "x", ignore_suppression = true });
+        var sent = await ion.WaitForStatusAsync(reset, r => r.State == MessageState.Sent, Wait);
+        Assert.Equal(RecipientState.Sent, Assert.Single(sent.Recipients).State);
+        // Without the flag the list still applies, in the same ion.
+        var news = await ion.PublishAsync(new { action = "send", to = new[] { "bob@y.example" }, subject = "news", body_text = "x" });
+        await ion.WaitForStatusAsync(news, r => r.State == MessageState.Suppressed, Wait);
+        Assert.Equal(["reset"], relay.Transactions.Select(t => t.ParseMessage().Subject));
+    }
 }

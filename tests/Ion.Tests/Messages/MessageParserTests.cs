@@ -56,6 +56,17 @@ public class MessageParserTests
     }
 
     [Fact]
+    public void IgnoreSuppression_IsReadAsABoolean_FalseWhenLeftOut_AndAnythingElseIsRefused()
+    {
+        Assert.False(ParseSend(Send()).IgnoreSuppression);
+        Assert.True(ParseSend(Send(("ignore_suppression", true))).IgnoreSuppression);
+        Assert.False(ParseSend(Send(("ignore_suppression", false))).IgnoreSuppression);
+        var invalid = ParseInvalid(Send(("ignore_suppression", "yes")));
+        Assert.Equal("ignore_suppression", invalid.Field);
+        Assert.Equal("invalid: ignore_suppression: must be true or false, not a string", invalid.Reason);
+    }
+
+    [Fact]
     public void OriginalSendMessage_ParsesExactlyAsWritten()
     {
         var email = ParseSend("""{"action":"send","recipient":"a@example.com","subject":"Hi","body_text":"plain","body_html":"<p>html</p>"}""");
