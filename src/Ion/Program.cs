@@ -7,6 +7,7 @@ root.Subcommands.Add(SendCommand.Create());
 root.Subcommands.Add(PublishCommand.Create());
 root.Subcommands.Add(StatusCommand.Create());
 root.Subcommands.Add(DeadLettersCommand.Create());
+root.Subcommands.Add(SuppressionsCommand.Create());
 root.Subcommands.Add(AwsCommand.Create());
 root.Subcommands.Add(StoreCommand.Create());
 root.Options.Add(CommandLineSettings.Option);

@@ -29,11 +29,11 @@ public static class SuppressionsApi
         SuppressionReason? wanted = null;
         if (reason is not null)
         {
-            if (!TryReason(reason, out var parsed))
-                return Invalid("reason", "reason must be one of bounce, complaint, manual");
+            if (!SuppressionReasons.TryParse(reason, out var parsed))
+                return Invalid("reason", $"reason must be one of {SuppressionReasons.Names}");
             wanted = parsed;
         }
-        var page = await list.ListAsync(new SuppressionQuery(domain is null ? null : Domain(domain), wanted, after, limit), time.GetUtcNow(), cancellationToken);
+        var page = await list.ListAsync(new SuppressionQuery(domain is null ? null : SuppressionQuery.CanonicalDomain(domain), wanted, after, limit), time.GetUtcNow(), cancellationToken);
         // The next page starts after the last address of a full one.
         return TypedResults.Ok(new SuppressionPage(page, page.Count == limit ? page[^1].Address : null));
     }
@@ -57,8 +57,8 @@ public static class SuppressionsApi
         if (!Addresses.TryCanonicalize(body.Address ?? "", out var canonical, out var problem))
             return Invalid("address", problem);
         var reason = SuppressionReason.Manual;
-        if (body.Reason is { } named && !TryReason(named, out reason))
-            return Invalid("reason", "reason must be one of bounce, complaint, manual");
+        if (body.Reason is { } named && !SuppressionReasons.TryParse(named, out reason))
+            return Invalid("reason", $"reason must be one of {SuppressionReasons.Names}");
         var entry = suppressions.New(canonical, reason, body.Detail ?? "added through the API", time.GetUtcNow());
         await list.AddAsync([entry], cancellationToken);
         return TypedResults.Created($"/v1/suppressions/{Uri.EscapeDataString(canonical)}", entry);
@@ -73,12 +73,6 @@ public static class SuppressionsApi
             return Invalid("address", problem);
         return await list.RemoveAsync(canonical, cancellationToken) ? TypedResults.NoContent() : TypedResults.NotFound();
     }
-
-    private static bool TryReason(string name, out SuppressionReason reason) =>
-        Enum.TryParse(name, ignoreCase: true, out reason) && Enum.IsDefined(reason);
-
-    private static string Domain(string domain) =>
-        Addresses.TryCanonicalize($"x@{domain}", out var canonical, out _) ? canonical[2..] : domain;
 
     private static ProblemHttpResult Invalid(string field, string detail) =>
         TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: $"Invalid {field}", detail: detail);

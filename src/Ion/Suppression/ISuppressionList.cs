@@ -28,7 +28,23 @@ public sealed record SuppressedAddress(
 }
 
 /// <summary>A page of the list: addresses after <see cref="After"/> in order, optionally of one domain or reason.</summary>
-public sealed record SuppressionQuery(string? Domain = null, SuppressionReason? Reason = null, string? After = null, int Limit = 100);
+public sealed record SuppressionQuery(string? Domain = null, SuppressionReason? Reason = null, string? After = null, int Limit = 100)
+{
+    /// <summary>A domain as given (<c>Bücher.example</c>) as the list keeps it (<c>xn--bcher-kva.example</c>).</summary>
+    public static string CanonicalDomain(string domain) =>
+        Messages.Addresses.TryCanonicalize($"x@{domain}", out var canonical, out _) ? canonical[2..] : domain;
+}
+
+public static class SuppressionReasons
+{
+    public const string Names = "bounce, complaint, manual";
+
+    /// <summary>A reason by its name (<c>bounce</c>), in any case.</summary>
+    public static bool TryParse(string name, out SuppressionReason reason) =>
+        Enum.TryParse(name, ignoreCase: true, out reason) && Enum.IsDefined(reason);
+
+    public static string Name(this SuppressionReason reason) => reason.ToString().ToLowerInvariant();
+}
 
 /// <summary>
 /// The addresses ion does not send to. One per store (a table in the SQLite file); the delivery core looks recipients
