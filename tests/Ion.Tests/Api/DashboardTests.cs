@@ -407,6 +407,51 @@ public sealed class DashboardTests(Chromium chromium) : IClassFixture<Chromium>
             1, state == MessageState.Sent ? null : $"{code} {reply}");
     }
 
+    [Fact]
+    public async Task TheSuppressionList_ShowsWhatARefusalAdded_LooksAnAddressOrADomainUp_AndRemovesIt()
+    {
+        await using var relay = await ScriptedSmtpServer.StartAsync(SmtpScripts.RefuseRecipients(
+            ("bob@gone.example", 550, "5.1.1 <bob@gone.example>: Recipient address rejected: User unknown")));
+        await using var ion = await IonServer.StartAsync(relay.Port);
+        await ion.PublishAsync(Message("to-bob", "bob@gone.example"));
+        await ion.WaitForStatusAsync("to-bob", r => r.State == MessageState.Dead, Wait);
+        (await ion.Client.PostAsJsonAsync("/v1/suppressions", new { address = "carol@other.example", reason = "complaint", detail = "marked as spam" }, Token)).EnsureSuccessStatusCode();
+
+        var (context, page) = await chromium.OpenAsync(ion.Client.BaseAddress!, _scriptErrors);
+        await using var _ = context;
+        var rows = page.Locator("#suppressions tbody tr");
+        await Assertions.Expect(rows.Locator("td:nth-child(1)")).ToHaveTextAsync(["bob@gone.example", "carol@other.example"]);
+        var bob = page.Locator("#suppressions tbody tr[data-address='bob@gone.example']");
+        await Assertions.Expect(bob).ToContainTextAsync("bounce");
+        await Assertions.Expect(bob).ToContainTextAsync("5.1.1");
+        await Assertions.Expect(page.Locator("#suppressions tbody tr[data-address='carol@other.example']")).ToContainTextAsync("until removed");
+
+        // The message that found bob opens from his row.
+        await bob.GetByRole(AriaRole.Button, new() { Name = "to-bob", Exact = true }).ClickAsync();
+        await Assertions.Expect(page.Locator("#message").GetByRole(AriaRole.Table, new() { Name = "Recipients" })).ToContainTextAsync("550");
+        await page.Locator("#message").GetByRole(AriaRole.Button, new() { Name = "Close" }).ClickAsync();
+
+        // By domain, by address (any case), and an address that is not on it.
+        await page.FillAsync("#suppression-query", "other.example");
+        await page.ClickAsync("#suppression-find button");
+        await Assertions.Expect(rows.Locator("td:nth-child(1)")).ToHaveTextAsync(["carol@other.example"]);
+        await page.FillAsync("#suppression-query", "BOB@gone.example");
+        await page.PressAsync("#suppression-query", "Enter");
+        await Assertions.Expect(rows.Locator("td:nth-child(1)")).ToHaveTextAsync(["bob@gone.example"]);
+        await page.FillAsync("#suppression-query", "dave@gone.example");
+        await page.ClickAsync("#suppression-find button");
+        await Assertions.Expect(page.Locator("#suppressions-summary")).ToHaveTextAsync("dave@gone.example is not suppressed: ion sends to it.");
+        await Assertions.Expect(page.Locator("#suppressions")).ToBeHiddenAsync();
+
+        await page.FillAsync("#suppression-query", "");
+        await page.ClickAsync("#suppression-find button");
+        await bob.GetByRole(AriaRole.Button, new() { Name = "Remove bob@gone.example" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#suppressions-status")).ToHaveTextAsync("Removed bob@gone.example: ion sends to it again.");
+        await Assertions.Expect(rows.Locator("td:nth-child(1)")).ToHaveTextAsync(["carol@other.example"]);
+        Assert.Equal(HttpStatusCode.NotFound, (await ion.Client.GetAsync("/v1/suppressions/bob@gone.example", Token)).StatusCode);
+        AssertNoScriptErrors();
+    }
+
     private static ILocator RecentRow(IPage page, string id) => page.Locator($"#recent tbody tr[data-id='{id}']");
 
     private static ILocator DeadRow(IPage page, string id) => page.Locator($"#dead tbody tr[data-id='{id}']");

@@ -30,7 +30,7 @@ async function api(path, options = {}) {
       continue;
     }
     if (!response.ok) throw new ApiError(response.status, await problem(response));
-    return response.json();
+    return response.status === 204 ? null : response.json();
   }
 }
 
@@ -406,7 +406,77 @@ $('redrive-selected').addEventListener('click', () => {
   redrive(ids, `${ids.length} selected`);
 });
 $('redrive-shown').addEventListener('click', () => redrive(shownDead.map((d) => d.id), `all ${shownDead.length} shown`));
-$('refresh').addEventListener('click', () => Promise.all([refresh(), loadDeadLetters()]));
+$('refresh').addEventListener('click', () => Promise.all([refresh(), loadDeadLetters(), loadSuppressions()]));
+
+// ---- the suppression list ----------------------------------------------------------------------------------------
+
+const SUPPRESSIONS_SHOWN = 50;
+let suppressionQuery = '';
+
+/** The list's first entries (of a domain), or the one entry of an address: the query holds an @ or not. */
+async function loadSuppressions() {
+  const summary = $('suppressions-summary');
+  const shown = $('suppressions');
+  const query = suppressionQuery;
+  let entries;
+  let more = false;
+  try {
+    if (query.includes('@')) {
+      try {
+        entries = [await api(`/v1/suppressions/${encodeURIComponent(query)}`)];
+      } catch (error) {
+        if (error.status !== 404) throw error;
+        entries = [];
+      }
+    } else {
+      const params = new URLSearchParams({ limit: String(SUPPRESSIONS_SHOWN) });
+      if (query) params.set('domain', query);
+      const page = await api(`/v1/suppressions?${params}`);
+      entries = page.suppressions;
+      more = page.next !== null;
+    }
+  } catch (error) {
+    summary.textContent = `Could not read the suppression list: ${error.message}`;
+    shown.hidden = true;
+    return;
+  }
+  summary.textContent = entries.length === 0
+    ? (query.includes('@') ? `${query} is not suppressed: ion sends to it.` : query ? `No suppressed address in ${query}.` : 'No suppressed addresses.')
+    : `${entries.length} shown${more ? ` (the first ${SUPPRESSIONS_SHOWN} by address: look up an address or a domain to see others)` : ''}${query ? `, for ${query}` : ''}.`;
+  shown.hidden = entries.length === 0;
+  renderRows(shown.tBodies[0], entries.map((s) => el('tr', { dataset: { address: s.address } },
+    el('td', {}, s.address),
+    el('td', {}, el('span', { className: `badge badge-suppressed reason-${s.reason}` }, s.reason)),
+    el('td', {}, time(s.at, dateTimeFormat)),
+    el('td', {}, s.expires_at ? time(s.expires_at, dateTimeFormat) : 'until removed'),
+    el('td', { className: 'reason' }, s.detail),
+    el('td', {}, s.message_id ? messageButton(s.message_id, 'suppression') : ''),
+    el('td', {}, el('button', {
+      type: 'button', 'aria-label': `Remove ${s.address}`, dataset: { key: `suppression-remove:${s.address}` },
+      onclick: () => removeSuppression(s.address),
+    }, 'Remove')))));
+}
+
+async function removeSuppression(address) {
+  const status = $('suppressions-status');
+  status.textContent = `Removing ${address}…`;
+  try {
+    await api(`/v1/suppressions/${encodeURIComponent(address)}`, { method: 'DELETE' });
+    status.textContent = `Removed ${address}: ion sends to it again.`;
+  } catch (error) {
+    status.textContent = error.status === 404 ? `${address} was no longer on the list.` : `Could not remove ${address}: ${error.message}`;
+  }
+  await loadSuppressions();
+  // The button pressed is gone with its row: keep the keyboard where the result is read.
+  if (!document.activeElement || document.activeElement === document.body) status.focus();
+}
+
+$('suppression-find').addEventListener('submit', (event) => {
+  event.preventDefault();
+  suppressionQuery = $('suppression-query').value.trim();
+  $('suppressions-status').textContent = '';
+  loadSuppressions();
+});
 
 // ---- one message --------------------------------------------------------------------------------------------------
 
@@ -475,3 +545,4 @@ $('find').addEventListener('submit', (event) => {
 
 refresh();
 loadDeadLetters();
+loadSuppressions();
