@@ -1,11 +1,13 @@
 using Ion.Delivery;
 using Ion.Queues;
+using Ion.Suppression;
 using Microsoft.Extensions.Options;
 
 namespace Ion.Log;
 
-/// <summary>Forgets finished messages older than <see cref="DeliveryOptions.LogRetention"/>, once an hour.</summary>
-public sealed class LogPruner(IDeliveryLog log, IOptions<DeliveryOptions> options, TimeProvider time, ILogger<LogPruner> logger) : BackgroundService
+/// <summary>Forgets finished messages older than <see cref="DeliveryOptions.LogRetention"/> and expired suppressions,
+/// once an hour.</summary>
+public sealed class LogPruner(IDeliveryLog log, Suppressions suppressions, IOptions<DeliveryOptions> options, TimeProvider time, ILogger<LogPruner> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -19,6 +21,8 @@ public sealed class LogPruner(IDeliveryLog log, IOptions<DeliveryOptions> option
                     var removed = await log.PruneAsync(time.GetUtcNow() - options.Value.LogRetention, stoppingToken);
                     if (removed > 0)
                         LogPrunerLog.Pruned(logger, removed);
+                    if (suppressions.List is { } list && await list.PruneAsync(time.GetUtcNow(), stoppingToken) is > 0 and var expired)
+                        LogPrunerLog.PrunedSuppressions(logger, expired);
                 }
                 catch (StoreUnavailableException error)
                 {
@@ -37,6 +41,9 @@ internal static partial class LogPrunerLog
 {
     [LoggerMessage(101, LogLevel.Information, "Pruned {Count} rows from the delivery log")]
     public static partial void Pruned(ILogger logger, int count);
+
+    [LoggerMessage(103, LogLevel.Information, "Deleted {Count} expired entries from the suppression list")]
+    public static partial void PrunedSuppressions(ILogger logger, int count);
 
     [LoggerMessage(102, LogLevel.Error, "Pruning the delivery log failed")]
     public static partial void PruneFailed(ILogger logger, Exception error);

@@ -68,4 +68,8 @@ public interface ISuppressionList
 
     /// <summary>The entries still in force at <paramref name="now"/>, by address.</summary>
     Task<IReadOnlyList<SuppressedAddress>> ListAsync(SuppressionQuery query, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>Deletes the entries expired at <paramref name="now"/> (every read ignores them already) and returns how
+    /// many. A store whose database expires items itself (DynamoDB's TTL) has nothing to do.</summary>
+    Task<int> PruneAsync(DateTimeOffset now, CancellationToken cancellationToken) => Task.FromResult(0);
 }

@@ -8,7 +8,7 @@ public sealed class SqliteSuppressionList : ISuppressionList
 {
     // address: canonical, compared without case (domains are A-labels, so ASCII). domain: for listing by domain.
     // reason: bounce, complaint, manual. expires_at: null for ever. Times are unix milliseconds. An expired row is
-    // ignored by every read and replaced by the next add.
+    // ignored by every read, replaced by the next add, and deleted by the hourly prune.
     private const string Schema = """
         CREATE TABLE IF NOT EXISTS suppressions (
           address TEXT PRIMARY KEY COLLATE NOCASE,
@@ -113,6 +113,14 @@ public sealed class SqliteSuppressionList : ISuppressionList
             return remove.ExecuteNonQuery();
         }, cancellationToken);
     }
+
+    public Task<int> PruneAsync(DateTimeOffset now, CancellationToken cancellationToken) =>
+        _database.WriteAsync(Durability.Durable, session =>
+        {
+            var prune = session.Command("DELETE FROM suppressions WHERE expires_at IS NOT NULL AND expires_at <= $now");
+            prune.Set("$now", now.ToUnixTimeMilliseconds());
+            return prune.ExecuteNonQuery();
+        }, cancellationToken);
 
     public Task<IReadOnlyList<SuppressedAddress>> ListAsync(SuppressionQuery query, DateTimeOffset now, CancellationToken cancellationToken)
     {
