@@ -3,6 +3,7 @@ using Amazon;
 using Amazon.SimpleSystemsManagement;
 using Amazon.SimpleSystemsManagement.Model;
 using Ion.Delivery;
+using Ion.Events;
 using Ion.Queues;
 using Ion.Stores.Aws;
 using Ion.Suppression;
@@ -72,6 +73,7 @@ public sealed class LambdaFunction(IHost host, SqsBatchHandler handler, ILogger<
         builder.Services.AddAws();
         builder.Services.AddQueues();
         builder.Services.AddSuppression();
+        builder.Services.AddEvents();
         builder.Services.AddDelivery();
         builder.Services.AddOptions<LambdaOptions>().BindConfiguration(LambdaOptions.Section);
         builder.Services.AddSingleton(sp => new InvocationQueue(

@@ -6,6 +6,7 @@ using Ion.Log;
 using Ion.Queues;
 using Ion.Stores.Aws;
 using Ion.Stores.Sqlite;
+using Ion.Events;
 using Ion.Suppression;
 
 namespace Ion;
@@ -29,7 +30,9 @@ public static class IonApp
         builder.AddStore();
         builder.Services.AddQueues();
         builder.Services.AddSuppression();
+        builder.Services.AddEvents();
         builder.Services.AddDelivery();
+        builder.Services.AddWebhooks();
         builder.AddApi();
         builder.Services.AddHealth();
         builder.AddMetricsApi();
@@ -59,6 +62,7 @@ public static class IonApp
         builder.AddStore();
         builder.Services.AddQueues();
         builder.Services.AddSuppression();
+        builder.Services.AddEvents();
         return builder.Build();
     }
 

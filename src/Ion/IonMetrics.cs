@@ -23,13 +23,16 @@ public sealed class IonMetrics
     private readonly Counter<long> _redriven;
     private readonly Counter<long> _recipientsRefused;
     private readonly Counter<long> _recipientsSuppressed;
+    private readonly Counter<long> _webhookEvents;
     private readonly Histogram<double> _sendDuration;
     private readonly Histogram<double> _latency;
 
     /// <param name="queue">The queue's gauges (null: none, as in a process that only publishes or redrives).</param>
     /// <param name="circuit">The relay's gauges come with the delivery's services (null: none).</param>
     /// <param name="store">Whether the store takes writes (null: not watched).</param>
-    public IonMetrics(IMeterFactory meters, QueueGauges? queue = null, RelayCircuit? circuit = null, SendRate? rate = null, StoreHealth? store = null)
+    /// <param name="webhooks">The webhooks' outboxes (null: no events).</param>
+    public IonMetrics(IMeterFactory meters, QueueGauges? queue = null, RelayCircuit? circuit = null, SendRate? rate = null, StoreHealth? store = null,
+        Events.WebhookBacklogs? webhooks = null)
     {
         ArgumentNullException.ThrowIfNull(meters);
         var meter = meters.Create(MeterName);
@@ -41,6 +44,8 @@ public sealed class IonMetrics
         _redriven = meter.CreateCounter<long>("ion.messages.redriven", "{message}", "Dead letters moved back to the queue");
         _recipientsRefused = meter.CreateCounter<long>("ion.recipients.refused", "{recipient}", "Recipients the relay refused for good");
         _recipientsSuppressed = meter.CreateCounter<long>("ion.recipients.suppressed", "{recipient}", "Recipients not sent to because they are on the suppression list");
+        _webhookEvents = meter.CreateCounter<long>("ion.webhook.events", "{event}",
+            "Delivery events a webhook was sent, by outcome: delivered (2xx), failed (retried later), dead (retried for too long)");
         _sendDuration = meter.CreateHistogram<double>("ion.smtp.send.duration", "s", "One SMTP transaction: MAIL FROM to the answer to the data",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] });
         _latency = meter.CreateHistogram<double>("ion.delivery.latency", "s", "From accepted into the queue to sent",
@@ -66,6 +71,13 @@ public sealed class IonMetrics
             meter.CreateObservableGauge("ion.store.failing", () => Enum.GetValues<StoreFault>().Select(fault => new Measurement<long>(
                 store.Problem?.Fault == fault ? 1 : 0, new KeyValuePair<string, object?>("reason", fault.ToString().ToLowerInvariant()))),
                 "{state}", "1 while the store cannot be written, by reason (full, unavailable, damaged)");
+        }
+        if (webhooks is not null)
+        {
+            meter.CreateObservableGauge("ion.webhook.pending", () => webhooks.Latest.Select(w => new Measurement<long>(w.Value.Pending,
+                new KeyValuePair<string, object?>("webhook", w.Key))), "{event}", "Events waiting for a webhook");
+            meter.CreateObservableGauge("ion.webhook.dead", () => webhooks.Latest.Select(w => new Measurement<long>(w.Value.Dead,
+                new KeyValuePair<string, object?>("webhook", w.Key))), "{event}", "Events a webhook never took, kept with why");
         }
         if (circuit is not null)
             meter.CreateObservableGauge("ion.relay.circuit_open", () => circuit.IsOpen ? 1 : 0, "{state}", "1 while the relay is down or refuses ion");
@@ -116,6 +128,9 @@ public sealed class IonMetrics
         if (count > 0)
             _recipientsSuppressed.Add(count);
     }
+
+    public void WebhookEvents(string webhook, string outcome, int count) =>
+        _webhookEvents.Add(count, new KeyValuePair<string, object?>("webhook", webhook), new KeyValuePair<string, object?>("outcome", outcome));
 
     public void SendTook(TimeSpan elapsed) => _sendDuration.Record(elapsed.TotalSeconds);
 }

@@ -1,3 +1,4 @@
+using Ion.Events;
 using Ion.Log;
 using Ion.Messages;
 using Ion.Queues;
@@ -27,6 +28,7 @@ public sealed class BatchDelivery(
     HeldMessages held,
     DeliveryDecision decider,
     Suppressions suppressions,
+    DeliveryEvents events,
     IonMetrics metrics,
     IOptions<IonOptions> ionOptions,
     IOptions<DeliveryOptions> deliveryOptions,
@@ -97,6 +99,7 @@ public sealed class BatchDelivery(
                 if (decision is null)
                     break;
                 var (message, claimed) = (batch[next], claims[next].Status == ClaimStatus.Claimed);
+                decision = events.Attach(decision, message, claims[next].History);
                 // On its own thread: SQLite commits on the caller's, which is the send's.
                 recording = Task.Run(() => ApplyAsync(message, claimed, decision, completed), CancellationToken.None);
             }

@@ -95,7 +95,8 @@ public sealed record DeliveryHistory(
 
 /// <summary>What handling one message came to: <see cref="Attempt"/> (null when nothing was tried, e.g. a message too
 /// old to try), the state and recipients it leaves, the attempts counted so far, for a dead letter why and its body
-/// (kept with the record so dead letters can be listed from the log), and for a retry when it may be tried again.</summary>
+/// (kept with the record so dead letters can be listed from the log), for a retry when it may be tried again, and the
+/// delivery events it causes, which a store with an event outbox writes with the entry, in the same transaction.</summary>
 public sealed record DeliveryEntry(
     string Id,
     string Holder,
@@ -106,4 +107,5 @@ public sealed record DeliveryEntry(
     string? Reason = null,
     FailureClass? FailureClass = null,
     string? Body = null,
-    DateTimeOffset? NotBefore = null);
+    DateTimeOffset? NotBefore = null,
+    IReadOnlyList<Events.OutboxEvent>? Events = null);

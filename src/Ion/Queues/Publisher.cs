@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json.Serialization;
+using Ion.Events;
 using Ion.Log;
 using Ion.Messages;
 using Ion.Suppression;
@@ -17,7 +18,7 @@ namespace Ion.Queues;
 /// email. Two publishes of a new id at the same moment may both reach the queue; the store keeps one (SQLite), or
 /// delivery's claim in the log sends it once (SQS).
 /// </remarks>
-public sealed class Publisher(IMessageQueue queue, IDeliveryLog log, IOptions<IonOptions> options, Suppressions suppressions, TimeProvider time, IonMetrics metrics, StoreHealth health)
+public sealed class Publisher(IMessageQueue queue, IDeliveryLog log, IOptions<IonOptions> options, Suppressions suppressions, DeliveryEvents events, TimeProvider time, IonMetrics metrics, StoreHealth health)
 {
     private readonly MessageRules _rules = options.Value.ToMessageRules();
     private readonly MessageSizeLimit _limit = queue.SizeLimit is { } store && store.MaxBodyBytes < options.Value.MaxMessageBytes
@@ -53,6 +54,7 @@ public sealed class Publisher(IMessageQueue queue, IDeliveryLog log, IOptions<Io
         ArgumentNullException.ThrowIfNull(bodies);
         List<OutgoingMessage> messages = new(bodies.Count);
         List<string> sends = [];
+        Dictionary<string, IReadOnlyList<string>> tags = new(StringComparer.Ordinal);
         List<PublishError> errors = [];
         for (var i = 0; i < bodies.Count; i++)
         {
@@ -65,6 +67,7 @@ public sealed class Publisher(IMessageQueue queue, IDeliveryLog log, IOptions<Io
                     var id = send.Email.Id ?? MessageIds.New();
                     messages.Add(new OutgoingMessage(id, bodies[i]));
                     sends.Add(id);
+                    tags.TryAdd(id, send.Email.Tags);
                     break;
                 default:
                     messages.Add(new OutgoingMessage(MessageIds.New(), bodies[i]));
@@ -102,6 +105,18 @@ public sealed class Publisher(IMessageQueue queue, IDeliveryLog log, IOptions<Io
         health.Succeeded();
         var queuedNow = toQueue.Where((_, i) => results[i] == EnqueueResult.Queued).Select(m => m.Id).ToHashSet(StringComparer.Ordinal);
         metrics.Accepted(queuedNow.Count);
+        // Before the answer: an accepted message has its event. A publish repeated while the id is still queued gives
+        // the event again (the same event id), in case the first answer and its event were lost together.
+        var accepted = ids.Where(id => queuedNow.Contains(id) || (known.TryGetValue(id, out var state) && state == MessageState.Queued)).ToList();
+        try
+        {
+            await events.AcceptedAsync(accepted.Select(id => (id, tags[id])), cancellationToken);
+        }
+        catch (StoreUnavailableException error)
+        {
+            health.Failed(error);
+            throw;
+        }
 
         return new PublishResult(
             [.. messages.Select(m => known.TryGetValue(m.Id, out var state)

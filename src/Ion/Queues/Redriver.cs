@@ -1,4 +1,5 @@
 using Ion.Delivery;
+using Ion.Events;
 using Ion.Log;
 using Microsoft.Extensions.Options;
 
@@ -12,7 +13,7 @@ namespace Ion.Queues;
 /// mark and delivered; an unmarked copy of a dead letter is dead-lettered again, so nothing is ever dropped unseen.
 /// Letters move in slices, no faster than <see cref="DeliveryOptions.RedrivePerSecond"/>.
 /// </remarks>
-public sealed class Redriver(IMessageQueue queue, IDeliveryLog log, IOptions<DeliveryOptions> options, TimeProvider time, IonMetrics metrics)
+public sealed class Redriver(IMessageQueue queue, IDeliveryLog log, DeliveryEvents events, IOptions<DeliveryOptions> options, TimeProvider time, IonMetrics metrics)
 {
     private const int MaxSlice = 500;
 
@@ -37,6 +38,7 @@ public sealed class Redriver(IMessageQueue queue, IDeliveryLog log, IOptions<Del
         // again and was moved by the store itself, as SQS's redrive policy does) goes back too.
         var rest = await queue.RedriveAsync(null, cancellationToken);
         await log.RecordRedrivenAsync(rest, time.GetUtcNow(), cancellationToken);
+        await events.RedrivenAsync(rest, cancellationToken);
         metrics.Redriven(rest.Count);
         moved.AddRange(rest);
         progress?.Report(moved.Count);
@@ -62,6 +64,7 @@ public sealed class Redriver(IMessageQueue queue, IDeliveryLog log, IOptions<Del
             await log.BeginRedriveAsync(slice, at, cancellationToken);
             var round = await queue.RedriveAsync(slice, cancellationToken);
             await log.RecordRedrivenAsync(round, at, cancellationToken);
+            await events.RedrivenAsync(round, cancellationToken);
             moved.AddRange(round);
             metrics.Redriven(round.Count);
             pace.Moved(slice.Count);

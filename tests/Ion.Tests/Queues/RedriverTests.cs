@@ -35,7 +35,9 @@ public sealed class RedriverTests : IDisposable
             received += batch.Count;
         }
         using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
-        var redriver = new Redriver(queue, log, Options.Create(new DeliveryOptions { RedrivePerSecond = 300 }), TimeProvider.System,
+        var redriver = new Redriver(queue, log,
+            new Ion.Events.DeliveryEvents(null, Options.Create(new Ion.Events.EventsOptions()), Options.Create(new DeliveryOptions()), TimeProvider.System),
+            Options.Create(new DeliveryOptions { RedrivePerSecond = 300 }), TimeProvider.System,
             new IonMetrics(services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>()));
         List<int> reported = [];
 

@@ -296,7 +296,8 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
             NotBefore: entry.NotBefore?.ToUnixTimeMilliseconds(),
             // What the dashboard counts per minute: attempts that reached every recipient, and the rest.
             Sent: entry.Attempt?.Outcome == "sent",
-            Failed: entry.Attempt is { Outcome: not "sent" } || (entry.Attempt is null && entry.State == MessageState.Dead))).ToList();
+            Failed: entry.Attempt is { Outcome: not "sent" } || (entry.Attempt is null && entry.State == MessageState.Dead),
+            entry.Events)).ToList();
         var (sent, failed) = await _database.WriteAsync(Durability.Deferred, session =>
         {
             // Nothing makes a sent message unsent: a late outcome of another copy must not. The attempt, if any, is
@@ -328,6 +329,9 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
                 // Counted only when written: an outcome refused because the message was sent already did not happen.
                 if (message.ExecuteNonQuery() == 0)
                     continue;
+                // The outcome's events with the outcome, in its transaction (SqliteEventOutbox).
+                if (row.Events is { Count: > 0 } events)
+                    SqliteEventOutbox.Insert(session, events);
                 sent += row.Sent ? 1 : 0;
                 failed += row.Failed ? 1 : 0;
             }

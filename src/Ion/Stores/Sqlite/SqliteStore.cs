@@ -1,4 +1,5 @@
 using Ion.Delivery;
+using Ion.Events;
 using Ion.Log;
 using Ion.Queues;
 using Ion.Suppression;
@@ -8,7 +9,7 @@ namespace Ion.Stores.Sqlite;
 
 public static class SqliteStore
 {
-    /// <summary>The embedded store: the queue, its dead letters, the delivery log and the suppression list in one SQLite file,
+    /// <summary>The embedded store: the queue, its dead letters, the delivery log, the suppression list and the event outbox in one SQLite file,
     /// <c>ion.db</c> in <c>Ion:DataDirectory</c>.</summary>
     public static IServiceCollection AddSqlite(this IServiceCollection services)
     {
@@ -23,6 +24,7 @@ public static class SqliteStore
         });
         services.AddSingleton<IDeliveryLog, SqliteDeliveryLog>();
         services.AddSingleton<ISuppressionList, SqliteSuppressionList>();
+        services.AddSingleton<IEventOutbox, SqliteEventOutbox>();
         services.AddSingleton<IStoreCheck, SqliteStoreCheck>();
         // The file keeps what it is given, so ion removes finished messages past Ion:Delivery:LogRetention itself
         // (DynamoDB's TTL does this for the AWS store). Only a started host (ion serve) runs it.

@@ -1,0 +1,191 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Ion.Delivery;
+using Ion.Log;
+using Ion.Queues;
+using Microsoft.Extensions.Options;
+
+namespace Ion.Events;
+
+/// <summary>
+/// Turns what happens to messages into <see cref="DeliveryEvent"/>s for each webhook that wants them, and keeps them in
+/// the store's outbox: an outcome's events go into the outcome's own record (<see cref="DeliveryEntry.Events"/>), so
+/// both are written or neither is. Without a webhook (or a store without an outbox) there are none, and nothing is
+/// written.
+/// </summary>
+public sealed class DeliveryEvents
+{
+    private readonly IEventOutbox? _outbox;
+    private readonly List<KeyValuePair<string, WebhookOptions>> _webhooks;
+    private readonly bool _addresses;
+    private readonly TimeProvider _time;
+
+    public DeliveryEvents(IEventOutbox? outbox, IOptions<EventsOptions> options, IOptions<DeliveryOptions> delivery, TimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(delivery);
+        _outbox = outbox;
+        _webhooks = outbox is null ? [] : [.. options.Value.Webhooks.OrderBy(w => w.Key, StringComparer.Ordinal)];
+        _addresses = delivery.Value.LogRecipientAddresses;
+        _time = time;
+    }
+
+    /// <summary>Whether any event is recorded at all.</summary>
+    public bool Enabled => _webhooks.Count > 0;
+
+    /// <summary><paramref name="decision"/> with the events of its outcome in its entry: the recipients whose outcome
+    /// changed from <paramref name="before"/> (sent, failed, suppressed), then the message's (deferred, dead).</summary>
+    public Decision Attach(Decision decision, QueuedMessage message, DeliveryHistory before)
+    {
+        ArgumentNullException.ThrowIfNull(decision);
+        ArgumentNullException.ThrowIfNull(message);
+        ArgumentNullException.ThrowIfNull(before);
+        if (!Enabled || decision.Entry is not { } entry)
+            return decision;
+        var at = _time.GetUtcNow();
+        var tags = TagsOf(message.Body);
+        int? attempt = entry.Attempt is null ? null : entry.AttemptsUsed;
+        List<DeliveryEvent> happened = [];
+        for (var i = 0; i < entry.Recipients.Count; i++)
+        {
+            var now = entry.Recipients[i];
+            var was = before.Recipients.FirstOrDefault(r => string.Equals(r.Address, now.Address, StringComparison.OrdinalIgnoreCase))?.State ?? RecipientState.Pending;
+            if (now.State == was)
+                continue;
+            var type = now.State switch
+            {
+                RecipientState.Sent => EventTypes.Sent,
+                RecipientState.Failed => EventTypes.Failed,
+                RecipientState.Suppressed => EventTypes.Suppressed,
+                _ => null,
+            };
+            if (type is null)
+                continue;
+            happened.Add(New(type, at, message.Id, tags) with
+            {
+                Attempt = type == EventTypes.Suppressed ? null : attempt,
+                RecipientIndex = i,
+                Recipient = _addresses ? now.Address : null,
+                RecipientDomain = now.Address[(now.Address.LastIndexOf('@') + 1)..],
+                SmtpCode = now.SmtpCode,
+                Reply = now.Reply,
+            });
+        }
+        if (entry.State == MessageState.Retrying)
+        {
+            happened.Add(New(EventTypes.Deferred, at, message.Id, tags) with
+            {
+                Attempt = attempt,
+                DelaySeconds = Math.Round(decision.Delay.TotalSeconds, 3),
+                SmtpCode = entry.Attempt?.SmtpCode,
+                Reply = entry.Attempt?.Reply,
+                Reason = entry.Reason,
+            });
+        }
+        else if (entry.State == MessageState.Dead)
+        {
+            happened.Add(New(EventTypes.Dead, at, message.Id, tags) with
+            {
+                Attempt = attempt,
+                SmtpCode = entry.Attempt?.SmtpCode,
+                Reply = entry.Attempt?.Reply,
+                Reason = entry.Reason,
+                FailureClass = entry.FailureClass is { } failureClass ? StoredNames.Of(failureClass) : null,
+            });
+        }
+        return happened.Count == 0 ? decision : decision with { Entry = entry with { Events = [.. happened.SelectMany(FanOut)] } };
+    }
+
+    /// <summary>Keeps an <c>accepted</c> event for each message ion took. Its id follows from the message's, so a
+    /// publish repeated after a lost answer gives the same event again, which a receiver recognises.</summary>
+    public Task AcceptedAsync(IEnumerable<(string Id, IReadOnlyList<string> Tags)> messages, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        if (!Enabled)
+            return Task.CompletedTask;
+        var at = _time.GetUtcNow();
+        List<OutboxEvent> events = [.. messages.SelectMany(m => FanOut(New(EventTypes.Accepted, at, m.Id, m.Tags) with { Id = StableId(EventTypes.Accepted, m.Id) }))];
+        return events.Count == 0 ? Task.CompletedTask : _outbox!.AddAsync(events, cancellationToken);
+    }
+
+    /// <summary>Keeps a <c>redriven</c> event for each dead letter moved back to the queue.</summary>
+    public Task RedrivenAsync(IReadOnlyCollection<string> ids, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        if (!Enabled || ids.Count == 0)
+            return Task.CompletedTask;
+        var at = _time.GetUtcNow();
+        List<OutboxEvent> events = [.. ids.SelectMany(id => FanOut(New(EventTypes.Redriven, at, id, [])))];
+        return events.Count == 0 ? Task.CompletedTask : _outbox!.AddAsync(events, cancellationToken);
+    }
+
+    private static DeliveryEvent New(string type, DateTimeOffset at, string messageId, IReadOnlyList<string> tags) => new()
+    {
+        Id = "evt_" + Guid.CreateVersion7().ToString("N"),
+        Type = type,
+        At = at,
+        MessageId = messageId,
+        Tags = tags,
+    };
+
+    private IEnumerable<OutboxEvent> FanOut(DeliveryEvent happened)
+    {
+        string? payload = null;
+        foreach (var (name, webhook) in _webhooks)
+        {
+            if (!webhook.Wants(happened.Type))
+                continue;
+            payload ??= JsonSerializer.Serialize(happened, EventJson.Default.DeliveryEvent);
+            yield return new OutboxEvent(name, happened.Id, happened.MessageId, happened.Type, payload, happened.At);
+        }
+    }
+
+    private static string StableId(string type, string messageId) =>
+        "evt_" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{type}\n{messageId}")))[..32];
+
+    /// <summary>The message's tags, read from its body (already validated, or invalid and then without tags).</summary>
+    private static IReadOnlyList<string> TagsOf(string body)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(body);
+            if (document.RootElement.ValueKind != JsonValueKind.Object
+                || !document.RootElement.TryGetProperty("tags", out var tags) || tags.ValueKind != JsonValueKind.Array)
+                return [];
+            return [.. tags.EnumerateArray().Where(t => t.ValueKind == JsonValueKind.String).Select(t => t.GetString()!)];
+        }
+        catch (JsonException)
+        {
+            return [];
+        }
+    }
+}
+
+public static class EventServices
+{
+    /// <summary>Delivery events and their webhooks, when the store keeps an outbox.</summary>
+    public static IServiceCollection AddEvents(this IServiceCollection services)
+    {
+        services.AddOptions<EventsOptions>().BindConfiguration(EventsOptions.Section).Checked<EventsOptions, EventsOptionsValidator>();
+        services.AddSingleton(sp => new DeliveryEvents(sp.GetService<IEventOutbox>(), sp.GetRequiredService<IOptions<EventsOptions>>(),
+            sp.GetRequiredService<IOptions<DeliveryOptions>>(), sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<WebhookBacklogs>();
+        return services;
+    }
+
+    /// <summary>The webhooks' sender, in a process that delivers (<c>ion serve</c>).</summary>
+    public static IServiceCollection AddWebhooks(this IServiceCollection services)
+    {
+        services.AddHostedService(sp =>
+        {
+            var options = sp.GetRequiredService<IOptions<EventsOptions>>();
+            if (options.Value.Webhooks.Count > 0 && sp.GetService<IEventOutbox>() is null)
+                throw new OptionsValidationException(EventsOptions.Section, typeof(EventsOptions),
+                    [$"{EventsOptions.Section}:Webhooks is set, but this store keeps no event outbox yet (the SQLite store does)"]);
+            return new WebhookDispatcher(sp.GetService<IEventOutbox>()!, options, sp.GetRequiredService<WebhookBacklogs>(),
+                sp.GetRequiredService<IonMetrics>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<WebhookDispatcher>>());
+        });
+        return services;
+    }
+}

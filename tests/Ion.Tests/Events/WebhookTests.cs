@@ -1,0 +1,158 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+using Ion.Log;
+using Ion.Tests.Fixtures;
+
+namespace Ion.Tests.Events;
+
+/// <summary>Delivery events to a real, signature-checking webhook receiver (Kestrel on loopback), from a real ion
+/// delivering to a scripted SMTP server (issue 15, item 1).</summary>
+public partial class WebhookTests(ITestOutputHelper output)
+{
+    private const string Secret = "webhook-secret-0123456789";
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
+    private static CancellationToken Token => TestContext.Current.CancellationToken;
+
+    private static string[] Webhook(WebhookReceiver receiver, params string[] more) =>
+        [$"--Ion:Events:Webhooks:app:Url={receiver.Url}", $"--Ion:Events:Webhooks:app:Secret={Secret}", .. more];
+
+    [Fact]
+    public async Task A550_5_1_1_GivesSentFailedAndDead_ThenTheNextMessageGivesSuppressed_EachSignedAndInOrder()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync(Secret);
+        await using var relay = await ScriptedSmtpServer.StartAsync(SmtpScripts.RefuseRecipients(
+            ("bob@y.example", 550, "5.1.1 <bob@y.example>: Recipient address rejected: User unknown")));
+        await using var ion = await IonServer.StartAsync(relay.Port, Webhook(receiver));
+
+        var first = await ion.PublishAsync(new { action = "send", to = new[] { "alice@x.example", "bob@y.example" }, subject = "1", body_text = "secret body", tags = new[] { "welcome" } });
+        await ion.WaitForStatusAsync(first, r => r.State == MessageState.Dead, Wait);
+        var second = await ion.PublishAsync(new { action = "send", to = new[] { "alice@x.example", "bob@y.example" }, subject = "2", body_text = "x" });
+        await ion.WaitForStatusAsync(second, r => r.State == MessageState.Sent, Wait);
+
+        var taken = await receiver.WaitForAsync(t => t.Count(e => e.MessageId == second) == 3, Wait);
+        foreach (var e in receiver.Requests)
+            output.WriteLine($"{e.Answered} {e.Body}");
+        Assert.All(receiver.Requests, r => Assert.True(r.Verified, $"signature of {r.Body}"));
+        Assert.Equal(["accepted", "sent", "failed", "dead"], taken.Where(e => e.MessageId == first).Select(e => e.Type));
+        Assert.Equal(["accepted", "sent", "suppressed"], taken.Where(e => e.MessageId == second).Select(e => e.Type));
+
+        var failed = taken.Single(e => e.MessageId == first && e.Type == "failed").Event;
+        Assert.Equal(1, failed.GetProperty("version").GetInt32());
+        Assert.Equal(1, failed.GetProperty("recipient_index").GetInt32());
+        Assert.Equal("y.example", failed.GetProperty("recipient_domain").GetString());
+        // Addresses only where ion may log them (Ion:Delivery:LogRecipientAddresses, off by default).
+        Assert.False(failed.TryGetProperty("recipient", out _));
+        Assert.Equal(550, failed.GetProperty("smtp_code").GetInt32());
+        Assert.Contains("5.1.1", failed.GetProperty("reply").GetString(), StringComparison.Ordinal);
+        Assert.Equal(["welcome"], failed.GetProperty("tags").EnumerateArray().Select(t => t.GetString()));
+        Assert.Equal(1, failed.GetProperty("attempt").GetInt32());
+        var dead = taken.Single(e => e.MessageId == first && e.Type == "dead").Event;
+        Assert.Equal("permanent", dead.GetProperty("failure_class").GetString());
+        var sent = taken.Single(e => e.MessageId == second && e.Type == "sent").Event;
+        Assert.Equal(0, sent.GetProperty("recipient_index").GetInt32());
+        Assert.Equal(250, sent.GetProperty("smtp_code").GetInt32());
+        var suppressed = taken.Single(e => e.MessageId == second && e.Type == "suppressed").Event;
+        Assert.Equal(1, suppressed.GetProperty("recipient_index").GetInt32());
+        Assert.StartsWith("suppressed (bounce since ", suppressed.GetProperty("reply").GetString(), StringComparison.Ordinal);
+        // Never a body.
+        Assert.DoesNotContain(receiver.Requests, r => r.Body.Contains("secret body", StringComparison.Ordinal));
+        // Each event once here (nothing failed), each with its own id.
+        Assert.Equal(taken.Count, taken.Select(e => e.Id).Distinct().Count());
+        Assert.All(taken, e => Assert.Equal(e.Event.GetProperty("id").GetString(), e.Id));
+    }
+
+    [Fact]
+    public async Task TheSignature_CoversTheTimestampAndTheBody_SoABadSecretATamperedBodyAndAReplayAreRefused()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync(Secret);
+        await using var relay = await ScriptedSmtpServer.StartAsync();
+        await using var ion = await IonServer.StartAsync(relay.Port, Webhook(receiver, "--Ion:Events:Webhooks:app:Types:0=accepted"));
+        var id = await ion.PublishAsync(new { action = "send", recipient = "a@x.example", subject = "s", body_text = "x" });
+        var request = (await receiver.WaitForAsync(t => t.Count == 1, Wait)).Single();
+        Assert.Equal(id, request.MessageId);
+        var at = DateTimeOffset.FromUnixTimeSeconds(long.Parse(request.Timestamp, System.Globalization.CultureInfo.InvariantCulture));
+
+        Assert.True(WebhookReceiver.Verify(Secret, request.Id, request.Timestamp, request.Signature, request.Body, at));
+        Assert.False(WebhookReceiver.Verify("another-secret-0123456789", request.Id, request.Timestamp, request.Signature, request.Body, at));
+        Assert.False(WebhookReceiver.Verify(Secret, request.Id, request.Timestamp, request.Signature, request.Body.Replace(id, "other", StringComparison.Ordinal), at));
+        // A replay: the same request ten minutes later is too old; with its timestamp moved on, the signature breaks.
+        Assert.False(WebhookReceiver.Verify(Secret, request.Id, request.Timestamp, request.Signature, request.Body, at.AddMinutes(10)));
+        var moved = (at.AddMinutes(10)).ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        Assert.False(WebhookReceiver.Verify(Secret, request.Id, moved, request.Signature, request.Body, at.AddMinutes(10)));
+        // Only the types asked for: the sent event never came.
+        await ion.WaitForStatusAsync(id, r => r.State == MessageState.Sent, Wait);
+        await Task.Delay(1000, Token);
+        Assert.Single(receiver.Requests);
+    }
+
+    [Fact]
+    public async Task AReceiverThatIsDown_GetsEveryEventAfterwards_InOrderPerMessage_AndDeliveryDidNotWait()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync(Secret);
+        await using var relay = await ScriptedSmtpServer.StartAsync();
+        await using var ion = await IonServer.StartAsync(relay.Port, Webhook(receiver));
+        await receiver.StopListeningAsync();
+
+        List<string> ids = [];
+        for (var i = 0; i < 30; i++)
+            ids.Add(await ion.PublishAsync(new { action = "send", recipient = $"r{i}@x.example", subject = $"m{i}", body_text = "x" }));
+        // Delivery goes on while the receiver is down.
+        foreach (var id in ids)
+            await ion.WaitForStatusAsync(id, r => r.State == MessageState.Sent, Wait);
+        Assert.Equal(30, relay.Transactions.Count);
+        // Down for a while (connection refused), then answering 503 for a while, then back.
+        await Task.Delay(3000, Token);
+        receiver.Status = 503;
+        await receiver.StartListeningAsync();
+        await Task.Delay(3000, Token);
+        Assert.Empty(receiver.Taken);
+        Assert.NotEmpty(receiver.Requests);
+        receiver.Status = 200;
+
+        var taken = await receiver.WaitForAsync(t => ids.All(id => t.Any(e => e.MessageId == id && e.Type == "sent")), TimeSpan.FromSeconds(60));
+        foreach (var id in ids)
+        {
+            // In order per message: each sent after its accepted; none lost (a repeat is allowed, at least once).
+            var types = taken.Where(e => e.MessageId == id).Select(e => e.Type).Distinct().ToList();
+            Assert.Equal(["accepted", "sent"], types);
+        }
+        using var metrics = await ion.Client.GetAsync("/metrics", Token);
+        var text = await metrics.Content.ReadAsStringAsync(Token);
+        Assert.Matches("ion_webhook_events_total\\{[^}]*outcome=\"delivered\"[^}]*\\} 6\\d", text);
+        Assert.Matches("ion_webhook_events_total\\{[^}]*outcome=\"failed\"[^}]*\\} [1-9]", text);
+    }
+
+    [Fact]
+    public async Task AnEventNeverTaken_IsDeadAfterRetryFor_WithWhy_InTheMetrics_AndHoldsNothingBack()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync(Secret);
+        receiver.Status = 500;
+        await using var relay = await ScriptedSmtpServer.StartAsync();
+        await using var ion = await IonServer.StartAsync(relay.Port, Webhook(receiver, "--Ion:Events:RetryFor=00:00:02", "--Ion:Events:Webhooks:app:Types:0=accepted"));
+        var first = await ion.PublishAsync(new { action = "send", recipient = "a@x.example", subject = "s", body_text = "x" });
+
+        var deadline = TimeProvider.System.GetUtcNow() + Wait;
+        string text;
+        do
+        {
+            await Task.Delay(500, Token);
+            using var metrics = await ion.Client.GetAsync("/metrics", Token);
+            text = await metrics.Content.ReadAsStringAsync(Token);
+        }
+        while (!DeadOne().IsMatch(text) && TimeProvider.System.GetUtcNow() < deadline);
+        output.WriteLine(string.Join('\n', text.Split('\n').Where(l => l.Contains("webhook", StringComparison.Ordinal))));
+        Assert.Matches(DeadOne(), text);
+        Assert.Matches("ion_webhook_pending\\{[^}]*webhook=\"app\"[^}]*\\} 0", text);
+        Assert.Matches("ion_webhook_events_total\\{[^}]*outcome=\"dead\"[^}]*\\} 1", text);
+        Assert.True(receiver.Requests.Count >= 2, $"{receiver.Requests.Count} request(s)");
+
+        // The receiver is fine again: the next events go, the dead one stays dead.
+        receiver.Status = 200;
+        var second = await ion.PublishAsync(new { action = "send", recipient = "b@x.example", subject = "s", body_text = "x" });
+        var taken = await receiver.WaitForAsync(t => t.Any(e => e.MessageId == second), Wait);
+        Assert.DoesNotContain(taken, e => e.MessageId == first);
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex("ion_webhook_dead\\{[^}]*webhook=\"app\"[^}]*\\} 1")]
+    private static partial System.Text.RegularExpressions.Regex DeadOne();
+}
