@@ -43,6 +43,7 @@ public static class IonApp
         app.MapMessagesApi();
         app.MapDeadLettersApi();
         app.MapSuppressionsApi();
+        app.MapWebhooksApi();
         app.MapMetricsApi();
         app.MapDashboard();
         return app;

@@ -452,6 +452,31 @@ public sealed class DashboardTests(Chromium chromium) : IClassFixture<Chromium>
         AssertNoScriptErrors();
     }
 
+    [Fact]
+    public async Task AWebhookThatRefusesEvents_ShowsItsDeadEventsAndWhy()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync("dashboard-webhook-secret-0123");
+        receiver.Status = 500;
+        await using var sink = await SmtpSink.StartAsync();
+        await using var ion = await IonServer.StartAsync(sink.Port,
+            $"--Ion:Events:Webhooks:shop:Url={receiver.Url}", "--Ion:Events:Webhooks:shop:Secret=dashboard-webhook-secret-0123",
+            "--Ion:Events:Webhooks:shop:Types:0=accepted", "--Ion:Events:RetryFor=00:00:02");
+        await ion.PublishAsync(Message("hooked-1", "alice@example.com"));
+
+        var (context, page) = await chromium.OpenAsync(ion.Client.BaseAddress!, _scriptErrors);
+        await using var _ = context;
+        var row = page.Locator("#webhooks tbody tr[data-webhook='shop']");
+        await Assertions.Expect(row).ToContainTextAsync(receiver.Url);
+        await Assertions.Expect(row.Locator("td:nth-child(4)")).ToHaveTextAsync("1", new() { Timeout = 30_000 });
+        await Assertions.Expect(row).ToContainTextAsync("answered 500");
+        var list = await ion.Client.GetFromJsonAsync<JsonElement>("/v1/webhooks", Token);
+        var shop = Assert.Single(list.GetProperty("webhooks").EnumerateArray());
+        Assert.Equal(1, shop.GetProperty("dead").GetInt32());
+        Assert.Equal(0, shop.GetProperty("pending").GetInt32());
+        Assert.DoesNotContain("secret", shop.ToString(), StringComparison.OrdinalIgnoreCase);
+        AssertNoScriptErrors();
+    }
+
     private static ILocator RecentRow(IPage page, string id) => page.Locator($"#recent tbody tr[data-id='{id}']");
 
     private static ILocator DeadRow(IPage page, string id) => page.Locator($"#dead tbody tr[data-id='{id}']");

@@ -140,7 +140,8 @@ function showProblem(message) {
 async function refresh() {
   clearTimeout(timer);
   try {
-    const [activity, health] = await Promise.all([api('/v1/activity?recent=15'), api('/healthz')]);
+    const [activity, health, webhooks] = await Promise.all([api('/v1/activity?recent=15'), api('/healthz'), api('/v1/webhooks')]);
+    showWebhooks(webhooks.webhooks);
     showCounts(activity);
     drawChart(activity.throughput, activity.at);
     showRecent(activity.recent);
@@ -155,6 +156,17 @@ async function refresh() {
   } finally {
     timer = setTimeout(refresh, REFRESH_MS);
   }
+}
+
+/** The webhooks' outboxes: hidden when there is none; a receiver not taking events shows as waiting and dead. */
+function showWebhooks(webhooks) {
+  $('webhooks-section').hidden = webhooks.length === 0;
+  renderRows($('webhooks').tBodies[0], webhooks.map((w) => el('tr', { dataset: { webhook: w.name } },
+    el('td', { title: w.url }, w.name, ' ', el('span', { className: 'hint' }, w.url)),
+    el('td', { className: 'num' }, count(w.pending)),
+    el('td', {}, w.oldest_pending_at ? time(w.oldest_pending_at, dateTimeFormat) : ''),
+    el('td', { className: 'num' }, count(w.dead)),
+    el('td', { className: 'reason' }, w.last_dead_at ? time(w.last_dead_at, dateTimeFormat) : '', w.last_error ? ` ${w.last_error}` : ''))));
 }
 
 function showCounts(activity) {
