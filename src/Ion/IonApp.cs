@@ -40,6 +40,7 @@ public static class IonApp
         app.MapMessagesApi();
         app.MapDeadLettersApi();
         app.MapSuppressionsApi();
+        app.MapFeedbackApi();
         app.MapMetricsApi();
         app.MapDashboard();
         return app;
