@@ -44,6 +44,7 @@ public static class IonApp
         app.MapDeadLettersApi();
         app.MapSuppressionsApi();
         app.MapWebhooksApi();
+        app.MapFeedbackApi();
         app.MapMetricsApi();
         app.MapDashboard();
         return app;

@@ -16,6 +16,8 @@ public sealed class IonMetrics
 {
     public const string MeterName = "Ion";
 
+    private static readonly string[] FeedbackSources = ["ses", "dsn"];
+
     private readonly Counter<long> _accepted;
     private readonly Counter<long> _sent;
     private readonly Counter<long> _retried;
@@ -24,6 +26,8 @@ public sealed class IonMetrics
     private readonly Counter<long> _recipientsRefused;
     private readonly Counter<long> _recipientsSuppressed;
     private readonly Counter<long> _webhookEvents;
+    private readonly Counter<long> _feedbackRecipients;
+    private readonly Counter<long> _feedbackUnreadable;
     private readonly Histogram<double> _sendDuration;
     private readonly Histogram<double> _latency;
 
@@ -46,6 +50,9 @@ public sealed class IonMetrics
         _recipientsSuppressed = meter.CreateCounter<long>("ion.recipients.suppressed", "{recipient}", "Recipients not sent to because they are on the suppression list");
         _webhookEvents = meter.CreateCounter<long>("ion.webhook.events", "{event}",
             "Delivery events a webhook was sent, by outcome: delivered (2xx), failed (retried later), dead (retried for too long)");
+        _feedbackRecipients = meter.CreateCounter<long>("ion.feedback.recipients", "{recipient}",
+            "Recipients named by bounce and complaint reports arriving after the send, by source (ses, dsn) and outcome (suppressed, ignored, rejected)");
+        _feedbackUnreadable = meter.CreateCounter<long>("ion.feedback.unreadable", "{report}", "Reports arriving after the send that could not be read, by source");
         _sendDuration = meter.CreateHistogram<double>("ion.smtp.send.duration", "s", "One SMTP transaction: MAIL FROM to the answer to the data",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] });
         _latency = meter.CreateHistogram<double>("ion.delivery.latency", "s", "From accepted into the queue to sent",
@@ -56,6 +63,12 @@ public sealed class IonMetrics
             counter.Add(0);
         foreach (var failureClass in Enum.GetValues<FailureClass>())
             _deadLettered.Add(0, new KeyValuePair<string, object?>("failure_class", StoredNames.Of(failureClass)));
+        foreach (var source in FeedbackSources)
+        {
+            _feedbackUnreadable.Add(0, new KeyValuePair<string, object?>("source", source));
+            foreach (var outcome in new[] { "suppressed", "ignored", "rejected" })
+                _feedbackRecipients.Add(0, new("source", source), new("outcome", outcome));
+        }
         if (queue is not null)
         {
             meter.CreateObservableGauge("ion.queue.depth", () => Observe(queue.Latest?.Ready), "{message}", "Messages waiting to be sent now");
@@ -131,6 +144,18 @@ public sealed class IonMetrics
 
     public void WebhookEvents(string webhook, string outcome, int count) =>
         _webhookEvents.Add(count, new KeyValuePair<string, object?>("webhook", webhook), new KeyValuePair<string, object?>("outcome", outcome));
+
+    public void FeedbackRecipients(string source, Suppression.FeedbackCounts counts)
+    {
+        ArgumentNullException.ThrowIfNull(counts);
+        foreach (var (outcome, count) in new[] { ("suppressed", counts.Suppressed), ("ignored", counts.Ignored), ("rejected", counts.Rejected) })
+        {
+            if (count > 0)
+                _feedbackRecipients.Add(count, new("source", source), new("outcome", outcome));
+        }
+    }
+
+    public void FeedbackUnreadable(string source) => _feedbackUnreadable.Add(1, new KeyValuePair<string, object?>("source", source));
 
     public void SendTook(TimeSpan elapsed) => _sendDuration.Record(elapsed.TotalSeconds);
 }

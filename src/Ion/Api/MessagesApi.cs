@@ -56,6 +56,13 @@ public static class MessagesApi
     /// <summary>The body as text, or null when it is over the limit (declared or actual).</summary>
     private static async Task<string?> ReadBodyAsync(HttpRequest request, long limit, CancellationToken cancellationToken)
     {
+        // Invalid UTF-8 becomes U+FFFD and then fails validation or is sent as such; it never throws here.
+        return await ReadBytesAsync(request, limit, cancellationToken) is { } body ? Encoding.UTF8.GetString(body.Span) : null;
+    }
+
+    /// <summary>The body, or null when it is over the limit (declared or actual).</summary>
+    internal static async Task<ReadOnlyMemory<byte>?> ReadBytesAsync(HttpRequest request, long limit, CancellationToken cancellationToken)
+    {
         if (request.ContentLength > limit)
             return null;
         using var buffer = new MemoryStream();
@@ -74,7 +81,6 @@ public static class MessagesApi
         {
             return null;
         }
-        // Invalid UTF-8 becomes U+FFFD and then fails validation or is sent as such; it never throws here.
-        return Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
+        return buffer.GetBuffer().AsMemory(0, (int)buffer.Length);
     }
 }

@@ -10,6 +10,8 @@ public static class MessageIds
     // never collide with a real host's ids.
     const string FallbackDomain = "ion.invalid";
 
+    static readonly System.Buffers.SearchValues<char> LowerHex = System.Buffers.SearchValues.Create("0123456789abcdef");
+
     /// <summary>A new id for a message whose client gave none: 32 lowercase hex digits.</summary>
     // Version 7 ids start with their creation time, so they sort roughly by age in the queue and
     // the delivery log's index. Only that ordering depends on the clock, never a decision.
@@ -30,6 +32,16 @@ public static class MessageIds
         Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
         SHA256.HashData(Encoding.UTF8.GetBytes(id), hash);
         return $"ion.{Convert.ToHexStringLower(hash[..16])}@{MessageIdDomain(senderDomain)}";
+    }
+
+    /// <summary>Whether <paramref name="messageId"/> (without angle brackets) is the form <see cref="MessageIdHeader"/>
+    /// gives: "ion.", 32 lowercase hex digits, "@". A report about such an email is about one of ion's.</summary>
+    public static bool IsIons(string messageId)
+    {
+        ArgumentNullException.ThrowIfNull(messageId);
+        const int Digits = 32;
+        return messageId.Length > 4 + Digits + 1 && messageId.StartsWith("ion.", StringComparison.Ordinal) && messageId[4 + Digits] == '@'
+            && !messageId.AsSpan(4, Digits).ContainsAnyExcept(LowerHex);
     }
 
     // A canonical domain is a lowercase host name: only what a dot-atom may hold, so the result parses

@@ -41,6 +41,23 @@ public sealed class Suppressions(ISuppressionList? list, IOptions<SuppressionOpt
         return bounced.Count == 0 ? Task.CompletedTask : list.AddAsync(bounced, cancellationToken);
     }
 
+    /// <summary>Puts on the list what reports arriving after the send said (<see cref="Feedback"/>); false, adding
+    /// nothing, when the list is switched off.</summary>
+    public async Task<bool> NoteFeedbackAsync(IReadOnlyList<FeedbackItem> items, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(items);
+        if (list is null)
+            throw new InvalidOperationException("this store has no suppression list");
+        if (!_options.Enabled)
+            return false;
+        if (items.Count > 0)
+        {
+            var now = time.GetUtcNow();
+            await list.AddAsync([.. items.Select(i => New(i.Address, i.Reason, i.Detail, now, i.MessageId))], cancellationToken);
+        }
+        return true;
+    }
+
     /// <summary>Undoes what the refusals of <paramref name="messageIds"/> added: they turned out to be the relay's
     /// (<see cref="Delivery.RefusalStreak"/>).</summary>
     public Task ForgetRefusalsAsync(IReadOnlyCollection<string> messageIds, CancellationToken cancellationToken) =>
@@ -58,6 +75,7 @@ public static class SuppressionServices
     {
         services.AddOptions<SuppressionOptions>().BindConfiguration(SuppressionOptions.Section).Checked<SuppressionOptions, SuppressionOptionsValidator>();
         services.AddSingleton(sp => new Suppressions(sp.GetService<ISuppressionList>(), sp.GetRequiredService<IOptions<SuppressionOptions>>(), sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<Feedback>();
         return services;
     }
 }

@@ -62,4 +62,16 @@ public class MessageIdsTests
         var message = new MimeMessage { MessageId = messageId };
         Assert.Equal(messageId, message.MessageId);
     }
+
+    [Theory]
+    [InlineData("custom-message-ID", false)]
+    [InlineData("ion.0123456789ABCDEF0123456789abcdef@test.example", false)]
+    [InlineData("ion.0123456789abcdef0123456789abcde@test.example", false)]
+    [InlineData("ion.0123456789abcdef0123456789abcdef@", false)]
+    [InlineData("20260310100001.4A2B3C0D1E@mail.y.example", false)]
+    public void IsIons_KnowsOnlyItsOwnForm(string messageId, bool ions) => Assert.Equal(ions, MessageIds.IsIons(messageId));
+
+    [Fact]
+    public void IsIons_KnowsEveryMessageIdItGives() =>
+        Assert.All(new[] { "a", "order/17", "ü" }, id => Assert.True(MessageIds.IsIons(MessageIds.MessageIdHeader(id, "Bücher.example"))));
 }

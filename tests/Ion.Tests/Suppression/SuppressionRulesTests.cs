@@ -32,4 +32,27 @@ public class SuppressionRulesTests
     [InlineData(552, "5.2.2 The email account that you tried to reach is over quota")]
     public void ATransientRefusal_NeverSuppresses(int code, string text) =>
         Assert.False(SuppressionRules.Suppresses(SmtpOutcomes.Classify(code, text, SmtpStage.RcptTo)));
+
+    [Theory]
+    // A report's Status and Diagnostic-Code (RFC 3464), as a DSN or an SES bounce gives them.
+    [InlineData("5.1.1", null, true)]
+    [InlineData("5.1.1", "smtp; 550 5.1.1 User unknown", true)]
+    [InlineData("5.0.0", "smtp; 550 5.1.1 User unknown", true)]
+    [InlineData("5.0.0", "smtp; 550-5.1.1 The email account that you tried to reach does not exist", true)]
+    [InlineData(null, "smtp; 550 No such user here", true)]
+    [InlineData("5.0.0", "X-Postfix; unknown user: \"bob\"", true)]
+    [InlineData("5.7.1", "smtp; 550 5.1.1 User unknown", false)]
+    [InlineData("5.7.1", null, false)]
+    [InlineData("5.0.0", "smtp; 554 5.7.1 Message rejected as spam", false)]
+    [InlineData("5.0.0", "smtp; 552 5.2.2 Mailbox full", false)]
+    [InlineData("5.0.0", null, false)]
+    [InlineData("4.1.1", "smtp; 450 4.1.1 User unknown (try later)", false)]
+    [InlineData("2.0.0", "smtp; 250 OK", false)]
+    [InlineData("not a status", "smtp; 550 5.1.1 User unknown", true)]
+    public void AReportedFailure_IsJudgedByTheSameCodes(string? status, string? diagnostic, bool suppresses) =>
+        Assert.Equal(suppresses, SuppressionRules.Suppresses(status, diagnostic));
+
+    [Fact]
+    public void AReportWithoutAnyCode_LeavesItToTheCaller() =>
+        Assert.Null(SuppressionRules.Suppresses(null, null));
 }

@@ -33,6 +33,11 @@ public sealed class AwsOptions
     /// <summary>How often <c>ion serve</c> looks in the dead-letter queue for messages SQS moved there itself (the redrive
     /// policy's maxReceiveCount), to record and note them. Each look reads every dead letter once.</summary>
     public TimeSpan DeadLetterSweepInterval { get; set; } = TimeSpan.FromMinutes(5);
+
+    // Feedback (issue 15): SES's bounce and complaint notifications.
+    /// <summary>A queue subscribed (without raw delivery) to the SNS topic SES publishes bounces and complaints to;
+    /// <c>ion serve</c> reads it into the suppression list. Unset: none is read.</summary>
+    public string? FeedbackQueueUrl { get; set; }
 }
 
 internal sealed class AwsOptionsValidator : IValidateOptions<AwsOptions>
@@ -54,6 +59,10 @@ internal sealed class AwsOptionsValidator : IValidateOptions<AwsOptions>
             errors.Add($"Ion:Aws:DeadLetterSweepInterval must be at least 00:00:01 (is {o.DeadLetterSweepInterval})");
         if (!string.IsNullOrWhiteSpace(o.QueueUrl) && o.QueueUrl == o.DeadLetterQueueUrl)
             errors.Add("Ion:Aws:DeadLetterQueueUrl must not be the input queue (Ion:Aws:QueueUrl)");
+        // Feedback (issue 15).
+        Url(errors, "FeedbackQueueUrl", o.FeedbackQueueUrl, required: false);
+        if (!string.IsNullOrWhiteSpace(o.FeedbackQueueUrl) && (o.FeedbackQueueUrl == o.QueueUrl || o.FeedbackQueueUrl == o.DeadLetterQueueUrl))
+            errors.Add("Ion:Aws:FeedbackQueueUrl must be a queue of its own, not the input or dead-letter queue");
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 

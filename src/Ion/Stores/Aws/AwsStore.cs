@@ -53,6 +53,9 @@ public static class AwsStore
         // Only a started host (ion serve) runs it; the Lambda sweeps between batches.
         services.AddSingleton<DeadLetterSweeper>();
         services.AddHostedService(sp => sp.GetRequiredService<DeadLetterSweeper>());
+        services.AddHostedService(sp => new FeedbackQueueReader(sp.GetRequiredService<AwsClients>().Sqs,
+            sp.GetRequiredService<IOptions<AwsOptions>>().Value.FeedbackQueueUrl, sp.GetRequiredService<Suppression.Feedback>(),
+            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<FeedbackQueueReader>>(), LongPoll));
         return services;
     }
 }
