@@ -182,6 +182,22 @@ public sealed class AwsModeTests(AwsEmulators aws) : IClassFixture<AwsEmulators>
     }
 
     [Fact]
+    public async Task WithoutASuppressionTable_MailStillGoes_AndTheApiAnswers501_NamingTheSetting()
+    {
+        await using var sink = await SmtpSink.StartAsync();
+        var resources = await aws.ProvisionAsync();
+        await using var ion = await IonServer.StartAsync(sink.Port,
+            [.. aws.Settings(resources).Where(s => !s.StartsWith("--Ion:Aws:SuppressionTable", StringComparison.Ordinal))]);
+
+        await aws.Sns.PublishAsync(resources.TopicArn, Original("no-list-1"), new Dictionary<string, string>(), Token);
+        await ion.WaitForStatusAsync("no-list-1", r => r.State == MessageState.Sent, Wait);
+        using var response = await ion.Client.GetAsync("/v1/suppressions", Token);
+
+        Assert.Equal(HttpStatusCode.NotImplemented, response.StatusCode);
+        Assert.Contains("Ion:Aws:SuppressionTable", await response.Content.ReadAsStringAsync(Token), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task DeadLetters_AreRedrivenByClass_FromTheCli_AndTwoRedrivesAtOnceSendTheMessageOnce()
     {
         await using var sink = await SmtpSink.StartAsync("-B", "550 5.1.1 No such user", "-f", "RCPT");
@@ -261,7 +277,8 @@ public sealed class AwsModeTests(AwsEmulators aws) : IClassFixture<AwsEmulators>
 
         var missing = await IonCli.RunAsync(data, ["serve", "--urls=http://127.0.0.1:0", .. settings.Where(s => !s.StartsWith("--Ion:Aws:TableName", StringComparison.Ordinal))]);
         var wrong = await IonCli.RunAsync(data, ["serve", "--urls=http://127.0.0.1:0", .. settings,
-            $"--Ion:Aws:QueueUrl={aws.SqsUrl}/000000000000/no-such-queue", "--Ion:Aws:TopicArn=arn:aws:sns:us-east-1:000000000000:no-such-topic"]);
+            $"--Ion:Aws:QueueUrl={aws.SqsUrl}/000000000000/no-such-queue", "--Ion:Aws:TopicArn=arn:aws:sns:us-east-1:000000000000:no-such-topic",
+            "--Ion:Aws:SuppressionTable=no-such-table"]);
         var store = await IonCli.RunAsync(data, ["serve", "--urls=http://127.0.0.1:0", "--Ion:Store=Dynamo"]);
 
         Assert.Equal(2, missing.ExitCode);
@@ -271,6 +288,7 @@ public sealed class AwsModeTests(AwsEmulators aws) : IClassFixture<AwsEmulators>
         Assert.Contains("Ion:Aws:QueueUrl: the SQS queue", line, StringComparison.Ordinal);
         Assert.Contains("no-such-queue does not exist", line, StringComparison.Ordinal);
         Assert.Contains("Ion:Aws:TopicArn: the SNS topic arn:aws:sns:us-east-1:000000000000:no-such-topic does not exist", line, StringComparison.Ordinal);
+        Assert.Contains("Ion:Aws:SuppressionTable: the DynamoDB table 'no-such-table' does not exist", line, StringComparison.Ordinal);
         Assert.Equal(2, store.ExitCode);
         Assert.Contains("Ion:Store must be Sqlite or Aws (is 'Dynamo')", store.Error, StringComparison.Ordinal);
     }
