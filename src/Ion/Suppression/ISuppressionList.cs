@@ -31,8 +31,8 @@ public sealed record SuppressedAddress(
 public sealed record SuppressionQuery(string? Domain = null, SuppressionReason? Reason = null, string? After = null, int Limit = 100);
 
 /// <summary>
-/// The addresses ion does not send to. One per store (a table in the SQLite file); the delivery core looks recipients
-/// up before each send and adds those the relay refused for good.
+/// The addresses ion does not send to. One per store (a table in the SQLite file, a DynamoDB table of its own on AWS);
+/// the delivery core looks recipients up before each send and adds those the relay refused for good.
 /// </summary>
 public interface ISuppressionList
 {
