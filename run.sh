@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts ion on this machine with its embedded queue (a SQLite file in .data/); with --aws, on the AWS store instead,
 # against local emulators: fauxqs (SNS and SQS) and dynalite (DynamoDB), npm packages in tools/, started on
-# 127.0.0.1 with the topic, queues and table provisioned by `ion aws provision` (no AWS account needed). The
+# 127.0.0.1 with the topic, queues and tables provisioned by `ion aws provision` (no AWS account needed). The
 # emulators keep everything in memory: what they hold is gone when run.sh stops.
 #
 # With no relay configured, it also starts a local try-out inbox (smtp4dev, a dotnet tool installed into .tools/)

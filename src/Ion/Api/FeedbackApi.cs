@@ -84,7 +84,7 @@ public static class FeedbackApi
 
     private static ProblemHttpResult NoList() =>
         TypedResults.Problem(statusCode: StatusCodes.Status501NotImplemented, title: "No suppression list",
-            detail: "this store has no suppression list yet, so feedback has nowhere to go (the SQLite store has one; the AWS store does not yet)");
+            detail: "this store keeps no suppression list, so feedback has nowhere to go: on the AWS store, set Ion:Aws:SuppressionTable (ion aws provision creates the table)");
 }
 
 /// <summary>What became of the recipients a report named: put on the list, left alone (a transient bounce, a delivery,

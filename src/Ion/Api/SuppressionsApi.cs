@@ -79,7 +79,7 @@ public static class SuppressionsApi
 
     private static ProblemHttpResult NoList() =>
         TypedResults.Problem(statusCode: StatusCodes.Status501NotImplemented, title: "No suppression list",
-            detail: "this store has no suppression list yet (the SQLite store has one; the AWS store does not yet)");
+            detail: "this store keeps no suppression list: on the AWS store, set Ion:Aws:SuppressionTable (ion aws provision creates the table)");
 }
 
 public sealed record SuppressionBody(string? Address, string? Reason = null, string? Detail = null);

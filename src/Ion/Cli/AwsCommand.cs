@@ -17,8 +17,8 @@ internal static class AwsCommand
 
     private static Command Provision()
     {
-        Option<string> prefix = new("--prefix") { Description = "Names the resources: PREFIX-mail, PREFIX-dead-letters, PREFIX-log", DefaultValueFactory = _ => "ion" };
-        Command command = new("provision", "Create the queues, topic, subscription and table ion needs unless they exist; print the settings to export.") { prefix };
+        Option<string> prefix = new("--prefix") { Description = "Names the resources: PREFIX-mail, PREFIX-dead-letters, PREFIX-log, PREFIX-suppressions", DefaultValueFactory = _ => "ion" };
+        Command command = new("provision", "Create the queues, topic, subscription and tables ion needs unless they exist; print the settings to export.") { prefix };
         command.TreatUnmatchedTokensAsErrors = false;
         command.SetAction((parse, cancellationToken) => CliOutput.RunAsync(async () =>
         {
@@ -42,8 +42,7 @@ internal static class AwsCommand
                 return CliOutput.Fail(CliOutput.Invalid, $"{AwsOptions.Section}:DynamoDbServiceUrl must be an http(s) URL (is '{aws.DynamoDbServiceUrl}')");
             // No region or no credentials: a configuration error, one line.
             using var clients = AwsClients.Create(aws);
-            var provisioner = new AwsProvisioner(clients.Sqs, clients.Sns,
-                (table, token) => DynamoDbDeliveryLog.CreateTableAsync(clients.DynamoDb, table, token));
+            var provisioner = new AwsProvisioner(clients.Sqs, clients.Sns, clients.DynamoDb);
 
             AwsProvisioning provisioned;
             try
@@ -56,7 +55,7 @@ internal static class AwsCommand
             }
             catch (InvalidOperationException failure)
             {
-                // A table of that name without the delivery log's index.
+                // A table of that name without the delivery log's or the suppression list's index.
                 return CliOutput.Fail(CliOutput.Failed, failure.Message);
             }
             catch (Exception failure) when (failure is AmazonServiceException or AmazonClientException or HttpRequestException)
@@ -77,6 +76,7 @@ internal static class AwsCommand
             Console.WriteLine($"Ion__Aws__DeadLetterQueueUrl={r.DeadLetterQueueUrl}");
             Console.WriteLine($"Ion__Aws__TopicArn={r.TopicArn}");
             Console.WriteLine($"Ion__Aws__TableName={r.TableName}");
+            Console.WriteLine($"Ion__Aws__SuppressionTable={r.SuppressionTable}");
             if (!string.IsNullOrWhiteSpace(aws.ServiceUrl))
                 Console.WriteLine($"Ion__Aws__ServiceUrl={aws.ServiceUrl}");
             if (!string.IsNullOrWhiteSpace(aws.DynamoDbServiceUrl))

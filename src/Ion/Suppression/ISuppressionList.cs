@@ -47,8 +47,8 @@ public static class SuppressionReasons
 }
 
 /// <summary>
-/// The addresses ion does not send to. One per store (a table in the SQLite file); the delivery core looks recipients
-/// up before each send and adds those the relay refused for good.
+/// The addresses ion does not send to. One per store (a table in the SQLite file, a DynamoDB table of its own on AWS);
+/// the delivery core looks recipients up before each send and adds those the relay refused for good.
 /// </summary>
 public interface ISuppressionList
 {

@@ -6,8 +6,8 @@ namespace Ion.Suppression;
 
 /// <summary>
 /// What delivery and the API do with the suppression list: look recipients up before a send, add those the relay
-/// refused for good. A store without a list (the AWS store, for now) has none: nothing is suppressed, and the API says
-/// so instead of pretending.
+/// refused for good. A store without a list (the AWS store without <c>Ion:Aws:SuppressionTable</c>) has none: nothing is
+/// suppressed, and the API says so instead of pretending.
 /// </summary>
 public sealed class Suppressions(ISuppressionList? list, IOptions<SuppressionOptions> options, TimeProvider time)
 {

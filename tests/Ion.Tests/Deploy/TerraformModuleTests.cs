@@ -282,7 +282,7 @@ public sealed class TerraformModuleTests(TerraformFixture terraform) : IClassFix
         string[] contract =
         [
             "Ion__Store", "Ion__Aws__Region", "Ion__Aws__QueueUrl", "Ion__Aws__DeadLetterQueueUrl", "Ion__Aws__TableName",
-            "Ion__Aws__TopicArn", "Ion__Smtp__Host", "Ion__Smtp__Port", "Ion__Smtp__Security", "Ion__Smtp__Username",
+            "Ion__Aws__SuppressionTable", "Ion__Aws__TopicArn", "Ion__Smtp__Host", "Ion__Smtp__Port", "Ion__Smtp__Security", "Ion__Smtp__Username",
             "Ion__Smtp__PasswordParameter", "Ion__DefaultSender", "Ion__Delivery__MaxAttempts",
         ];
         Assert.Equal(contract.Order(StringComparer.Ordinal), EnvironmentNames("lambda_environment").Order(StringComparer.Ordinal));
@@ -292,6 +292,7 @@ public sealed class TerraformModuleTests(TerraformFixture terraform) : IClassFix
         Assert.Equal("${aws_sqs_queue.input.url}", Text(store["Ion__Aws__QueueUrl"]));
         Assert.Equal("${aws_sqs_queue.dead_letters.url}", Text(store["Ion__Aws__DeadLetterQueueUrl"]));
         Assert.Equal("${aws_dynamodb_table.log.name}", Text(store["Ion__Aws__TableName"]));
+        Assert.Equal("${aws_dynamodb_table.suppressions.name}", Text(store["Ion__Aws__SuppressionTable"]));
         Assert.Equal("${aws_sns_topic.mail.arn}", Text(store["Ion__Aws__TopicArn"]));
         Assert.Equal("${local.region}", Text(store["Ion__Aws__Region"]));
 
@@ -414,8 +415,10 @@ public sealed class TerraformModuleTests(TerraformFixture terraform) : IClassFix
         Grants(lambda, "${aws_sqs_queue.dead_letters.arn}", "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes");
         Grants(lambda, "${aws_dynamodb_table.log.arn}", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query");
         Grants(lambda, "${aws_dynamodb_table.log.arn}/index/dead_letters", "dynamodb:Query");
+        // The suppression list: the lookup, the adds, and a streak's undoing (a scan and deletes); no listing.
+        Grants(lambda, "${aws_dynamodb_table.suppressions.arn}", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan");
         Grants(lambda, "${aws_cloudwatch_log_group.lambda.arn}:*", "logs:CreateLogStream", "logs:PutLogEvents");
-        Assert.Equal(7, lambda.Count);
+        Assert.Equal(8, lambda.Count);
 
         var parameter = Assert.Single(lambda, s => Strings(s["actions"]).SequenceEqual(["ssm:GetParameter"]));
         Assert.Equal(["${statement.value}"], Strings(parameter["resources"]));
@@ -476,11 +479,42 @@ public sealed class TerraformModuleTests(TerraformFixture terraform) : IClassFix
     }
 
     [Fact]
+    public void SuppressionTable_IsOnDemand_KeyedByAddress_WithTheIndexIonListsFrom_AndTheTtl()
+    {
+        var table = Module.Resource("aws_dynamodb_table", "suppressions").Body;
+
+        Assert.Equal("${var.name}-suppressions", Text(table["name"]));
+        Assert.Equal("PAY_PER_REQUEST", Text(table["billing_mode"]));
+        Assert.Equal("address_key", Text(table["hash_key"]));
+        Assert.Equal(
+            [("address_key", "S"), ("list_pk", "S")],
+            Blocks(table, "attribute").Select(a => (Text(a["name"]), Text(a["type"]))).Order());
+
+        // What ion's own provisioning creates (DynamoDbSuppressionList.CreateTableAsync).
+        var index = Single(Blocks(table, "global_secondary_index"));
+        Assert.Equal("by_address", Text(index["name"]));
+        Assert.Equal("list_pk", Text(index["hash_key"]));
+        Assert.Equal("address_key", Text(index["range_key"]));
+        Assert.Equal("ALL", Text(index["projection_type"]));
+
+        var ttl = Single(Blocks(table, "ttl"));
+        Assert.Equal("expires_at", Text(ttl["attribute_name"]));
+        Assert.True(ttl["enabled"]!.GetValue<bool>());
+        Assert.Equal("${var.point_in_time_recovery}", Text(Single(Blocks(table, "point_in_time_recovery"))["enabled"]));
+
+        var worker = Statements(Module.Data("aws_iam_policy_document", "worker").Body).ToList();
+        var suppressions = Assert.Single(worker, s => Strings(s["resources"]).Any(r => r.StartsWith("${aws_dynamodb_table.suppressions.arn}", StringComparison.Ordinal)));
+        Assert.Equal(["${aws_dynamodb_table.suppressions.arn}", "${aws_dynamodb_table.suppressions.arn}/index/by_address"], Strings(suppressions["resources"]));
+        Assert.Equal(["dynamodb:BatchGetItem", "dynamodb:DeleteItem", "dynamodb:DescribeTable", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:Scan"],
+            Strings(suppressions["actions"]).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public void Outputs_AreTheOnesTheReadmeDocuments_AndTheWorkerEnvironmentIsTheStoreSettings()
     {
         string[] outputs =
         [
-            "topic_arn", "queue_url", "queue_arn", "dead_letter_queue_url", "dead_letter_queue_arn", "table_name", "function_name",
+            "topic_arn", "queue_url", "queue_arn", "dead_letter_queue_url", "dead_letter_queue_arn", "table_name", "suppression_table_name", "function_name",
             "log_group_name", "alarm_topic_arn", "worker_environment", "worker_policy_arn",
         ];
         Assert.Equal(outputs.Order(StringComparer.Ordinal), Module.Outputs.Keys.Order(StringComparer.Ordinal));

@@ -56,8 +56,7 @@ public sealed class AwsEmulators : IAsyncLifetime
     /// new (a prefix of their own).</summary>
     public async Task<AwsResources> ProvisionAsync(int maxReceiveCount = AwsProvisioner.DefaultMaxReceiveCount, TimeSpan? visibilityTimeout = null)
     {
-        var provisioner = new AwsProvisioner(Sqs, Sns,
-            (table, token) => Ion.Stores.Aws.DynamoDbDeliveryLog.CreateTableAsync(DynamoDb, table, token), maxReceiveCount, visibilityTimeout);
+        var provisioner = new AwsProvisioner(Sqs, Sns, DynamoDb, maxReceiveCount, visibilityTimeout);
         var prefix = $"t{Guid.NewGuid():N}"[..12];
         return (await provisioner.ProvisionAsync(prefix, TestContext.Current.CancellationToken)).Resources;
     }
@@ -70,6 +69,7 @@ public sealed class AwsEmulators : IAsyncLifetime
         $"--Ion:Aws:QueueUrl={resources.QueueUrl}",
         $"--Ion:Aws:DeadLetterQueueUrl={resources.DeadLetterQueueUrl}",
         $"--Ion:Aws:TableName={resources.TableName}",
+        $"--Ion:Aws:SuppressionTable={resources.SuppressionTable}",
         $"--Ion:Aws:ServiceUrl={SqsUrl}",
         $"--Ion:Aws:DynamoDbServiceUrl={DynamoDbUrl}",
         .. throughTopic ? [$"--Ion:Aws:TopicArn={resources.TopicArn}"] : Array.Empty<string>(),

@@ -83,7 +83,7 @@ public sealed class LambdaTests(AwsEmulators aws) : IClassFixture<AwsEmulators>
     }
 
     [Fact]
-    public async Task A550_EndsInTheDeadLetterQueue_AfterOneAttempt_WithItsReason_AndInTheLog()
+    public async Task A550_EndsInTheDeadLetterQueue_AfterOneAttempt_WithItsReason_AndInTheLog_AndSuppressesTheAddress()
     {
         await using var sink = await SmtpSink.StartAsync("-B", "550 5.1.1 No such user", "-f", "RCPT");
         var resources = await aws.ProvisionAsync();
@@ -99,6 +99,15 @@ public sealed class LambdaTests(AwsEmulators aws) : IClassFixture<AwsEmulators>
         var record = await RecordAsync(resources, "refused", MessageState.Dead);
         Assert.Equal(1, record.AttemptsUsed);
         Assert.Empty(await aws.PeekAllAsync(resources.QueueUrl));
+
+        // The Lambda put the address on the suppression list, and keeps the next message to it from the relay.
+        var list = new DynamoDbSuppressionList(aws.DynamoDb, resources.SuppressionTable);
+        var entry = (await list.FindAsync(["someone@example.com"], TimeProvider.System.GetUtcNow(), Token))["someone@example.com"];
+        Assert.Equal(("refused", Ion.Suppression.SuppressionReason.Bounce), (entry.MessageId, entry.Reason));
+        await PublishAsync(resources, Original("refused-again"));
+        var suppressed = await RecordAsync(resources, "refused-again", MessageState.Suppressed);
+        Assert.Equal(0, suppressed.AttemptsUsed);
+        Assert.Single(await aws.PeekAllAsync(resources.DeadLetterQueueUrl));
     }
 
     [Fact]

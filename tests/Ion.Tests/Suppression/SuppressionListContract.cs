@@ -2,7 +2,7 @@ using Ion.Suppression;
 
 namespace Ion.Tests.Suppression;
 
-// What every ISuppressionList must do: the SQLite list passes it; the DynamoDB one will pass it unchanged.
+// What every ISuppressionList must do: the SQLite list and the DynamoDB one pass it.
 public abstract class SuppressionListContract
 {
     /// <summary>A fresh, empty list for one test. The subclass owns and disposes it.</summary>

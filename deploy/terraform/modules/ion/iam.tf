@@ -13,7 +13,7 @@ data "aws_iam_policy_document" "lambda_assume" {
 
 resource "aws_iam_role" "lambda" {
   name               = "${var.name}-lambda"
-  description        = "ion's Lambda (${var.name}): the queues, the delivery log, its log group and the SMTP password"
+  description        = "ion's Lambda (${var.name}): the queues, the delivery log, the suppression list, its log group and the SMTP password"
   assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
   tags               = var.tags
 }
@@ -45,6 +45,14 @@ data "aws_iam_policy_document" "lambda" {
     sid       = "DeadLetterIndex"
     actions   = ["dynamodb:Query"]
     resources = ["${aws_dynamodb_table.log.arn}/index/dead_letters"]
+  }
+
+  # The lookup before each send, the refusals added, and those a refusal streak found to be the relay's taken off again
+  # (a scan: rare). Listing and the API's removals are ion serve's.
+  statement {
+    sid       = "SuppressionList"
+    actions   = ["dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan"]
+    resources = [aws_dynamodb_table.suppressions.arn]
   }
 
   statement {
@@ -111,13 +119,20 @@ data "aws_iam_policy_document" "worker" {
     actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:DescribeTable"]
     resources = [aws_dynamodb_table.log.arn, "${aws_dynamodb_table.log.arn}/index/dead_letters"]
   }
+
+  # As the Lambda's, plus the API's listing (the by_address index) and the start check.
+  statement {
+    sid       = "SuppressionList"
+    actions   = ["dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan", "dynamodb:Query", "dynamodb:DescribeTable"]
+    resources = [aws_dynamodb_table.suppressions.arn, "${aws_dynamodb_table.suppressions.arn}/index/by_address"]
+  }
 }
 
 resource "aws_iam_policy" "worker" {
   count = var.create_worker_policy ? 1 : 0
 
   name        = "${var.name}-worker"
-  description = "ion serve workers on ${var.name}: the queues, the topic and the delivery log"
+  description = "ion serve workers on ${var.name}: the queues, the topic, the delivery log and the suppression list"
   policy      = data.aws_iam_policy_document.worker[0].json
   tags        = var.tags
 }

@@ -1,5 +1,5 @@
 # ion on AWS: SNS topic → SQS input queue (raw delivery) → the Lambda → the SMTP relay, with a dead-letter queue,
-# a DynamoDB delivery log and alarms. queues.tf, table.tf, lambda.tf, iam.tf and alarms.tf hold the parts.
+# a DynamoDB delivery log and suppression list, and alarms. queues.tf, table.tf, lambda.tf, iam.tf and alarms.tf hold the parts.
 
 data "aws_region" "current" {}
 
@@ -28,6 +28,7 @@ locals {
     Ion__Aws__QueueUrl           = aws_sqs_queue.input.url
     Ion__Aws__DeadLetterQueueUrl = aws_sqs_queue.dead_letters.url
     Ion__Aws__TableName          = aws_dynamodb_table.log.name
+    Ion__Aws__SuppressionTable   = aws_dynamodb_table.suppressions.name
     Ion__Aws__TopicArn           = aws_sns_topic.mail.arn
   }
 

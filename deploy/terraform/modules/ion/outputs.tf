@@ -30,6 +30,11 @@ output "table_name" {
   value       = aws_dynamodb_table.log.name
 }
 
+output "suppression_table_name" {
+  description = "The suppression list's DynamoDB table (Ion:Aws:SuppressionTable)."
+  value       = aws_dynamodb_table.suppressions.name
+}
+
 output "function_name" {
   description = "The Lambda's name."
   value       = aws_lambda_function.ion.function_name

@@ -43,3 +43,40 @@ resource "aws_dynamodb_table" "log" {
 
   tags = var.tags
 }
+
+# ion's suppression list, in a table of its own: kept for years (a complaint for ever) while the log keeps 30 days, so
+# recreating or pruning the log never lifts a suppression. One item per address (key: the address in lower case),
+# looked up before every send; the by_address index lists them in order (the API), and the TTL deletes expired bounces.
+resource "aws_dynamodb_table" "suppressions" {
+  name         = "${var.name}-suppressions"
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "address_key"
+
+  attribute {
+    name = "address_key"
+    type = "S"
+  }
+
+  attribute {
+    name = "list_pk"
+    type = "S"
+  }
+
+  global_secondary_index {
+    name            = "by_address"
+    hash_key        = "list_pk"
+    range_key       = "address_key"
+    projection_type = "ALL"
+  }
+
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = var.point_in_time_recovery
+  }
+
+  tags = var.tags
+}

@@ -151,7 +151,7 @@ variable "visibility_timeout_seconds" {
 # --- the delivery log ----------------------------------------------------------------------------------------------
 
 variable "point_in_time_recovery" {
-  description = "Point-in-time recovery of the delivery log table (35 days of continuous backups, billed per GB)."
+  description = "Point-in-time recovery of the delivery log and suppression list tables (35 days of continuous backups, billed per GB)."
   type        = bool
   default     = true
 }

@@ -24,6 +24,10 @@ public sealed class AwsOptions
     /// <summary>The delivery log's DynamoDB table.</summary>
     public string? TableName { get; set; }
 
+    /// <summary>The suppression list's DynamoDB table. Without it the AWS store keeps no list: nothing is suppressed,
+    /// and the start check warns.</summary>
+    public string? SuppressionTable { get; set; }
+
     /// <summary>An endpoint for SQS and SNS other than AWS's (an emulator), e.g. <c>http://127.0.0.1:4566</c>.</summary>
     public string? ServiceUrl { get; set; }
 
@@ -53,6 +57,8 @@ internal sealed class AwsOptionsValidator : IValidateOptions<AwsOptions>
         Url(errors, "DynamoDbServiceUrl", o.DynamoDbServiceUrl, required: false);
         if (string.IsNullOrWhiteSpace(o.TableName))
             errors.Add("Ion:Aws:TableName is not set: name the delivery log's DynamoDB table (ion aws provision creates one)");
+        if (!string.IsNullOrWhiteSpace(o.SuppressionTable) && o.SuppressionTable == o.TableName)
+            errors.Add("Ion:Aws:SuppressionTable must not be the delivery log's table (Ion:Aws:TableName): the list has a table of its own");
         if (o.TopicArn is { Length: > 0 } arn && !arn.StartsWith("arn:", StringComparison.Ordinal))
             errors.Add($"Ion:Aws:TopicArn must be an SNS topic ARN like arn:aws:sns:eu-west-1:123456789012:ion-mail (is '{arn}')");
         if (o.DeadLetterSweepInterval < TimeSpan.FromSeconds(1))

@@ -2,13 +2,14 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using Amazon.DynamoDBv2;
 using Amazon.SQS;
 using Amazon.SQS.Model;
 
 namespace Ion.Stores.Aws;
 
 /// <summary>What ion's AWS store runs on, by name and address: the settings <c>Ion:Aws:*</c> take.</summary>
-public sealed record AwsResources(string QueueUrl, string DeadLetterQueueUrl, string TopicArn, string TableName);
+public sealed record AwsResources(string QueueUrl, string DeadLetterQueueUrl, string TopicArn, string TableName, string SuppressionTable);
 
 /// <summary>The resources, and what provisioning had to do to get them (empty when everything was there already).</summary>
 public sealed record AwsProvisioning(AwsResources Resources, IReadOnlyList<string> Changes);
@@ -17,8 +18,9 @@ public sealed record AwsProvisioning(AwsResources Resources, IReadOnlyList<strin
 /// Creates what ion's AWS store needs and is missing, for development against the emulators and for users without
 /// Terraform: the dead-letter queue <c>{prefix}-dead-letters</c>, the input queue <c>{prefix}-mail</c> (redrive policy,
 /// visibility timeout, a policy letting the topic send to it), the topic <c>{prefix}-mail</c> with the queue subscribed
-/// with raw delivery, and, when given a way to, the delivery log's table <c>{prefix}-log</c>. Existing resources are
-/// kept and only the attributes ion depends on are set, so running it again changes nothing.
+/// with raw delivery, and, when given DynamoDB, the delivery log's table <c>{prefix}-log</c> and the suppression list's
+/// <c>{prefix}-suppressions</c>. Existing resources are kept and only the attributes ion depends on are set, so running
+/// it again changes nothing.
 /// </summary>
 public sealed partial class AwsProvisioner
 {
@@ -37,20 +39,20 @@ public sealed partial class AwsProvisioner
 
     private readonly IAmazonSQS _sqs;
     private readonly SnsTopic _sns;
-    private readonly Func<string, CancellationToken, Task<IReadOnlyList<string>>>? _createTable;
+    private readonly IAmazonDynamoDB? _dynamoDb;
     private readonly int _maxReceiveCount;
     private readonly TimeSpan _visibilityTimeout;
 
-    /// <param name="createTable">Creates the delivery log's table unless it exists and says what it changed (the
-    /// DynamoDB log's own <c>CreateTableAsync</c>); when null the table is only named.</param>
-    public AwsProvisioner(IAmazonSQS sqs, SnsTopic sns, Func<string, CancellationToken, Task<IReadOnlyList<string>>>? createTable = null,
+    /// <param name="dynamoDb">Where to create the tables (each with its store's own <c>CreateTableAsync</c>); when null
+    /// they are only named.</param>
+    public AwsProvisioner(IAmazonSQS sqs, SnsTopic sns, IAmazonDynamoDB? dynamoDb = null,
         int maxReceiveCount = DefaultMaxReceiveCount, TimeSpan? visibilityTimeout = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxReceiveCount, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(maxReceiveCount, 1000);
         _sqs = sqs;
         _sns = sns;
-        _createTable = createTable;
+        _dynamoDb = dynamoDb;
         _maxReceiveCount = maxReceiveCount;
         _visibilityTimeout = visibilityTimeout ?? DefaultVisibilityTimeout;
         if (_visibilityTimeout < TimeSpan.Zero || _visibilityTimeout > TimeSpan.FromHours(12))
@@ -103,10 +105,14 @@ public sealed partial class AwsProvisioner
         }
 
         var tableName = $"{prefix}-log";
-        if (_createTable is not null)
-            changes.AddRange(await _createTable(tableName, cancellationToken));
+        var suppressionTable = $"{prefix}-suppressions";
+        if (_dynamoDb is not null)
+        {
+            changes.AddRange(await DynamoDbDeliveryLog.CreateTableAsync(_dynamoDb, tableName, cancellationToken));
+            changes.AddRange(await DynamoDbSuppressionList.CreateTableAsync(_dynamoDb, suppressionTable, cancellationToken));
+        }
 
-        return new(new AwsResources(mail.Url, deadLetters.Url, topicArn, tableName), changes);
+        return new(new AwsResources(mail.Url, deadLetters.Url, topicArn, tableName, suppressionTable), changes);
     }
 
     private sealed record Queue(string Url, string Arn);

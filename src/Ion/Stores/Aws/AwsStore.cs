@@ -6,6 +6,7 @@ using Amazon.SQS;
 using Ion.Delivery;
 using Ion.Log;
 using Ion.Queues;
+using Ion.Suppression;
 using Microsoft.Extensions.Options;
 
 namespace Ion.Stores.Aws;
@@ -19,8 +20,9 @@ public static class AwsStore
     private static readonly TimeSpan LongPoll = TimeSpan.FromSeconds(20);
 
     /// <summary>The AWS store (<c>Ion:Store</c> = <c>Aws</c>): the queue and its dead letters in SQS, publishing through
-    /// the SNS topic when <c>Ion:Aws:TopicArn</c> is set, and the delivery log in DynamoDB, whose TTL expires finished
-    /// messages (so no pruner runs).</summary>
+    /// the SNS topic when <c>Ion:Aws:TopicArn</c> is set, the delivery log in DynamoDB, whose TTL expires finished
+    /// messages (so no pruner runs), and the suppression list in a DynamoDB table of its own when
+    /// <c>Ion:Aws:SuppressionTable</c> is set (see <see cref="DynamoDbSuppressionList"/> for why not the log's).</summary>
     public static IServiceCollection AddAws(this IServiceCollection services)
     {
         services.AddOptions<AwsOptions>().BindConfiguration(AwsOptions.Section).Checked<AwsOptions, AwsOptionsValidator>();
@@ -49,6 +51,11 @@ public static class AwsStore
             sp.GetRequiredService<IOptions<AwsOptions>>().Value.TableName!,
             sp.GetRequiredService<IOptions<DeliveryOptions>>().Value.LogRetention,
             sp.GetRequiredService<TimeProvider>()));
+        // Without a table the factory gives null, which Suppressions takes for no list: nothing suppressed, the API's 501.
+        services.AddSingleton<ISuppressionList>(sp =>
+            sp.GetRequiredService<IOptions<AwsOptions>>().Value.SuppressionTable is { Length: > 0 } table
+                ? new DynamoDbSuppressionList(sp.GetRequiredService<AwsClients>().DynamoDb, table)
+                : null!);
         services.AddSingleton<IStoreCheck, AwsStoreCheck>();
         // Only a started host (ion serve) runs it; the Lambda sweeps between batches.
         services.AddSingleton<DeadLetterSweeper>();

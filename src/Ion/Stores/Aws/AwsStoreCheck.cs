@@ -6,9 +6,10 @@ using Microsoft.Extensions.Options;
 
 namespace Ion.Stores.Aws;
 
-/// <summary>At <c>ion serve</c>'s start: both queues, the table and the topic exist and may be used, and the input
+/// <summary>At <c>ion serve</c>'s start: both queues, the tables and the topic exist and may be used, and the input
 /// queue's redrive policy leads to the dead-letter queue. A missing resource or a refused call fails with the setting's
-/// name; a redrive policy ion would not choose is logged as a warning, since SQS still works with it.</summary>
+/// name; a redrive policy ion would not choose is logged as a warning, since SQS still works with it, and so is a store
+/// without a suppression table (an older deployment still delivers, only without a list).</summary>
 internal sealed partial class AwsStoreCheck(AwsClients clients, IOptions<AwsOptions> options, ILogger<AwsStoreCheck> logger) : IStoreCheck
 {
     public async Task CheckAsync(CancellationToken cancellationToken)
@@ -19,6 +20,11 @@ internal sealed partial class AwsStoreCheck(AwsClients clients, IOptions<AwsOpti
         var deadLetters = await AttributesAsync(errors, "DeadLetterQueueUrl", aws.DeadLetterQueueUrl!, cancellationToken);
         await CheckAsync(errors, "TableName", $"the DynamoDB table '{aws.TableName}'",
             () => clients.DynamoDb.DescribeTableAsync(aws.TableName, cancellationToken), cancellationToken);
+        if (string.IsNullOrWhiteSpace(aws.SuppressionTable))
+            Log.NoSuppressionTable(logger);
+        else
+            await CheckAsync(errors, "SuppressionTable", $"the DynamoDB table '{aws.SuppressionTable}'",
+                () => clients.DynamoDb.DescribeTableAsync(aws.SuppressionTable, cancellationToken), cancellationToken);
         if (!string.IsNullOrWhiteSpace(aws.TopicArn))
         {
             await CheckAsync(errors, "TopicArn", $"the SNS topic {aws.TopicArn}", async () =>
@@ -90,6 +96,9 @@ internal sealed partial class AwsStoreCheck(AwsClients clients, IOptions<AwsOpti
 
     private static partial class Log
     {
+        [LoggerMessage(Level = LogLevel.Warning, Message = "Ion:Aws:SuppressionTable is not set: this store keeps no suppression list, so addresses the relay refused for good are mailed again. Set it to a table ion aws provision creates (PREFIX-suppressions).")]
+        public static partial void NoSuppressionTable(ILogger logger);
+
         [LoggerMessage(Level = LogLevel.Warning, Message = "The queue {QueueUrl} has no redrive policy: a message that crashes the worker every time will be received forever. Give it one to the dead-letter queue with maxReceiveCount 50 (ion aws provision does).")]
         public static partial void NoRedrivePolicy(ILogger logger, string queueUrl);
 

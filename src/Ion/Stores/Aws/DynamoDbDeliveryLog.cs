@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Net.Sockets;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Amazon.DynamoDBv2;
@@ -35,7 +34,6 @@ namespace Ion.Stores.Aws;
 public sealed class DynamoDbDeliveryLog : IDeliveryLog
 {
     private const string DeadIndex = "dead_letters";
-    private const string ExpiresAt = "expires_at";
     private const string DeadPartition = "dead";
     // Enough to keep a batch of ids moving without opening a connection per id.
     private const int Parallelism = 16;
@@ -74,10 +72,8 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
     /// <summary>Creates the delivery log's table (on-demand capacity, with its dead-letter index) unless it exists,
     /// waits until it is active, and turns on its TTL on <c>expires_at</c>. An existing table without the index is
     /// refused. Returns what it changed, one line each, and a line when the endpoint has no TTL (dynalite).</summary>
-    public static async Task<IReadOnlyList<string>> CreateTableAsync(IAmazonDynamoDB client, string tableName, CancellationToken cancellationToken)
+    public static Task<IReadOnlyList<string>> CreateTableAsync(IAmazonDynamoDB client, string tableName, CancellationToken cancellationToken)
     {
-        List<string> changes = [];
-        ArgumentNullException.ThrowIfNull(client);
         ArgumentException.ThrowIfNullOrWhiteSpace(tableName);
         var request = new CreateTableRequest
         {
@@ -100,72 +96,9 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
                 },
             ],
         };
-        try
-        {
-            await client.CreateTableAsync(request, cancellationToken);
-            changes.Add($"created table {tableName}");
-        }
-        catch (ResourceInUseException)
-        {
-            // It exists already (or is being created): waiting for it below is all that is left to do.
-        }
-        catch (Exception error) when (IsUnavailable(error, cancellationToken))
-        {
-            throw Unavailable("create the table", tableName, error);
-        }
-
-        while (true)
-        {
-            TableDescription table;
-            try
-            {
-                table = (await client.DescribeTableAsync(tableName, cancellationToken)).Table;
-            }
-            catch (Exception error) when (IsUnavailable(error, cancellationToken))
-            {
-                throw Unavailable("describe the table", tableName, error);
-            }
-            var indexes = table.GlobalSecondaryIndexes ?? [];
-            // A table made elsewhere (Terraform, by hand) without the index would fail only when dead letters are
-            // listed, as if DynamoDB were down: say so now, where it is provisioned.
-            if (!indexes.Any(i => i.IndexName == DeadIndex))
-                throw new InvalidOperationException($"The DynamoDB table '{tableName}' exists without the index '{DeadIndex}' (dead_pk S, dead_sk S) "
-                    + "that the delivery log lists dead letters from: add it, or use another table");
-            if (table.TableStatus == TableStatus.ACTIVE && indexes.All(i => i.IndexStatus == IndexStatus.ACTIVE))
-                break;
-            await Task.Delay(TimeSpan.FromMilliseconds(250), cancellationToken);
-        }
-        if (await TurnOnTimeToLiveAsync(client, tableName, cancellationToken) is { } ttl)
-            changes.Add(ttl);
-        return changes;
-    }
-
-    /// <summary>Turns on the table's TTL on <c>expires_at</c> unless it is on; says what it did, or null.</summary>
-    private static async Task<string?> TurnOnTimeToLiveAsync(IAmazonDynamoDB client, string tableName, CancellationToken cancellationToken)
-    {
-        try
-        {
-            var ttl = (await client.DescribeTimeToLiveAsync(new DescribeTimeToLiveRequest { TableName = tableName }, cancellationToken))
-                .TimeToLiveDescription;
-            if (ttl?.AttributeName == ExpiresAt && ttl.TimeToLiveStatus is { } status
-                && (status == TimeToLiveStatus.ENABLED || status == TimeToLiveStatus.ENABLING))
-                return null;
-            await client.UpdateTimeToLiveAsync(new UpdateTimeToLiveRequest
-            {
-                TableName = tableName,
-                TimeToLiveSpecification = new TimeToLiveSpecification { AttributeName = ExpiresAt, Enabled = true },
-            }, cancellationToken);
-            return $"turned on TTL ({ExpiresAt}) for table {tableName}";
-        }
-        catch (AmazonDynamoDBException error) when (error.ErrorCode == "UnknownOperationException")
-        {
-            // An emulator without TTL: nothing expires, and the log keeps every finished message until pruned.
-            return $"table {tableName}: this DynamoDB endpoint has no TTL, so finished messages are kept";
-        }
-        catch (Exception error) when (IsUnavailable(error, cancellationToken))
-        {
-            throw Unavailable("turn on the TTL of the table", tableName, error);
-        }
+        // Without TTL (an emulator) nothing expires, and the log keeps every finished message until pruned.
+        return DynamoDbTables.EnsureAsync(client, request, "delivery log", $"'{DeadIndex}' (dead_pk S, dead_sk S)", "finished messages are kept",
+            cancellationToken);
     }
 
     public Task<IReadOnlyDictionary<string, MessageState>> RecordQueuedAsync(IReadOnlyList<string> ids, DateTimeOffset at, CancellationToken cancellationToken) =>
@@ -675,18 +608,10 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
         }
     }
 
-    // Service errors (a missing table, throttling after the SDK's own retries, a server error), the client's
-    // (network, no endpoint) and a timeout, which surfaces as a cancellation nobody asked for.
-    private static bool IsUnavailable(Exception error, CancellationToken cancellationToken) => error switch
-    {
-        OperationCanceledException when cancellationToken.IsCancellationRequested => false,
-        AmazonServiceException or AmazonClientException or HttpRequestException or IOException or SocketException
-            or TimeoutException or OperationCanceledException => true,
-        _ => false,
-    };
+    private static bool IsUnavailable(Exception error, CancellationToken cancellationToken) => DynamoDbTables.IsUnavailable(error, cancellationToken);
 
     private static StoreUnavailableException Unavailable(string operation, string table, Exception error) =>
-        new($"The delivery log could not {operation} in the DynamoDB table '{table}': {error.Message}", error);
+        DynamoDbTables.Unavailable("delivery log", operation, table, error);
 
     private StoreUnavailableException KeptChanging(string operation, string id) =>
         new($"The delivery log could not {operation} in the DynamoDB table '{_table}': the item of '{id}' kept changing under it ({MaxRounds} tries)");

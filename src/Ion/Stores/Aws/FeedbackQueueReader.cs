@@ -128,7 +128,7 @@ public sealed partial class FeedbackQueueReader(IAmazonSQS sqs, string? queueUrl
 
     private static partial class Log
     {
-        [LoggerMessage(311, LogLevel.Error, "Ion:Aws:FeedbackQueueUrl is set ({QueueUrl}), but this store has no suppression list yet: the feedback queue is not read, and its notifications wait there")]
+        [LoggerMessage(311, LogLevel.Error, "Ion:Aws:FeedbackQueueUrl is set ({QueueUrl}), but the AWS store keeps no suppression list without Ion:Aws:SuppressionTable: the feedback queue is not read, and its notifications wait there")]
         public static partial void NoList(ILogger logger, string queueUrl);
 
         // The reason, not a stack trace: the messages stay in the queue, and the next try says whether it lasts.

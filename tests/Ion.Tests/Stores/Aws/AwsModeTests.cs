@@ -61,7 +61,8 @@ public sealed class AwsModeTests(AwsEmulators aws) : IClassFixture<AwsEmulators>
     public async Task AMessagePublishedThroughTheTopic_AndSentAtTheFirstAttempt_CostsAtMostTwoDynamoDbWrites()
     {
         // The common path on AWS, counted by dynalite itself: POST (the publish-time record, then SNS) → SQS → ion
-        // serve → the relay's 250 → the outcome. Reads (the status polls below among them) are not writes.
+        // serve → the suppression lookup → the relay's 250 → the outcome. Reads (the status polls below among them) are
+        // not writes.
         const int messages = 20;
         string[] writes = ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"];
         await using var sink = await SmtpSink.StartAsync();
@@ -81,9 +82,12 @@ public sealed class AwsModeTests(AwsEmulators aws) : IClassFixture<AwsEmulators>
         var counted = writes.ToDictionary(w => w, w => after.GetValueOrDefault(w) - before.GetValueOrDefault(w));
         var perMessage = counted.Values.Sum() / (double)messages;
         var reads = after.GetValueOrDefault("GetItem") - before.GetValueOrDefault("GetItem");
+        var lookups = after.GetValueOrDefault("BatchGetItem") - before.GetValueOrDefault("BatchGetItem");
         TestContext.Current.TestOutputHelper?.WriteLine(
-            $"{perMessage:0.00} writes per message ({string.Join(", ", counted.Select(c => $"{c.Key} {c.Value}"))}); GetItem {reads}, status polls included");
+            $"{perMessage:0.00} writes per message ({string.Join(", ", counted.Select(c => $"{c.Key} {c.Value}"))}); GetItem {reads}, status polls included; BatchGetItem {lookups}");
         Assert.True(perMessage <= 2, $"{perMessage:0.00} DynamoDB writes per message: {string.Join(", ", counted.Select(c => $"{c.Key} {c.Value}"))}");
+        // The suppression list costs each message one read call (its recipients' keys in one BatchGetItem) and no write.
+        Assert.Equal(messages, lookups);
     }
 
     [Fact]
@@ -111,7 +115,8 @@ public sealed class AwsModeTests(AwsEmulators aws) : IClassFixture<AwsEmulators>
     {
         await using var sink = await SmtpSink.StartAsync("-B", "550 5.1.1 No such user", "-f", "RCPT");
         var resources = await aws.ProvisionAsync();
-        await using var ion = await IonServer.StartAsync(sink.Port, aws.Settings(resources));
+        // The relay refuses with "5.1.1 no such user" and the test redrives: the mailbox counts as fixed, not suppressed.
+        await using var ion = await IonServer.StartAsync(sink.Port, [.. aws.Settings(resources), "--Ion:Suppression:Enabled=false"]);
 
         await aws.Sns.PublishAsync(resources.TopicArn, Original("refused-1", "nobody@example.com"), new Dictionary<string, string>(), Token);
         var dead = await ion.WaitForStatusAsync("refused-1", r => r.State == MessageState.Dead, Wait);
@@ -146,11 +151,59 @@ public sealed class AwsModeTests(AwsEmulators aws) : IClassFixture<AwsEmulators>
     }
 
     [Fact]
+    public async Task A550_5_1_1_SuppressesTheAddressInDynamoDb_AndTheNextMessageGoesToTheOtherRecipientOnly()
+    {
+        await using var relay = await ScriptedSmtpServer.StartAsync(SmtpScripts.RefuseRecipients(
+            ("bob@y.example", 550, "5.1.1 <bob@y.example>: Recipient address rejected: User unknown")));
+        var resources = await aws.ProvisionAsync();
+        await using var ion = await IonServer.StartAsync(relay.Port, aws.Settings(resources));
+
+        await aws.Sns.PublishAsync(resources.TopicArn, Original("bounced-1", "bob@y.example"), new Dictionary<string, string>(), Token);
+        var dead = await ion.WaitForStatusAsync("bounced-1", r => r.State == MessageState.Dead, Wait);
+        Assert.Equal(550, Assert.Single(dead.Attempts).SmtpCode);
+
+        // Listed through the API, from the suppression table, with the relay's words and the message that found it.
+        var listed = await ion.Client.GetFromJsonAsync<System.Text.Json.JsonElement>("/v1/suppressions", Token);
+        var bob = Assert.Single(listed.GetProperty("suppressions").EnumerateArray());
+        Assert.Equal("bob@y.example", bob.GetProperty("address").GetString());
+        Assert.Equal("bounce", bob.GetProperty("reason").GetString());
+        Assert.Contains("5.1.1", bob.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal("bounced-1", bob.GetProperty("message_id").GetString());
+
+        await aws.Sns.PublishAsync(resources.TopicArn,
+            """{"action":"send","id":"second-1","to":["alice@x.example","BOB@y.example"],"subject":"Second","body_text":"x"}""",
+            new Dictionary<string, string>(), Token);
+        var sent = await ion.WaitForStatusAsync("second-1", r => r.State == MessageState.Sent, Wait);
+
+        Assert.Equal([RecipientState.Sent, RecipientState.Suppressed], sent.Recipients.Select(r => r.State));
+        Assert.StartsWith("suppressed (bounce since ", sent.Recipients[1].Reply, StringComparison.Ordinal);
+        // The one message the relay took went to alice alone.
+        Assert.Equal(["alice@x.example"], Assert.Single(relay.Delivered).Recipients.Select(r => r.Address));
+    }
+
+    [Fact]
+    public async Task WithoutASuppressionTable_MailStillGoes_AndTheApiAnswers501_NamingTheSetting()
+    {
+        await using var sink = await SmtpSink.StartAsync();
+        var resources = await aws.ProvisionAsync();
+        await using var ion = await IonServer.StartAsync(sink.Port,
+            [.. aws.Settings(resources).Where(s => !s.StartsWith("--Ion:Aws:SuppressionTable", StringComparison.Ordinal))]);
+
+        await aws.Sns.PublishAsync(resources.TopicArn, Original("no-list-1"), new Dictionary<string, string>(), Token);
+        await ion.WaitForStatusAsync("no-list-1", r => r.State == MessageState.Sent, Wait);
+        using var response = await ion.Client.GetAsync("/v1/suppressions", Token);
+
+        Assert.Equal(HttpStatusCode.NotImplemented, response.StatusCode);
+        Assert.Contains("Ion:Aws:SuppressionTable", await response.Content.ReadAsStringAsync(Token), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task DeadLetters_AreRedrivenByClass_FromTheCli_AndTwoRedrivesAtOnceSendTheMessageOnce()
     {
         await using var sink = await SmtpSink.StartAsync("-B", "550 5.1.1 No such user", "-f", "RCPT");
         var resources = await aws.ProvisionAsync();
-        await using var ion = await IonServer.StartAsync(sink.Port, aws.Settings(resources));
+        // The relay refuses with "5.1.1 no such user" and the test redrives: the mailbox counts as fixed, not suppressed.
+        await using var ion = await IonServer.StartAsync(sink.Port, [.. aws.Settings(resources), "--Ion:Suppression:Enabled=false"]);
         await aws.Sns.PublishAsync(resources.TopicArn, Original("refused-2", "nobody@example.com"), new Dictionary<string, string>(), Token);
         await aws.Sns.PublishAsync(resources.TopicArn, """{"action":"send","id":"invalid-2","subject":"no recipient"}""", new Dictionary<string, string>(), Token);
         await ion.WaitForStatusAsync("refused-2", r => r.State == MessageState.Dead, Wait);
@@ -224,7 +277,8 @@ public sealed class AwsModeTests(AwsEmulators aws) : IClassFixture<AwsEmulators>
 
         var missing = await IonCli.RunAsync(data, ["serve", "--urls=http://127.0.0.1:0", .. settings.Where(s => !s.StartsWith("--Ion:Aws:TableName", StringComparison.Ordinal))]);
         var wrong = await IonCli.RunAsync(data, ["serve", "--urls=http://127.0.0.1:0", .. settings,
-            $"--Ion:Aws:QueueUrl={aws.SqsUrl}/000000000000/no-such-queue", "--Ion:Aws:TopicArn=arn:aws:sns:us-east-1:000000000000:no-such-topic"]);
+            $"--Ion:Aws:QueueUrl={aws.SqsUrl}/000000000000/no-such-queue", "--Ion:Aws:TopicArn=arn:aws:sns:us-east-1:000000000000:no-such-topic",
+            "--Ion:Aws:SuppressionTable=no-such-table"]);
         var store = await IonCli.RunAsync(data, ["serve", "--urls=http://127.0.0.1:0", "--Ion:Store=Dynamo"]);
 
         Assert.Equal(2, missing.ExitCode);
@@ -234,6 +288,7 @@ public sealed class AwsModeTests(AwsEmulators aws) : IClassFixture<AwsEmulators>
         Assert.Contains("Ion:Aws:QueueUrl: the SQS queue", line, StringComparison.Ordinal);
         Assert.Contains("no-such-queue does not exist", line, StringComparison.Ordinal);
         Assert.Contains("Ion:Aws:TopicArn: the SNS topic arn:aws:sns:us-east-1:000000000000:no-such-topic does not exist", line, StringComparison.Ordinal);
+        Assert.Contains("Ion:Aws:SuppressionTable: the DynamoDB table 'no-such-table' does not exist", line, StringComparison.Ordinal);
         Assert.Equal(2, store.ExitCode);
         Assert.Contains("Ion:Store must be Sqlite or Aws (is 'Dynamo')", store.Error, StringComparison.Ordinal);
     }

@@ -12,9 +12,8 @@ public sealed class AwsProvisionerTests(SnsTopicTests.Fauxqs fauxqs, DynaliteFix
 {
     private static string Prefix() => $"t{Guid.NewGuid():N}"[..12];
 
-    private AwsProvisioner Provisioner(SnsTopic sns, int maxReceiveCount = AwsProvisioner.DefaultMaxReceiveCount,
-        Func<string, CancellationToken, Task<IReadOnlyList<string>>>? createTable = null) =>
-        new(fauxqs.Sqs, sns, createTable, maxReceiveCount);
+    private AwsProvisioner Provisioner(SnsTopic sns, int maxReceiveCount = AwsProvisioner.DefaultMaxReceiveCount, bool tables = false) =>
+        new(fauxqs.Sqs, sns, tables ? dynalite.Client : null, maxReceiveCount);
 
     private async Task<Dictionary<string, string>> AttributesAsync(string queueUrl) =>
         (await fauxqs.Sqs.GetQueueAttributesAsync(new GetQueueAttributesRequest { QueueUrl = queueUrl, AttributeNames = ["All"] },
@@ -26,10 +25,8 @@ public sealed class AwsProvisionerTests(SnsTopicTests.Fauxqs fauxqs, DynaliteFix
         var token = TestContext.Current.CancellationToken;
         using var sns = fauxqs.Topic();
         var prefix = Prefix();
-        List<string> tables = [];
 
-        var result = await Provisioner(sns, createTable: (name, _) => { tables.Add(name); return Task.FromResult<IReadOnlyList<string>>([]); })
-            .ProvisionAsync(prefix, token);
+        var result = await Provisioner(sns).ProvisionAsync(prefix, token);
 
         var r = result.Resources;
         Assert.Equal(
@@ -43,7 +40,7 @@ public sealed class AwsProvisionerTests(SnsTopicTests.Fauxqs fauxqs, DynaliteFix
         Assert.EndsWith($"/{prefix}-dead-letters", r.DeadLetterQueueUrl, StringComparison.Ordinal);
         Assert.Equal($"arn:aws:sns:us-east-1:000000000000:{prefix}-mail", r.TopicArn);
         Assert.Equal($"{prefix}-log", r.TableName);
-        Assert.Equal([$"{prefix}-log"], tables);
+        Assert.Equal($"{prefix}-suppressions", r.SuppressionTable);
         var queueArn = (await AttributesAsync(r.QueueUrl))["QueueArn"];
         var subscription = await sns.FindQueueSubscriptionAsync(r.TopicArn, queueArn, token);
         Assert.NotNull(subscription);
@@ -68,6 +65,29 @@ public sealed class AwsProvisionerTests(SnsTopicTests.Fauxqs fauxqs, DynaliteFix
         Assert.Equal(attributes["Policy"], again["Policy"]);
         var queues = await fauxqs.Sqs.ListQueuesAsync(new ListQueuesRequest { QueueNamePrefix = prefix }, token);
         Assert.Equal(2, queues.QueueUrls.Count);
+    }
+
+    [Fact]
+    public async Task Provision_WithDynamoDb_CreatesTheLogAndTheSuppressionTable_AndASecondRunNeither()
+    {
+        var token = TestContext.Current.CancellationToken;
+        using var sns = fauxqs.Topic();
+        var prefix = Prefix();
+
+        var first = await Provisioner(sns, tables: true).ProvisionAsync(prefix, token);
+        var second = await Provisioner(sns, tables: true).ProvisionAsync(prefix, token);
+
+        Assert.Contains($"created table {prefix}-log", first.Changes);
+        Assert.Contains($"created table {prefix}-suppressions", first.Changes);
+        // dynalite has no TTL: both tables say so, every run, and nothing else changes the second time.
+        Assert.Equal(
+        [
+            $"table {prefix}-log: this DynamoDB endpoint has no TTL, so finished messages are kept",
+            $"table {prefix}-suppressions: this DynamoDB endpoint has no TTL, so expired bounces are kept (and ignored)",
+        ], second.Changes);
+        var index = Assert.Single((await dynalite.Client.DescribeTableAsync($"{prefix}-suppressions", token)).Table.GlobalSecondaryIndexes);
+        Assert.Equal("by_address", index.IndexName);
+        Assert.Equal(["list_pk", "address_key"], index.KeySchema.Select(k => k.AttributeName));
     }
 
     [Fact]
@@ -163,14 +183,19 @@ public sealed class AwsProvisionerTests(SnsTopicTests.Fauxqs fauxqs, DynaliteFix
             Ion__Aws__DeadLetterQueueUrl={(await fauxqs.Sqs.GetQueueUrlAsync($"{prefix}-dead-letters", TestContext.Current.CancellationToken)).QueueUrl}
             Ion__Aws__TopicArn=arn:aws:sns:us-east-1:000000000000:{prefix}-mail
             Ion__Aws__TableName={prefix}-log
+            Ion__Aws__SuppressionTable={prefix}-suppressions
             Ion__Aws__ServiceUrl={fauxqs.Url}
             Ion__Aws__DynamoDbServiceUrl={dynalite.Url}
 
             """, first.Out);
         Assert.Contains($"created topic {prefix}-mail", first.Error, StringComparison.Ordinal);
         Assert.Contains($"created table {prefix}-log", first.Error, StringComparison.Ordinal);
+        Assert.Contains($"created table {prefix}-suppressions", first.Error, StringComparison.Ordinal);
         var table = (await dynalite.Client.DescribeTableAsync($"{prefix}-log", TestContext.Current.CancellationToken)).Table;
         Assert.Contains(table.GlobalSecondaryIndexes, i => i.IndexName == "dead_letters");
+        var suppressions = (await dynalite.Client.DescribeTableAsync($"{prefix}-suppressions", TestContext.Current.CancellationToken)).Table;
+        Assert.Equal("address_key", Assert.Single(suppressions.KeySchema).AttributeName);
+        Assert.Contains(suppressions.GlobalSecondaryIndexes, i => i.IndexName == "by_address");
         Assert.Equal(0, second.ExitCode);
         Assert.Equal(first.Out, second.Out);
         Assert.DoesNotContain("created", second.Error, StringComparison.Ordinal);
