@@ -2,11 +2,11 @@ using Ion.Api;
 using Microsoft.Extensions.Logging.Console;
 using Microsoft.Extensions.Options;
 using Ion.Delivery;
+using Ion.Events;
 using Ion.Log;
 using Ion.Queues;
 using Ion.Stores.Aws;
 using Ion.Stores.Sqlite;
-using Ion.Events;
 using Ion.Suppression;
 
 namespace Ion;
@@ -92,6 +92,10 @@ public static class IonApp
                 builder.Services.AddSqlite();
                 break;
             case var name when name.Equals("Aws", StringComparison.OrdinalIgnoreCase):
+                // Said at once rather than leaving the events unrecorded: the AWS store keeps no event outbox yet.
+                if (builder.Configuration.GetSection($"{EventsOptions.Section}:Webhooks").GetChildren().Any())
+                    throw new OptionsValidationException(EventsOptions.Section, typeof(EventsOptions),
+                        [$"{EventsOptions.Section}:Webhooks is set, but the AWS store keeps no event outbox yet (the SQLite store does): leave it out on AWS"]);
                 builder.Services.AddAws();
                 break;
             default:

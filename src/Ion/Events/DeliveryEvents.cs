@@ -177,15 +177,8 @@ public static class EventServices
     /// <summary>The webhooks' sender, in a process that delivers (<c>ion serve</c>).</summary>
     public static IServiceCollection AddWebhooks(this IServiceCollection services)
     {
-        services.AddHostedService(sp =>
-        {
-            var options = sp.GetRequiredService<IOptions<EventsOptions>>();
-            if (options.Value.Webhooks.Count > 0 && sp.GetService<IEventOutbox>() is null)
-                throw new OptionsValidationException(EventsOptions.Section, typeof(EventsOptions),
-                    [$"{EventsOptions.Section}:Webhooks is set, but this store keeps no event outbox yet (the SQLite store does)"]);
-            return new WebhookDispatcher(sp.GetService<IEventOutbox>()!, options, sp.GetRequiredService<WebhookBacklogs>(),
-                sp.GetRequiredService<IonMetrics>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<WebhookDispatcher>>());
-        });
+        // A store without an outbox (AWS) refuses webhooks when it is chosen (IonApp.AddStore), so there is one here.
+        services.AddHostedService<WebhookDispatcher>();
         return services;
     }
 }

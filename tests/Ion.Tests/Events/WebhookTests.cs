@@ -29,7 +29,7 @@ public partial class WebhookTests(ITestOutputHelper output)
         var second = await ion.PublishAsync(new { action = "send", to = new[] { "alice@x.example", "bob@y.example" }, subject = "2", body_text = "x" });
         await ion.WaitForStatusAsync(second, r => r.State == MessageState.Sent, Wait);
 
-        var taken = await receiver.WaitForAsync(t => t.Count(e => e.MessageId == second) == 3, Wait);
+        var taken = await receiver.WaitForAsync(t => t.Count(e => e.MessageId == first) == 4 && t.Count(e => e.MessageId == second) == 3, Wait);
         foreach (var e in receiver.Requests)
             output.WriteLine($"{e.Answered} {e.Body}");
         Assert.All(receiver.Requests, r => Assert.True(r.Verified, $"signature of {r.Body}"));
@@ -151,6 +151,26 @@ public partial class WebhookTests(ITestOutputHelper output)
         var second = await ion.PublishAsync(new { action = "send", recipient = "b@x.example", subject = "s", body_text = "x" });
         var taken = await receiver.WaitForAsync(t => t.Any(e => e.MessageId == second), Wait);
         Assert.DoesNotContain(taken, e => e.MessageId == first);
+    }
+
+    [Fact]
+    public async Task OnTheAwsStore_WebhooksAreRefusedAtStart_WithOneLineSayingWhy()
+    {
+        var data = Directory.CreateTempSubdirectory("ion-webhooks-aws-").FullName;
+        try
+        {
+            var serve = await IonCli.RunAsync(data, ["serve", "--Ion:Store=Aws", "--Ion:Aws:Region=us-east-1",
+                "--Ion:Aws:QueueUrl=http://127.0.0.1:9/queue/ion", "--Ion:Aws:DeadLetterQueueUrl=http://127.0.0.1:9/queue/ion-dlq", "--Ion:Aws:TableName=ion",
+                "--Ion:Smtp:Host=127.0.0.1", "--Ion:Events:Webhooks:app:Url=http://127.0.0.1:9/events", $"--Ion:Events:Webhooks:app:Secret={Secret}"]);
+            output.WriteLine(serve.Error);
+            Assert.Equal(2, serve.ExitCode);
+            Assert.Equal("ion: configuration: Ion:Events:Webhooks is set, but the AWS store keeps no event outbox yet (the SQLite store does): leave it out on AWS",
+                serve.Error.Trim());
+        }
+        finally
+        {
+            Directory.Delete(data, recursive: true);
+        }
     }
 
     [System.Text.RegularExpressions.GeneratedRegex("ion_webhook_dead\\{[^}]*webhook=\"app\"[^}]*\\} 1")]
