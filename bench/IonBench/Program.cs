@@ -11,4 +11,5 @@ root.Subcommands.Add(SqsCeilingCommand.Create());
 root.Subcommands.Add(LogPathCommand.Create());
 root.Subcommands.Add(StorePathCommand.Create());
 root.Subcommands.Add(DynamoCountCommand.Create());
+root.Subcommands.Add(WebhookReceiverCommand.Create());
 return await root.Parse(args).InvokeAsync();

@@ -1,5 +1,3 @@
-using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json;
 using Ion.Delivery;
 using Ion.Log;
@@ -97,16 +95,15 @@ public sealed class DeliveryEvents
         return happened.Count == 0 ? decision : decision with { Entry = entry with { Events = [.. happened.SelectMany(FanOut)] } };
     }
 
-    /// <summary>Keeps an <c>accepted</c> event for each message ion took. Its id follows from the message's, so a
-    /// publish repeated after a lost answer gives the same event again, which a receiver recognises.</summary>
-    public Task AcceptedAsync(IEnumerable<(string Id, IReadOnlyList<string> Tags)> messages, CancellationToken cancellationToken)
+    /// <summary>The <c>accepted</c> event of a message ion is about to queue, for the enqueue to write with it
+    /// (<see cref="Queues.OutgoingMessage.Events"/>); none when no webhook wants it.</summary>
+    public IReadOnlyList<OutboxEvent>? Accepted(string id, IReadOnlyList<string> tags)
     {
-        ArgumentNullException.ThrowIfNull(messages);
+        ArgumentNullException.ThrowIfNull(id);
         if (!Enabled)
-            return Task.CompletedTask;
-        var at = _time.GetUtcNow();
-        List<OutboxEvent> events = [.. messages.SelectMany(m => FanOut(New(EventTypes.Accepted, at, m.Id, m.Tags) with { Id = StableId(EventTypes.Accepted, m.Id) }))];
-        return events.Count == 0 ? Task.CompletedTask : _outbox!.AddAsync(events, cancellationToken);
+            return null;
+        List<OutboxEvent> events = [.. FanOut(New(EventTypes.Accepted, _time.GetUtcNow(), id, tags))];
+        return events.Count == 0 ? null : events;
     }
 
     /// <summary>Keeps a <c>redriven</c> event for each dead letter moved back to the queue.</summary>
@@ -140,9 +137,6 @@ public sealed class DeliveryEvents
             yield return new OutboxEvent(name, happened.Id, happened.MessageId, happened.Type, payload, happened.At);
         }
     }
-
-    private static string StableId(string type, string messageId) =>
-        "evt_" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{type}\n{messageId}")))[..32];
 
     /// <summary>The message's tags, read from its body (already validated, or invalid and then without tags).</summary>
     private static IReadOnlyList<string> TagsOf(string body)

@@ -94,7 +94,7 @@ public sealed class Publisher(IMessageQueue queue, IDeliveryLog log, IOptions<Io
             HashSet<string> seen = new(StringComparer.Ordinal);
             toQueue = [.. messages
                 .Where(m => (!known.TryGetValue(m.Id, out var state) || state == MessageState.Queued) && seen.Add(m.Id))
-                .Select(m => copyOf.TryGetValue(m.Id, out var copy) ? m with { Copy = copy } : m)];
+                .Select(m => copyOf.TryGetValue(m.Id, out var copy) ? m with { Copy = copy, Events = events.Accepted(m.Id, tags[m.Id]) } : m)];
             results = await EnqueueAsync(toQueue, cancellationToken);
         }
         catch (StoreUnavailableException error)
@@ -105,18 +105,6 @@ public sealed class Publisher(IMessageQueue queue, IDeliveryLog log, IOptions<Io
         health.Succeeded();
         var queuedNow = toQueue.Where((_, i) => results[i] == EnqueueResult.Queued).Select(m => m.Id).ToHashSet(StringComparer.Ordinal);
         metrics.Accepted(queuedNow.Count);
-        // Before the answer: an accepted message has its event. A publish repeated while the id is still queued gives
-        // the event again (the same event id), in case the first answer and its event were lost together.
-        var accepted = ids.Where(id => queuedNow.Contains(id) || (known.TryGetValue(id, out var state) && state == MessageState.Queued)).ToList();
-        try
-        {
-            await events.AcceptedAsync(accepted.Select(id => (id, tags[id])), cancellationToken);
-        }
-        catch (StoreUnavailableException error)
-        {
-            health.Failed(error);
-            throw;
-        }
 
         return new PublishResult(
             [.. messages.Select(m => known.TryGetValue(m.Id, out var state)

@@ -158,6 +158,9 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
                 id.Value = messages[i].Id;
                 body.Value = messages[i].Body;
                 results[i] = insert.ExecuteNonQuery() == 1 ? EnqueueResult.Queued : EnqueueResult.AlreadyQueued;
+                // Its accepted event with it, or neither (SqliteEventOutbox).
+                if (results[i] == EnqueueResult.Queued && messages[i].Events is { Count: > 0 } events)
+                    SqliteEventOutbox.Insert(session, events);
             }
             return results;
         }, afterDeferred: true, CancellationToken.None);
