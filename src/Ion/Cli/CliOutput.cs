@@ -19,6 +19,12 @@ internal static class CliOutput
         return code;
     }
 
+    /// <summary>The text of a command's input file, or of standard input for <c>-</c>; null when there is no such file.</summary>
+    public static async Task<string?> ReadInputAsync(string path, CancellationToken cancellationToken) =>
+        path == "-" ? await Console.In.ReadToEndAsync(cancellationToken)
+        : File.Exists(path) ? await File.ReadAllTextAsync(path, cancellationToken)
+        : null;
+
     /// <summary>Runs a command body, turning configuration and I/O failures into one line on stderr.</summary>
     public static async Task<int> RunAsync(Func<Task<int>> body)
     {

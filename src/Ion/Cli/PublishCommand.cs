@@ -22,12 +22,7 @@ internal static class PublishCommand
         command.SetAction((parse, cancellationToken) => CliOutput.RunWithServicesAsync(parse, async services =>
         {
             var path = parse.GetValue(file)!;
-            string content;
-            if (path == "-")
-                content = await Console.In.ReadToEndAsync(cancellationToken);
-            else if (File.Exists(path))
-                content = await File.ReadAllTextAsync(path, cancellationToken);
-            else
+            if (await CliOutput.ReadInputAsync(path, cancellationToken) is not { } content)
                 return CliOutput.Fail(CliOutput.Invalid, $"no such file: {path}");
 
             var (bodies, lines) = Split(content);

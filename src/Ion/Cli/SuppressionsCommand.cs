@@ -155,12 +155,7 @@ internal static class SuppressionsCommand
         command.SetAction((parse, cancellationToken) => WithList(parse, async (list, suppressions, time) =>
         {
             var path = parse.GetValue(file)!;
-            string content;
-            if (path == "-")
-                content = await Console.In.ReadToEndAsync(cancellationToken);
-            else if (File.Exists(path))
-                content = await File.ReadAllTextAsync(path, cancellationToken);
-            else
+            if (await CliOutput.ReadInputAsync(path, cancellationToken) is not { } content)
                 return CliOutput.Fail(CliOutput.Invalid, $"no such file: {path}");
 
             var now = time.GetUtcNow();
