@@ -19,8 +19,12 @@ public static class EventTypes
     public const string Suppressed = "suppressed";
     /// <summary>A dead letter went back to the queue with fresh attempts.</summary>
     public const string Redriven = "redriven";
+    /// <summary>A bounce that arrived later (an SES notification, a DSN) put a recipient on the suppression list.</summary>
+    public const string Bounced = "bounced";
+    /// <summary>A recipient reported mail as spam (SES): on the suppression list for good.</summary>
+    public const string Complained = "complained";
 
-    public static readonly IReadOnlyList<string> All = [Accepted, Sent, Deferred, Failed, Dead, Suppressed, Redriven];
+    public static readonly IReadOnlyList<string> All = [Accepted, Sent, Deferred, Failed, Dead, Suppressed, Redriven, Bounced, Complained];
 }
 
 /// <summary>
@@ -36,7 +40,9 @@ public sealed record DeliveryEvent
     public required string Id { get; init; }
     public required string Type { get; init; }
     public required DateTimeOffset At { get; init; }
-    public required string MessageId { get; init; }
+    /// <summary>ion's id of the message; absent in <c>bounced</c> and <c>complained</c>, which come from reports that
+    /// name only the email's <see cref="EmailMessageId"/>.</summary>
+    public string? MessageId { get; init; }
     public IReadOnlyList<string> Tags { get; init; } = [];
     /// <summary>The attempt this event is about (1 is the first), or null for accepted and redriven.</summary>
     public int? Attempt { get; init; }
@@ -49,10 +55,15 @@ public sealed record DeliveryEvent
     public double? DelaySeconds { get; init; }
     public string? Reason { get; init; }
     public string? FailureClass { get; init; }
+    /// <summary>For <c>bounced</c> and <c>complained</c>: the Message-ID of the email the report is about, when it is
+    /// one of ion's (derived from ion's id: <c>ion.HASH@domain</c>), and what brought the report (<c>ses</c>, <c>dsn</c>).</summary>
+    public string? EmailMessageId { get; init; }
+    public string? Source { get; init; }
 }
 
 /// <summary>An event on its way to one webhook, as the outbox keeps it: the JSON is fixed when the event happens, so a
-/// retry sends exactly the same bytes (and signs them anew).</summary>
+/// retry sends exactly the same bytes (and signs them anew). <see cref="MessageId"/> orders the events of one message
+/// (a report's events are ordered by their address instead).</summary>
 public sealed record OutboxEvent(string Webhook, string EventId, string MessageId, string Type, string Payload, DateTimeOffset CreatedAt);
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,

@@ -92,7 +92,7 @@ public sealed class DeliveryEvents
                 FailureClass = entry.FailureClass is { } failureClass ? StoredNames.Of(failureClass) : null,
             });
         }
-        return happened.Count == 0 ? decision : decision with { Entry = entry with { Events = [.. happened.SelectMany(FanOut)] } };
+        return happened.Count == 0 ? decision : decision with { Entry = entry with { Events = [.. happened.SelectMany(e => FanOut(e))] } };
     }
 
     /// <summary>The <c>accepted</c> event of a message ion is about to queue, for the enqueue to write with it
@@ -117,6 +117,32 @@ public sealed class DeliveryEvents
         return events.Count == 0 ? Task.CompletedTask : _outbox!.AddAsync(events, cancellationToken);
     }
 
+    /// <summary>Keeps a <c>bounced</c> or <c>complained</c> event for each recipient a report put on the list.</summary>
+    public Task FeedbackAsync(string source, IReadOnlyList<Suppression.FeedbackItem> items, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(items);
+        if (!Enabled || items.Count == 0)
+            return Task.CompletedTask;
+        var at = _time.GetUtcNow();
+        List<OutboxEvent> events = [];
+        foreach (var item in items)
+        {
+            var reported = new DeliveryEvent
+            {
+                Id = "evt_" + Guid.CreateVersion7().ToString("N"),
+                Type = item.Reason == Suppression.SuppressionReason.Complaint ? EventTypes.Complained : EventTypes.Bounced,
+                At = at,
+                Recipient = _addresses ? item.Address : null,
+                RecipientDomain = item.Address[(item.Address.LastIndexOf('@') + 1)..],
+                Reply = item.Detail,
+                EmailMessageId = item.MessageId,
+                Source = source,
+            };
+            events.AddRange(FanOut(reported, "report:" + item.Address.ToUpperInvariant()));
+        }
+        return events.Count == 0 ? Task.CompletedTask : _outbox!.AddAsync(events, cancellationToken);
+    }
+
     private static DeliveryEvent New(string type, DateTimeOffset at, string messageId, IReadOnlyList<string> tags) => new()
     {
         Id = "evt_" + Guid.CreateVersion7().ToString("N"),
@@ -126,7 +152,7 @@ public sealed class DeliveryEvents
         Tags = tags,
     };
 
-    private IEnumerable<OutboxEvent> FanOut(DeliveryEvent happened)
+    private IEnumerable<OutboxEvent> FanOut(DeliveryEvent happened, string? orderBy = null)
     {
         string? payload = null;
         foreach (var (name, webhook) in _webhooks)
@@ -134,7 +160,7 @@ public sealed class DeliveryEvents
             if (!webhook.Wants(happened.Type))
                 continue;
             payload ??= JsonSerializer.Serialize(happened, EventJson.Default.DeliveryEvent);
-            yield return new OutboxEvent(name, happened.Id, happened.MessageId, happened.Type, payload, happened.At);
+            yield return new OutboxEvent(name, happened.Id, orderBy ?? happened.MessageId!, happened.Type, payload, happened.At);
         }
     }
 

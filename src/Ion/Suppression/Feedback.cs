@@ -20,7 +20,7 @@ public sealed record FeedbackCounts(int Suppressed, int Ignored, int Rejected);
 /// queue): its recipients go on the suppression list, are counted (<c>ion.feedback.recipients</c>) and logged. The one
 /// place later work (events, webhooks) hooks into.
 /// </summary>
-public sealed partial class Feedback(Suppressions suppressions, IonMetrics metrics, ILogger<Feedback> logger)
+public sealed partial class Feedback(Suppressions suppressions, Events.DeliveryEvents events, IonMetrics metrics, ILogger<Feedback> logger)
 {
     /// <summary>Whether the store has a list to put anything on.</summary>
     public bool HasList => suppressions.List is not null;
@@ -31,6 +31,9 @@ public sealed partial class Feedback(Suppressions suppressions, IonMetrics metri
     {
         ArgumentNullException.ThrowIfNull(report);
         var added = await suppressions.NoteFeedbackAsync(report.Suppress, cancellationToken);
+        // Then their events: a report whose events could not be kept is not taken, and comes again (the list takes it twice).
+        if (added)
+            await events.FeedbackAsync(report.Source, report.Suppress, cancellationToken);
         // Switched off (Ion:Suppression:Enabled=false), the list takes nothing: the recipients are ignored.
         var counts = added
             ? new FeedbackCounts(report.Suppress.Count, report.Ignored, report.Rejected)

@@ -154,6 +154,33 @@ public partial class WebhookTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task ABounceAndAComplaintThatArriveLater_BecomeBouncedAndComplainedEvents()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync(Secret);
+        await using var relay = await ScriptedSmtpServer.StartAsync();
+        await using var ion = await IonServer.StartAsync(relay.Port, Webhook(receiver, "--Ion:Delivery:LogRecipientAddresses=true"));
+        var emailMessageId = Ion.Messages.MessageIds.MessageIdHeader("order-7", "test.example");
+
+        using var bounce = new StringContent(Ion.Tests.Suppression.FeedbackSamples.SnsEnvelope(Ion.Tests.Suppression.FeedbackSamples.SesBounce(
+            "Permanent", "General", emailMessageId, ("bob@y.example", "5.1.1", "smtp; 550 5.1.1 user unknown"))), System.Text.Encoding.UTF8, "text/plain");
+        (await ion.Client.PostAsync("/v1/feedback/ses", bounce, Token)).EnsureSuccessStatusCode();
+        using var complaint = new StringContent(Ion.Tests.Suppression.FeedbackSamples.SesComplaint("abuse", null, "carol@z.example"), System.Text.Encoding.UTF8, "application/json");
+        (await ion.Client.PostAsync("/v1/feedback/ses", complaint, Token)).EnsureSuccessStatusCode();
+
+        var taken = await receiver.WaitForAsync(t => t.Count == 2, Wait);
+        foreach (var e in taken)
+            output.WriteLine(e.Body);
+        var bounced = taken.Single(e => e.Type == "bounced").Event;
+        Assert.Equal("bob@y.example", bounced.GetProperty("recipient").GetString());
+        Assert.Equal("ses", bounced.GetProperty("source").GetString());
+        Assert.Equal(emailMessageId, bounced.GetProperty("email_message_id").GetString());
+        Assert.False(bounced.TryGetProperty("message_id", out _));
+        var complained = taken.Single(e => e.Type == "complained").Event;
+        Assert.Equal("z.example", complained.GetProperty("recipient_domain").GetString());
+        Assert.All(receiver.Requests, r => Assert.True(r.Verified));
+    }
+
+    [Fact]
     public async Task OnTheAwsStore_WebhooksAreRefusedAtStart_WithOneLineSayingWhy()
     {
         var data = Directory.CreateTempSubdirectory("ion-webhooks-aws-").FullName;

@@ -96,7 +96,9 @@ public sealed class FeedbackQueueReaderTests(SnsTopicTests.Fauxqs fauxqs) : ICla
         var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
         _disposables.Add(services);
         var suppressions = new Suppressions(list, Options.Create(new SuppressionOptions()), TimeProvider.System);
-        var feedback = new Feedback(suppressions, new IonMetrics(services.GetRequiredService<IMeterFactory>()), NullLogger<Feedback>.Instance);
+        var feedback = new Feedback(suppressions,
+            new Ion.Events.DeliveryEvents(null, Options.Create(new Ion.Events.EventsOptions()), Options.Create(new Ion.Delivery.DeliveryOptions()), TimeProvider.System),
+            new IonMetrics(services.GetRequiredService<IMeterFactory>()), NullLogger<Feedback>.Instance);
         return new FeedbackQueueReader(fauxqs.Sqs, queueUrl, feedback, TimeProvider.System, NullLogger<FeedbackQueueReader>.Instance,
             TimeSpan.FromSeconds(1), visibility);
     }
