@@ -5,7 +5,8 @@ using Ion.Stores.Aws;
 namespace Ion.Cli;
 
 /// <summary><c>ion aws provision [--prefix NAME]</c>: creates the queues, topic, subscription and table the AWS store
-/// needs where they are missing, and prints the settings as lines a shell can <c>export</c>.</summary>
+/// needs where they are missing (with <c>--feedback</c>, SES's feedback topic and queue too), and prints the settings as
+/// lines a shell can <c>export</c>.</summary>
 internal static class AwsCommand
 {
     public static Command Create()
@@ -18,7 +19,8 @@ internal static class AwsCommand
     private static Command Provision()
     {
         Option<string> prefix = new("--prefix") { Description = "Names the resources: PREFIX-mail, PREFIX-dead-letters, PREFIX-log, PREFIX-suppressions", DefaultValueFactory = _ => "ion" };
-        Command command = new("provision", "Create the queues, topic, subscription and tables ion needs unless they exist; print the settings to export.") { prefix };
+        Option<bool> feedback = new("--feedback") { Description = "Also PREFIX-feedback: a topic for SES's bounce and complaint notifications and the queue ion serve reads them from (Ion:Aws:FeedbackQueueUrl)" };
+        Command command = new("provision", "Create the queues, topic, subscription and tables ion needs unless they exist; print the settings to export.") { prefix, feedback };
         command.TreatUnmatchedTokensAsErrors = false;
         command.SetAction((parse, cancellationToken) => CliOutput.RunAsync(async () =>
         {
@@ -47,7 +49,7 @@ internal static class AwsCommand
             AwsProvisioning provisioned;
             try
             {
-                provisioned = await provisioner.ProvisionAsync(name, cancellationToken);
+                provisioned = await provisioner.ProvisionAsync(name, parse.GetValue(feedback), cancellationToken);
             }
             catch (SnsException failure)
             {
@@ -68,6 +70,8 @@ internal static class AwsCommand
                 Console.Error.WriteLine(change);
             if (provisioned.Changes.Count == 0)
                 Console.Error.WriteLine("everything was there already");
+            if (provisioned.Resources.FeedbackTopicArn is { } feedbackTopic)
+                Console.Error.WriteLine($"have SES publish bounces and complaints to {feedbackTopic}");
 
             var r = provisioned.Resources;
             Console.WriteLine("Ion__Store=Aws");
@@ -77,6 +81,8 @@ internal static class AwsCommand
             Console.WriteLine($"Ion__Aws__TopicArn={r.TopicArn}");
             Console.WriteLine($"Ion__Aws__TableName={r.TableName}");
             Console.WriteLine($"Ion__Aws__SuppressionTable={r.SuppressionTable}");
+            if (r.FeedbackQueueUrl is not null)
+                Console.WriteLine($"Ion__Aws__FeedbackQueueUrl={r.FeedbackQueueUrl}");
             if (!string.IsNullOrWhiteSpace(aws.ServiceUrl))
                 Console.WriteLine($"Ion__Aws__ServiceUrl={aws.ServiceUrl}");
             if (!string.IsNullOrWhiteSpace(aws.DynamoDbServiceUrl))

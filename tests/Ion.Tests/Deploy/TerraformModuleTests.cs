@@ -191,7 +191,7 @@ public sealed class TerraformModuleTests(TerraformFixture terraform) : IClassFix
         Assert.Equal("${aws_sqs_queue.input.arn}", Text(subscription["endpoint"]));
         Assert.True(subscription["raw_message_delivery"]!.GetValue<bool>());
 
-        var queuePolicy = Single(Module.OfType("aws_sqs_queue_policy")).Body;
+        var queuePolicy = Module.Resource("aws_sqs_queue_policy", "input").Body;
         Assert.Equal("${aws_sqs_queue.input.id}", Text(queuePolicy["queue_url"]));
         var document = PolicyDocument(Text(queuePolicy["policy"]));
         var statement = Assert.Single(Statements(document));
@@ -510,16 +510,72 @@ public sealed class TerraformModuleTests(TerraformFixture terraform) : IClassFix
     }
 
     [Fact]
+    public void FeedbackQueue_IsOptional_SubscribedWithTheEnvelope_ToATopicSesMayPublishTo_AndReadByWorkersOnly()
+    {
+        Assert.False(Module.Variables["create_feedback_queue"]["default"]!.GetValue<bool>());
+        Assert.Null(Module.Variables["feedback_topic_arn"]["default"]);
+        Assert.Equal("${var.create_feedback_queue || var.feedback_topic_arn != null}", Text(Module.Locals["feedback_queue"]));
+        Assert.Equal("${var.feedback_topic_arn != null ? var.feedback_topic_arn : one(aws_sns_topic.feedback[*].arn)}", Text(Module.Locals["feedback_topic_arn"]));
+        foreach (var (type, name) in new[] { ("aws_sqs_queue", "feedback"), ("aws_sqs_queue_policy", "feedback"), ("aws_sns_topic_subscription", "feedback") })
+            Assert.Equal("${local.feedback_queue ? 1 : 0}", Text(Module.Resource(type, name).Body["count"]));
+        // The module's own topic only when none is given.
+        foreach (var (type, name) in new[] { ("aws_sns_topic", "feedback"), ("aws_sns_topic_policy", "feedback") })
+            Assert.Equal("${var.feedback_topic_arn == null && var.create_feedback_queue ? 1 : 0}", Text(Module.Resource(type, name).Body["count"]));
+
+        var queue = Module.Resource("aws_sqs_queue", "feedback").Body;
+        Assert.Equal("${var.name}-feedback", Text(queue["name"]));
+        Assert.Equal("${local.message_retention_seconds}", Text(queue["message_retention_seconds"]));
+        Assert.Null(queue["redrive_policy"]);
+
+        var subscription = Module.Resource("aws_sns_topic_subscription", "feedback").Body;
+        Assert.Equal("${local.feedback_topic_arn}", Text(subscription["topic_arn"]));
+        Assert.Equal("sqs", Text(subscription["protocol"]));
+        Assert.Equal("${aws_sqs_queue.feedback[0].arn}", Text(subscription["endpoint"]));
+        Assert.False(subscription["raw_message_delivery"]!.GetValue<bool>());
+
+        // Only that topic sends to the queue, and only SES (for this account) publishes to the module's topic.
+        var queuePolicy = Module.Resource("aws_sqs_queue_policy", "feedback").Body;
+        Assert.Equal("${aws_sqs_queue.feedback[0].id}", Text(queuePolicy["queue_url"]));
+        Assert.Equal("${data.aws_iam_policy_document.feedback_topic_to_queue[0].json}", Text(queuePolicy["policy"]));
+        var sends = Single(Statements(Module.Data("aws_iam_policy_document", "feedback_topic_to_queue").Body));
+        Assert.Equal(["sqs:SendMessage"], Strings(sends["actions"]));
+        Assert.Equal(["${aws_sqs_queue.feedback[0].arn}"], Strings(sends["resources"]));
+        Assert.Equal(["sns.amazonaws.com"], Strings(Single(Blocks(sends, "principals"))["identifiers"]));
+        Assert.Equal(["${local.feedback_topic_arn}"], Strings(Single(Blocks(sends, "condition"))["values"]));
+        var topicPolicy = Module.Resource("aws_sns_topic_policy", "feedback").Body;
+        Assert.Equal("${aws_sns_topic.feedback[0].arn}", Text(topicPolicy["arn"]));
+        var publishes = Single(Statements(Module.Data("aws_iam_policy_document", "ses_to_feedback_topic").Body));
+        Assert.Equal(["sns:Publish"], Strings(publishes["actions"]));
+        Assert.Equal(["ses.amazonaws.com"], Strings(Single(Blocks(publishes, "principals"))["identifiers"]));
+        var account = Single(Blocks(publishes, "condition"));
+        Assert.Equal("aws:SourceAccount", Text(account["variable"]));
+        Assert.Equal(["${data.aws_caller_identity.current.account_id}"], Strings(account["values"]));
+
+        // Workers read it (what FeedbackQueueReader calls); the Lambda is granted nothing on it.
+        var worker = Statements(Module.Data("aws_iam_policy_document", "worker").Body).ToList();
+        Grants(worker, "${statement.value}", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility");
+        Assert.Contains(Module.Data("aws_iam_policy_document", "worker").Body["dynamic"]!["statement"]!.AsArray(),
+            d => Text(d!["for_each"]) == "${aws_sqs_queue.feedback[*].arn}");
+        Assert.DoesNotContain(Module.Expressions(), e => e.Where.Contains("aws_iam_policy_document.lambda", StringComparison.Ordinal)
+            && e.Expression.Contains("feedback", StringComparison.Ordinal));
+        Assert.DoesNotContain("Ion__Aws__FeedbackQueueUrl", EnvironmentNames("lambda_environment"));
+        Assert.Single(Module.OfType("aws_lambda_event_source_mapping"));
+    }
+
+    [Fact]
     public void Outputs_AreTheOnesTheReadmeDocuments_AndTheWorkerEnvironmentIsTheStoreSettings()
     {
         string[] outputs =
         [
             "topic_arn", "queue_url", "queue_arn", "dead_letter_queue_url", "dead_letter_queue_arn", "table_name", "suppression_table_name", "function_name",
-            "log_group_name", "alarm_topic_arn", "worker_environment", "worker_policy_arn",
+            "log_group_name", "alarm_topic_arn", "worker_environment", "worker_policy_arn", "feedback_queue_url", "feedback_topic_arn",
         ];
         Assert.Equal(outputs.Order(StringComparer.Ordinal), Module.Outputs.Keys.Order(StringComparer.Ordinal));
-        Assert.Equal("${local.store_environment}", Text(Module.Outputs["worker_environment"]["value"]));
-        Assert.All(EnvironmentNames("store_environment"), n => Assert.Matches(@"^Ion__(Store|Aws__\w+)$", n));
+        Assert.Equal("${local.worker_environment}", Text(Module.Outputs["worker_environment"]["value"]));
+        Assert.All(EnvironmentNames("worker_environment"), n => Assert.Matches(@"^Ion__(Store|Aws__\w+)$", n));
+        // The store's settings, and the feedback queue that only ion serve reads.
+        Assert.Equal(EnvironmentNames("store_environment").Append("Ion__Aws__FeedbackQueueUrl").Order(StringComparer.Ordinal),
+            EnvironmentNames("worker_environment").Order(StringComparer.Ordinal));
 
         var readme = File.ReadAllText(Path.Combine(TerraformFixture.ModuleDirectory, "README.md"));
         foreach (var name in outputs.Concat(Module.Variables.Keys))

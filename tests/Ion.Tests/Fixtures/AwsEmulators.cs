@@ -52,13 +52,14 @@ public sealed class AwsEmulators : IAsyncLifetime
         Sns = new SnsTopic(Region, SqsUrl, credentials);
     }
 
-    /// <summary>A topic, the input queue subscribed to it with raw delivery, the dead-letter queue and the table, all
-    /// new (a prefix of their own).</summary>
-    public async Task<AwsResources> ProvisionAsync(int maxReceiveCount = AwsProvisioner.DefaultMaxReceiveCount, TimeSpan? visibilityTimeout = null)
+    /// <summary>A topic, the input queue subscribed to it with raw delivery, the dead-letter queue and the tables, all
+    /// new (a prefix of their own); with <paramref name="feedback"/>, SES's feedback topic and queue too.</summary>
+    public async Task<AwsResources> ProvisionAsync(int maxReceiveCount = AwsProvisioner.DefaultMaxReceiveCount, TimeSpan? visibilityTimeout = null,
+        bool feedback = false)
     {
         var provisioner = new AwsProvisioner(Sqs, Sns, DynamoDb, maxReceiveCount, visibilityTimeout);
         var prefix = $"t{Guid.NewGuid():N}"[..12];
-        return (await provisioner.ProvisionAsync(prefix, TestContext.Current.CancellationToken)).Resources;
+        return (await provisioner.ProvisionAsync(prefix, feedback, TestContext.Current.CancellationToken)).Resources;
     }
 
     /// <summary>The settings that run ion on <paramref name="resources"/>, as <c>--Key=value</c> arguments.</summary>
@@ -73,6 +74,7 @@ public sealed class AwsEmulators : IAsyncLifetime
         $"--Ion:Aws:ServiceUrl={SqsUrl}",
         $"--Ion:Aws:DynamoDbServiceUrl={DynamoDbUrl}",
         .. throughTopic ? [$"--Ion:Aws:TopicArn={resources.TopicArn}"] : Array.Empty<string>(),
+        .. resources.FeedbackQueueUrl is { } feedback ? [$"--Ion:Aws:FeedbackQueueUrl={feedback}"] : Array.Empty<string>(),
     ];
 
     /// <summary>A new queue subscribed to the topic with raw delivery, to see what was published there.</summary>

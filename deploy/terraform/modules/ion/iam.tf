@@ -126,6 +126,17 @@ data "aws_iam_policy_document" "worker" {
     actions   = ["dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan", "dynamodb:Query", "dynamodb:DescribeTable"]
     resources = [aws_dynamodb_table.suppressions.arn, "${aws_dynamodb_table.suppressions.arn}/index/by_address"]
   }
+
+  # SES's notifications: received, deleted once on the list, and handed back at once by a stopping worker.
+  dynamic "statement" {
+    for_each = aws_sqs_queue.feedback[*].arn
+
+    content {
+      sid       = "FeedbackQueue"
+      actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]
+      resources = [statement.value]
+    }
+  }
 }
 
 resource "aws_iam_policy" "worker" {

@@ -1,5 +1,6 @@
 # ion on AWS: SNS topic → SQS input queue (raw delivery) → the Lambda → the SMTP relay, with a dead-letter queue,
-# a DynamoDB delivery log and suppression list, and alarms. queues.tf, table.tf, lambda.tf, iam.tf and alarms.tf hold the parts.
+# a DynamoDB delivery log and suppression list, and alarms. queues.tf, table.tf, lambda.tf, iam.tf and alarms.tf hold the
+# parts; feedback.tf the optional queue of SES's bounces and complaints.
 
 data "aws_region" "current" {}
 
@@ -31,6 +32,11 @@ locals {
     Ion__Aws__SuppressionTable   = aws_dynamodb_table.suppressions.name
     Ion__Aws__TopicArn           = aws_sns_topic.mail.arn
   }
+
+  # `ion serve`'s: the feedback queue too, which the Lambda does not read (feedback.tf).
+  worker_environment = merge(local.store_environment, {
+    for key, value in { Ion__Aws__FeedbackQueueUrl = one(aws_sqs_queue.feedback[*].url) } : key => value if value != null
+  })
 
   # The Lambda's configuration: ion's settings as environment variables. The password is not one of them: the
   # function reads the parameter named here, with decryption, when it starts.

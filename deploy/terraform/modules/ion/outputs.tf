@@ -51,8 +51,18 @@ output "alarm_topic_arn" {
 }
 
 output "worker_environment" {
-  description = "The settings an `ion serve` worker or an `ion` command needs for this store, as environment variables (Ion__Aws__…). Nothing secret."
-  value       = local.store_environment
+  description = "The settings an `ion serve` worker or an `ion` command needs for this store, as environment variables (Ion__Aws__…), the feedback queue's included when there is one. Nothing secret."
+  value       = local.worker_environment
+}
+
+output "feedback_queue_url" {
+  description = "The feedback queue's URL (Ion:Aws:FeedbackQueueUrl) with create_feedback_queue or feedback_topic_arn, else null."
+  value       = one(aws_sqs_queue.feedback[*].url)
+}
+
+output "feedback_topic_arn" {
+  description = "The topic the feedback queue is subscribed to, for SES's identity notifications or a configuration set's event destination (aws_ses_identity_notification_topic), with create_feedback_queue or feedback_topic_arn, else null."
+  value       = local.feedback_topic_arn
 }
 
 output "worker_policy_arn" {

@@ -260,6 +260,25 @@ variable "create_worker_policy" {
   default     = false
 }
 
+# --- SES feedback ----------------------------------------------------------------------------------------------------
+
+variable "create_feedback_queue" {
+  description = "Also create the topic NAME-feedback for SES to publish bounces and complaints to, and the queue NAME-feedback subscribed to it, which `ion serve` reads into the suppression list (Ion:Aws:FeedbackQueueUrl). Read by `ion serve` workers only, not by the Lambda."
+  type        = bool
+  default     = false
+}
+
+variable "feedback_topic_arn" {
+  description = "An SNS topic SES already publishes bounces and complaints to, in this account and region: the queue NAME-feedback is created and subscribed to it, and no topic is created. null: see create_feedback_queue."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.feedback_topic_arn == null ? true : can(regex("^arn:[a-z-]+:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$", var.feedback_topic_arn))
+    error_message = "feedback_topic_arn must be an SNS topic ARN, e.g. arn:aws:sns:eu-west-1:123456789012:ses-feedback."
+  }
+}
+
 # --- alarms --------------------------------------------------------------------------------------------------------
 
 variable "alarm_email" {

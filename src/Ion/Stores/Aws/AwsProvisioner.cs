@@ -8,8 +8,10 @@ using Amazon.SQS.Model;
 
 namespace Ion.Stores.Aws;
 
-/// <summary>What ion's AWS store runs on, by name and address: the settings <c>Ion:Aws:*</c> take.</summary>
-public sealed record AwsResources(string QueueUrl, string DeadLetterQueueUrl, string TopicArn, string TableName, string SuppressionTable);
+/// <summary>What ion's AWS store runs on, by name and address: the settings <c>Ion:Aws:*</c> take. The feedback topic
+/// and queue are there only when provisioning was asked for them.</summary>
+public sealed record AwsResources(string QueueUrl, string DeadLetterQueueUrl, string TopicArn, string TableName, string SuppressionTable,
+    string? FeedbackQueueUrl = null, string? FeedbackTopicArn = null);
 
 /// <summary>The resources, and what provisioning had to do to get them (empty when everything was there already).</summary>
 public sealed record AwsProvisioning(AwsResources Resources, IReadOnlyList<string> Changes);
@@ -19,8 +21,9 @@ public sealed record AwsProvisioning(AwsResources Resources, IReadOnlyList<strin
 /// Terraform: the dead-letter queue <c>{prefix}-dead-letters</c>, the input queue <c>{prefix}-mail</c> (redrive policy,
 /// visibility timeout, a policy letting the topic send to it), the topic <c>{prefix}-mail</c> with the queue subscribed
 /// with raw delivery, and, when given DynamoDB, the delivery log's table <c>{prefix}-log</c> and the suppression list's
-/// <c>{prefix}-suppressions</c>. Existing resources are kept and only the attributes ion depends on are set, so running
-/// it again changes nothing.
+/// <c>{prefix}-suppressions</c>; when asked, the feedback topic <c>{prefix}-feedback</c> for SES to publish bounces and
+/// complaints to, with the queue <c>{prefix}-feedback</c> subscribed to it. Existing resources are kept and only the
+/// attributes ion depends on are set, so running it again changes nothing.
 /// </summary>
 public sealed partial class AwsProvisioner
 {
@@ -64,7 +67,11 @@ public sealed partial class AwsProvisioner
     public static string? CheckPrefix(string prefix) =>
         PrefixPattern().IsMatch(prefix) ? null : $"the prefix must be 1 to 67 letters, digits, '-' or '_' (is '{prefix}')";
 
-    public async Task<AwsProvisioning> ProvisionAsync(string prefix, CancellationToken cancellationToken)
+    public Task<AwsProvisioning> ProvisionAsync(string prefix, CancellationToken cancellationToken) =>
+        ProvisionAsync(prefix, feedback: false, cancellationToken);
+
+    /// <param name="feedback">Also the feedback topic and queue (<c>Ion:Aws:FeedbackQueueUrl</c>).</param>
+    public async Task<AwsProvisioning> ProvisionAsync(string prefix, bool feedback, CancellationToken cancellationToken)
     {
         if (CheckPrefix(prefix) is { } invalid)
             throw new ArgumentException(invalid, nameof(prefix));
@@ -73,15 +80,8 @@ public sealed partial class AwsProvisioner
         var deadLetters = await EnsureQueueAsync($"{prefix}-dead-letters", new() { ["MessageRetentionPeriod"] = Retention },
             null, changes, cancellationToken);
 
-        // The topic's ARN differs from the queue's only in service and name (same partition, region and account), so
-        // whether it exists can be asked before CreateTopic, which answers the same either way.
         var topicName = $"{prefix}-mail";
-        var arn = deadLetters.Arn.Split(':');
-        var expectedTopicArn = string.Join(':', arn[0], arn[1], "sns", arn[3], arn[4], topicName);
-        var existed = await _sns.TopicExistsAsync(expectedTopicArn, cancellationToken);
-        var topicArn = await _sns.CreateTopicAsync(topicName, cancellationToken);
-        if (!existed || topicArn != expectedTopicArn)
-            changes.Add($"created topic {topicName}");
+        var topicArn = await EnsureTopicAsync(topicName, deadLetters.Arn, changes, cancellationToken);
 
         var mail = await EnsureQueueAsync($"{prefix}-mail", new()
         {
@@ -112,7 +112,46 @@ public sealed partial class AwsProvisioner
             changes.AddRange(await DynamoDbSuppressionList.CreateTableAsync(_dynamoDb, suppressionTable, cancellationToken));
         }
 
-        return new(new AwsResources(mail.Url, deadLetters.Url, topicArn, tableName, suppressionTable), changes);
+        var resources = new AwsResources(mail.Url, deadLetters.Url, topicArn, tableName, suppressionTable);
+        if (feedback)
+        {
+            var (feedbackQueueUrl, feedbackTopicArn) = await EnsureFeedbackAsync(prefix, deadLetters.Arn, changes, cancellationToken);
+            resources = resources with { FeedbackQueueUrl = feedbackQueueUrl, FeedbackTopicArn = feedbackTopicArn };
+        }
+        return new(resources, changes);
+    }
+
+    /// <summary>The topic SES publishes bounces and complaints to (an identity's notification topic, or a configuration
+    /// set's event destination) and the queue ion serve reads them from, subscribed as SES's topic is in AWS's own
+    /// examples: without raw delivery, so the queue holds SNS's envelope (the reader takes either). No dead-letter
+    /// queue: ion deletes what it cannot read, and what the list could not take comes back until it can.</summary>
+    private async Task<(string QueueUrl, string TopicArn)> EnsureFeedbackAsync(string prefix, string anyQueueArn, List<string> changes,
+        CancellationToken cancellationToken)
+    {
+        var name = $"{prefix}-feedback";
+        var topicArn = await EnsureTopicAsync(name, anyQueueArn, changes, cancellationToken);
+        var queue = await EnsureQueueAsync(name, new() { ["MessageRetentionPeriod"] = Retention },
+            queueArn => TopicSendsStatement(queueArn, topicArn), changes, cancellationToken);
+        if (await _sns.FindQueueSubscriptionAsync(topicArn, queue.Arn, cancellationToken) is null)
+        {
+            await _sns.SubscribeQueueAsync(topicArn, queue.Arn, rawDelivery: false, cancellationToken);
+            changes.Add($"subscribed queue {name} to topic {name}");
+        }
+        return (queue.Url, topicArn);
+    }
+
+    /// <summary>The topic, created when missing. Its ARN differs from a queue's only in service and name (same
+    /// partition, region and account), so whether it exists can be asked before CreateTopic, which answers the same
+    /// either way.</summary>
+    private async Task<string> EnsureTopicAsync(string name, string anyQueueArn, List<string> changes, CancellationToken cancellationToken)
+    {
+        var arn = anyQueueArn.Split(':');
+        var expectedArn = string.Join(':', arn[0], arn[1], "sns", arn[3], arn[4], name);
+        var existed = await _sns.TopicExistsAsync(expectedArn, cancellationToken);
+        var topicArn = await _sns.CreateTopicAsync(name, cancellationToken);
+        if (!existed || topicArn != expectedArn)
+            changes.Add($"created topic {name}");
+        return topicArn;
     }
 
     private sealed record Queue(string Url, string Arn);

@@ -4,6 +4,7 @@ using Amazon.SQS.Model;
 using Ion.Log;
 using Ion.Stores.Aws;
 using Ion.Tests.Fixtures;
+using static Ion.Tests.Suppression.FeedbackSamples;
 
 namespace Ion.Tests.Stores.Aws;
 
@@ -179,6 +180,84 @@ public sealed class AwsModeTests(AwsEmulators aws) : IClassFixture<AwsEmulators>
         Assert.StartsWith("suppressed (bounce since ", sent.Recipients[1].Reply, StringComparison.Ordinal);
         // The one message the relay took went to alice alone.
         Assert.Equal(["alice@x.example"], Assert.Single(relay.Delivered).Recipients.Select(r => r.Address));
+    }
+
+    [Fact]
+    public async Task AnSesBounceAndComplaint_PublishedToTheFeedbackTopic_SuppressInDynamoDb_AndTheNextMessageGoesToTheOthersOnly()
+    {
+        await using var relay = await ScriptedSmtpServer.StartAsync();
+        // As ion aws provision --feedback makes them: SES's topic, and the queue subscribed to it with SNS's envelope.
+        var resources = await aws.ProvisionAsync(feedback: true);
+        await using var ion = await IonServer.StartAsync(relay.Port, aws.Settings(resources));
+
+        // As SES publishes them, to the topic (SNS wraps each in its envelope on the way to the queue).
+        await aws.Sns.PublishAsync(resources.FeedbackTopicArn!, SesBounce("Permanent", "General", null,
+            ("bob@y.example", "5.1.1", "smtp; 550 5.1.1 <bob@y.example>: Recipient address rejected: User unknown")), new Dictionary<string, string>(), Token);
+        await aws.Sns.PublishAsync(resources.FeedbackTopicArn!, SesComplaint("abuse", null, "carol@y.example"), new Dictionary<string, string>(), Token);
+
+        var bob = await WaitForSuppressionAsync(ion, "bob@y.example");
+        Assert.Equal("bounce", bob.GetProperty("reason").GetString());
+        Assert.Contains("5.1.1", bob.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal("complaint", (await WaitForSuppressionAsync(ion, "carol@y.example")).GetProperty("reason").GetString());
+        // In the suppression table itself, keyed by the address.
+        var item = await aws.DynamoDb.GetItemAsync(resources.SuppressionTable,
+            new() { ["address_key"] = new Amazon.DynamoDBv2.Model.AttributeValue { S = "bob@y.example" } }, Token);
+        Assert.True(item.IsItemSet, "bob is not in the suppression table");
+
+        await aws.Sns.PublishAsync(resources.TopicArn,
+            """{"action":"send","id":"after-feedback-1","to":["alice@x.example","bob@y.example","carol@y.example"],"subject":"After","body_text":"x"}""",
+            new Dictionary<string, string>(), Token);
+        var sent = await ion.WaitForStatusAsync("after-feedback-1", r => r.State == MessageState.Sent, Wait);
+
+        Assert.Equal([RecipientState.Sent, RecipientState.Suppressed, RecipientState.Suppressed], sent.Recipients.Select(r => r.State));
+        Assert.Equal(["alice@x.example"], Assert.Single(relay.Delivered).Recipients.Select(r => r.Address));
+        await IonServer.WaitUntilAsync(async () => await MessagesOnAsync(resources.FeedbackQueueUrl!) == 0, "the feedback queue is empty");
+    }
+
+    [Fact]
+    public async Task AMessageOnTheFeedbackQueue_ThatIsNoSesNotification_IsDeletedAndCounted_AndTheNextOneIsRead()
+    {
+        await using var relay = await ScriptedSmtpServer.StartAsync();
+        var resources = await aws.ProvisionAsync(feedback: true);
+        await using var ion = await IonServer.StartAsync(relay.Port, aws.Settings(resources));
+
+        await aws.Sqs.SendMessageAsync(resources.FeedbackQueueUrl, "{\"hello\":", Token);
+        await aws.Sns.PublishAsync(resources.FeedbackTopicArn!, "not an SES notification", new Dictionary<string, string>(), Token);
+        await aws.Sns.PublishAsync(resources.FeedbackTopicArn!, SesBounce("Permanent", "NoEmail", null, ("dave@y.example", "5.0.0", null)),
+            new Dictionary<string, string>(), Token);
+
+        Assert.Equal("bounce", (await WaitForSuppressionAsync(ion, "dave@y.example")).GetProperty("reason").GetString());
+        await IonServer.WaitUntilAsync(async () => await MessagesOnAsync(resources.FeedbackQueueUrl!) == 0, "the feedback queue is empty");
+        var metrics = await ion.Client.GetStringAsync("/metrics", Token);
+        Assert.Contains(metrics.Split('\n'), line => line.StartsWith("ion_feedback_unreadable_total{", StringComparison.Ordinal)
+            && line.Contains("source=\"ses\"", StringComparison.Ordinal) && line.EndsWith(" 2", StringComparison.Ordinal));
+    }
+
+    /// <summary>Every message on the queue, those received and hidden included: only a deleted one is not counted.</summary>
+    private async Task<int> MessagesOnAsync(string queueUrl)
+    {
+        var attributes = await aws.Sqs.GetQueueAttributesAsync(new GetQueueAttributesRequest
+        {
+            QueueUrl = queueUrl,
+            AttributeNames = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        }, Token);
+        return attributes.ApproximateNumberOfMessages + attributes.ApproximateNumberOfMessagesNotVisible;
+    }
+
+    /// <summary>GET /v1/suppressions/{address} once the address is on the list.</summary>
+    private static async Task<System.Text.Json.JsonElement> WaitForSuppressionAsync(IonServer ion, string address)
+    {
+        System.Text.Json.JsonElement found = default;
+        await IonServer.WaitUntilAsync(async () =>
+        {
+            using var response = await ion.Client.GetAsync($"/v1/suppressions/{address}", Token);
+            if (response.StatusCode == HttpStatusCode.NotFound)
+                return false;
+            response.EnsureSuccessStatusCode();
+            found = await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>(Token);
+            return true;
+        }, $"{address} is suppressed", Wait);
+        return found;
     }
 
     [Fact]

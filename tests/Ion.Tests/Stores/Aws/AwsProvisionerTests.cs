@@ -151,6 +151,44 @@ public sealed class AwsProvisionerTests(SnsTopicTests.Fauxqs fauxqs, DynaliteFix
         Assert.Empty((await Provisioner(sns).ProvisionAsync(prefix, token)).Changes);
     }
 
+    [Fact]
+    public async Task Provision_WithFeedback_CreatesATopicForSes_AndAQueueSubscribedWithTheEnvelope_AndASecondRunNothing()
+    {
+        var token = TestContext.Current.CancellationToken;
+        using var sns = fauxqs.Topic();
+        var prefix = Prefix();
+
+        var first = await Provisioner(sns).ProvisionAsync(prefix, feedback: true, token);
+        var second = await Provisioner(sns).ProvisionAsync(prefix, feedback: true, token);
+
+        Assert.Equal(
+        [
+            $"created topic {prefix}-feedback",
+            $"created queue {prefix}-feedback",
+            $"subscribed queue {prefix}-feedback to topic {prefix}-feedback",
+        ], first.Changes.Skip(4));
+        Assert.Empty(second.Changes);
+        var r = first.Resources;
+        Assert.Equal(r, second.Resources);
+        Assert.Equal($"arn:aws:sns:us-east-1:000000000000:{prefix}-feedback", r.FeedbackTopicArn);
+        Assert.EndsWith($"/{prefix}-feedback", r.FeedbackQueueUrl, StringComparison.Ordinal);
+        var attributes = await AttributesAsync(r.FeedbackQueueUrl!);
+        Assert.Equal("1209600", attributes["MessageRetentionPeriod"]);
+        var statement = Assert.Single(JsonNode.Parse(attributes["Policy"])!["Statement"]!.AsArray())!;
+        Assert.Equal(r.FeedbackTopicArn, statement["Condition"]!["ArnEquals"]!["aws:SourceArn"]!.GetValue<string>());
+        Assert.Equal(attributes["QueueArn"], statement["Resource"]!.GetValue<string>());
+        // Not raw: the queue holds SNS's envelope, as with SES's topics in AWS's own set-ups.
+        var subscription = await sns.FindQueueSubscriptionAsync(r.FeedbackTopicArn!, attributes["QueueArn"], token);
+        Assert.NotNull(subscription);
+        Assert.NotEqual("true", (await sns.GetSubscriptionAttributesAsync(subscription, token)).GetValueOrDefault("RawMessageDelivery"));
+        await sns.PublishAsync(r.FeedbackTopicArn!, "{}", new Dictionary<string, string>(), token);
+        Assert.Equal("Notification", JsonNode.Parse((await fauxqs.ReceiveOneAsync(r.FeedbackQueueUrl!)).Body)!["Type"]!.GetValue<string>());
+        // Without it, nothing of the feedback's is made or named.
+        var without = (await Provisioner(sns).ProvisionAsync(Prefix(), token)).Resources;
+        Assert.Null(without.FeedbackQueueUrl);
+        Assert.Null(without.FeedbackTopicArn);
+    }
+
     [Theory]
     [InlineData("")]
     [InlineData("has space")]
@@ -196,6 +234,26 @@ public sealed class AwsProvisionerTests(SnsTopicTests.Fauxqs fauxqs, DynaliteFix
         var suppressions = (await dynalite.Client.DescribeTableAsync($"{prefix}-suppressions", TestContext.Current.CancellationToken)).Table;
         Assert.Equal("address_key", Assert.Single(suppressions.KeySchema).AttributeName);
         Assert.Contains(suppressions.GlobalSecondaryIndexes, i => i.IndexName == "by_address");
+        Assert.Equal(0, second.ExitCode);
+        Assert.Equal(first.Out, second.Out);
+        Assert.DoesNotContain("created", second.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ProvisionCommand_WithFeedback_PrintsTheFeedbackQueueUrl_AndNamesTheTopicForSes()
+    {
+        var prefix = Prefix();
+        string[] args = ["aws", "provision", "--prefix", prefix, "--feedback", "--Ion:Aws:Region", "us-east-1", "--Ion:Aws:ServiceUrl", fauxqs.Url,
+            "--Ion:Aws:DynamoDbServiceUrl", dynalite.Url];
+
+        var first = await RunIonAsync(args);
+        var second = await RunIonAsync(args);
+
+        Assert.True(first.ExitCode == 0, first.Error);
+        var url = (await fauxqs.Sqs.GetQueueUrlAsync($"{prefix}-feedback", TestContext.Current.CancellationToken)).QueueUrl;
+        var lines = first.Out.Split('\n');
+        Assert.Equal($"Ion__Aws__FeedbackQueueUrl={url}", lines[Array.IndexOf(lines, $"Ion__Aws__SuppressionTable={prefix}-suppressions") + 1]);
+        Assert.Contains($"have SES publish bounces and complaints to arn:aws:sns:us-east-1:000000000000:{prefix}-feedback", first.Error, StringComparison.Ordinal);
         Assert.Equal(0, second.ExitCode);
         Assert.Equal(first.Out, second.Out);
         Assert.DoesNotContain("created", second.Error, StringComparison.Ordinal);

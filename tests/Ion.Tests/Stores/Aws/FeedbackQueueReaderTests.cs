@@ -12,8 +12,8 @@ using static Ion.Tests.Suppression.FeedbackSamples;
 namespace Ion.Tests.Stores.Aws;
 
 /// <summary>SES's notifications reach the list through a real SNS topic and SQS queue (fauxqs), the queue subscribed
-/// without raw delivery as it is to SES's topic. The list is the SQLite one: the AWS store has none on this branch yet
-/// (an AWS-mode test of ion serve belongs with the DynamoDB list).</summary>
+/// without raw delivery as it is to SES's topic. The list is the SQLite one, so a failing list can be made; ion serve on
+/// the AWS store with its DynamoDB list is AwsModeTests'.</summary>
 public sealed class FeedbackQueueReaderTests(SnsTopicTests.Fauxqs fauxqs) : IClassFixture<SnsTopicTests.Fauxqs>, IDisposable
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);
