@@ -197,7 +197,6 @@ public static class EventServices
     /// <summary>The webhooks' sender, in a process that delivers (<c>ion serve</c>).</summary>
     public static IServiceCollection AddWebhooks(this IServiceCollection services)
     {
-        // A store without an outbox (AWS) refuses webhooks when it is chosen (IonApp.AddStore), so there is one here.
         services.AddHostedService<WebhookDispatcher>();
         return services;
     }

@@ -12,18 +12,20 @@ namespace Ion.Events;
 /// signed (<see cref="WebhookSignature"/>); a 2xx answer delivers it, anything else is retried after 5 s, 10 s, 20 s …
 /// up to an hour apart until <see cref="EventsOptions.RetryFor"/> has passed since the event, then it is dead.
 /// </summary>
-public sealed class WebhookDispatcher(IEventOutbox outbox, IOptions<EventsOptions> options, WebhookBacklogs backlogs, IonMetrics metrics,
-    TimeProvider time, ILogger<WebhookDispatcher> logger) : BackgroundService
+/// <remarks>A store without an outbox (AWS, which refuses webhooks at start) leaves it nothing to do.</remarks>
+public sealed class WebhookDispatcher(IOptions<EventsOptions> options, WebhookBacklogs backlogs, IonMetrics metrics,
+    TimeProvider time, ILogger<WebhookDispatcher> logger, IEventOutbox? store = null) : BackgroundService
 {
     private static readonly TimeSpan Idle = TimeSpan.FromMilliseconds(250);
     private static readonly TimeSpan FirstRetry = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan LongestRetry = TimeSpan.FromHours(1);
     private static readonly TimeSpan BacklogInterval = TimeSpan.FromSeconds(5);
 
-    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        Task.WhenAll(options.Value.Webhooks.Select(w => RunAsync(w.Key, w.Value, stoppingToken)));
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) => store is not { } outbox
+        ? Task.CompletedTask
+        : Task.WhenAll(options.Value.Webhooks.Select(w => RunAsync(outbox, w.Key, w.Value, stoppingToken)));
 
-    private async Task RunAsync(string name, WebhookOptions webhook, CancellationToken stoppingToken)
+    private async Task RunAsync(IEventOutbox outbox, string name, WebhookOptions webhook, CancellationToken stoppingToken)
     {
         await Task.Yield();
         var key = WebhookSignature.Key(webhook.Secret!)!;
@@ -63,7 +65,7 @@ public sealed class WebhookDispatcher(IEventOutbox outbox, IOptions<EventsOption
                     metrics.WebhookEvents(name, "delivered", delivered.Count);
                 }
                 foreach (var (pending, error) in errors)
-                    await FailedAsync(name, pending, error);
+                    await FailedAsync(outbox, name, pending, error);
                 // One line when a receiver starts failing and one when it takes events again, not one per event.
                 var now = errors.IsEmpty ? null : errors.Values.First();
                 if (now is not null && failing is null)
@@ -115,7 +117,7 @@ public sealed class WebhookDispatcher(IEventOutbox outbox, IOptions<EventsOption
         }
     }
 
-    private async Task FailedAsync(string name, PendingEvent pending, string error)
+    private async Task FailedAsync(IEventOutbox outbox, string name, PendingEvent pending, string error)
     {
         var now = time.GetUtcNow();
         var deadline = pending.CreatedAt + options.Value.RetryFor;
