@@ -56,9 +56,19 @@ internal static class SuppressionsCommand
         }
     }
 
-    private static Command List()
+    private static Command List() => Listing("list", "List the addresses in force, by address: address, reason, since, until, detail.",
+        entry => string.Create(CultureInfo.InvariantCulture,
+            $"{entry.Address}\t{entry.Reason.Name()}\t{entry.At:u}\t{(entry.ExpiresAt is { } until ? until.ToString("u", CultureInfo.InvariantCulture) : "never")}\t{entry.Detail}"),
+        count => $"{count} suppressed address(es)");
+
+    private static Command Export() => Listing("export", "Write the addresses in force as JSON lines (the API's shape), for import elsewhere.",
+        entry => JsonSerializer.Serialize(entry, SuppressionsJson.Default.SuppressedAddress),
+        count => $"exported {count} address(es)");
+
+    /// <summary>A command that writes every entry in force the filters find, a line each, and the count on stderr.</summary>
+    private static Command Listing(string name, string description, Func<SuppressedAddress, string> line, Func<int, string> summary)
     {
-        Command command = new("list", "List the addresses in force, by address: address, reason, since, until, detail.");
+        Command command = new(name, description);
         var filters = Filters.Add(command);
         command.TreatUnmatchedTokensAsErrors = false;
         command.SetAction((parse, cancellationToken) => WithList(parse, async (list, _, time) =>
@@ -68,11 +78,10 @@ internal static class SuppressionsCommand
             var count = 0;
             await foreach (var entry in All(list, query, time.GetUtcNow(), cancellationToken))
             {
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{entry.Address}\t{entry.Reason.Name()}\t{entry.At:u}\t{(entry.ExpiresAt is { } until ? until.ToString("u", CultureInfo.InvariantCulture) : "never")}\t{entry.Detail}"));
+                Console.WriteLine(line(entry));
                 count++;
             }
-            Console.Error.WriteLine($"{count} suppressed address(es)");
+            Console.Error.WriteLine(summary(count));
             return CliOutput.Ok;
         }));
         return command;
@@ -122,27 +131,6 @@ internal static class SuppressionsCommand
                     missing.Add(canonical);
             }
             return missing.Count == 0 ? CliOutput.Ok : CliOutput.Fail(CliOutput.Failed, $"not on the list: {string.Join(", ", missing)}");
-        }));
-        return command;
-    }
-
-    private static Command Export()
-    {
-        Command command = new("export", "Write the addresses in force as JSON lines (the API's shape), for import elsewhere.");
-        var filters = Filters.Add(command);
-        command.TreatUnmatchedTokensAsErrors = false;
-        command.SetAction((parse, cancellationToken) => WithList(parse, async (list, _, time) =>
-        {
-            if (filters.Query(parse, out var error) is not { } query)
-                return CliOutput.Fail(CliOutput.Invalid, error!);
-            var count = 0;
-            await foreach (var entry in All(list, query, time.GetUtcNow(), cancellationToken))
-            {
-                Console.WriteLine(JsonSerializer.Serialize(entry, SuppressionsJson.Default.SuppressedAddress));
-                count++;
-            }
-            Console.Error.WriteLine($"exported {count} address(es)");
-            return CliOutput.Ok;
         }));
         return command;
     }

@@ -99,7 +99,6 @@ public sealed class BatchDelivery(
                 if (decision is null)
                     break;
                 var (message, claimed) = (batch[next], claims[next].Status == ClaimStatus.Claimed);
-                decision = events.Attach(decision, message, claims[next].History);
                 // On its own thread: SQLite commits on the caller's, which is the send's.
                 recording = Task.Run(() => ApplyAsync(message, claimed, decision, completed), CancellationToken.None);
             }
@@ -154,28 +153,13 @@ public sealed class BatchDelivery(
     /// block the messages behind it.</summary>
     private async Task<Decision?> HandleAsync(SmtpSender sender, QueuedMessage message, Claim claim, RelayPermit permit, Task recorded, CancellationToken stoppingToken)
     {
+        IReadOnlyList<string> tags = [];
         try
         {
-            switch (MessageParser.Parse(message.Body, _rules))
-            {
-                case InvalidMessage invalid:
-                    Log.Invalid(logger, message.Id, invalid.Reason);
-                    return DeliveryDecision.Invalid(message, message.QueueMessageId, claim.History, invalid.Reason, time.GetUtcNow());
-                case RedriveRequest redrive:
-                    var moved = await redriver.RedriveAsync(redrive.Ids, CancellationToken.None);
-                    Log.Redriven(logger, moved.Count);
-                    return new Decision(QueueAction.Complete, Entry: new DeliveryEntry(message.Id, message.QueueMessageId, MessageState.Sent,
-                        new DeliveryAttempt(time.GetUtcNow(), "redrive", null, $"moved {moved.Count} dead letter(s) back to the queue", TimeSpan.Zero), [], 0));
-                case SendRequest when claim.Status != ClaimStatus.Claimed:
-                    Log.NotClaimed(logger, message.Id, claim.Status);
-                    return DeliveryDecision.NotClaimed(claim, time.GetUtcNow());
-                case SendRequest when DeliveryDecision.TooEarly(claim.History, time.GetUtcNow()) is { } early:
-                    return early;
-                case SendRequest send:
-                    return await SendAsync(sender, message, claim.History, send.Email, permit, recorded, stoppingToken);
-                default:
-                    throw new InvalidOperationException("the parser returned something new");
-            }
+            var parsed = MessageParser.Parse(message.Body, _rules);
+            if (parsed is SendRequest { Email.Tags: var given })
+                tags = given;
+            return events.Attach(await DecideAsync(sender, message, claim, parsed, permit, recorded, stoppingToken), message.Id, claim.History, tags);
         }
         catch (Exception error) when (error is not OperationCanceledException and not StoreUnavailableException)
         {
@@ -184,8 +168,33 @@ public sealed class BatchDelivery(
             Log.Unexpected(logger, message.Id, error);
             var answer = new SmtpAnswer(OutcomeKind.Transient, null, null, $"internal error: {error.GetType().Name}: {error.Message}");
             var recipients = claim.History.Recipients.Count > 0 ? claim.History.Recipients.Select(r => r.Address).ToList() : ["(unknown)"];
-            return decider.Decide(message, message.QueueMessageId, claim.History, recipients,
-                DeliveryOutcome.ForAll(answer, DeliveryDecision.Pending(recipients, claim.History)), time.GetUtcNow(), TimeSpan.Zero);
+            return events.Attach(decider.Decide(message, message.QueueMessageId, claim.History, recipients,
+                DeliveryOutcome.ForAll(answer, DeliveryDecision.Pending(recipients, claim.History)), time.GetUtcNow(), TimeSpan.Zero), message.Id, claim.History, tags);
+        }
+    }
+
+    /// <summary>What the parsed message comes to.</summary>
+    private async Task<Decision?> DecideAsync(SmtpSender sender, QueuedMessage message, Claim claim, ParsedMessage parsed, RelayPermit permit, Task recorded, CancellationToken stoppingToken)
+    {
+        switch (parsed)
+        {
+            case InvalidMessage invalid:
+                Log.Invalid(logger, message.Id, invalid.Reason);
+                return DeliveryDecision.Invalid(message, message.QueueMessageId, claim.History, invalid.Reason, time.GetUtcNow());
+            case RedriveRequest redrive:
+                var moved = await redriver.RedriveAsync(redrive.Ids, CancellationToken.None);
+                Log.Redriven(logger, moved.Count);
+                return new Decision(QueueAction.Complete, Entry: new DeliveryEntry(message.Id, message.QueueMessageId, MessageState.Sent,
+                    new DeliveryAttempt(time.GetUtcNow(), "redrive", null, $"moved {moved.Count} dead letter(s) back to the queue", TimeSpan.Zero), [], 0));
+            case SendRequest when claim.Status != ClaimStatus.Claimed:
+                Log.NotClaimed(logger, message.Id, claim.Status);
+                return DeliveryDecision.NotClaimed(claim, time.GetUtcNow());
+            case SendRequest when DeliveryDecision.TooEarly(claim.History, time.GetUtcNow()) is { } early:
+                return early;
+            case SendRequest send:
+                return await SendAsync(sender, message, claim.History, send.Email, permit, recorded, stoppingToken);
+            default:
+                throw new InvalidOperationException("the parser returned something new");
         }
     }
 

@@ -34,15 +34,14 @@ public sealed class DeliveryEvents
 
     /// <summary><paramref name="decision"/> with the events of its outcome in its entry: the recipients whose outcome
     /// changed from <paramref name="before"/> (sent, failed, suppressed), then the message's (deferred, dead).</summary>
-    public Decision Attach(Decision decision, QueuedMessage message, DeliveryHistory before)
+    public Decision? Attach(Decision? decision, string messageId, DeliveryHistory before, IReadOnlyList<string> tags)
     {
-        ArgumentNullException.ThrowIfNull(decision);
-        ArgumentNullException.ThrowIfNull(message);
+        ArgumentNullException.ThrowIfNull(messageId);
         ArgumentNullException.ThrowIfNull(before);
-        if (!Enabled || decision.Entry is not { } entry)
+        ArgumentNullException.ThrowIfNull(tags);
+        if (!Enabled || decision?.Entry is not { } entry)
             return decision;
         var at = _time.GetUtcNow();
-        var tags = TagsOf(message.Body);
         int? attempt = entry.Attempt is null ? null : entry.AttemptsUsed;
         List<DeliveryEvent> happened = [];
         for (var i = 0; i < entry.Recipients.Count; i++)
@@ -60,7 +59,7 @@ public sealed class DeliveryEvents
             };
             if (type is null)
                 continue;
-            happened.Add(New(type, at, message.Id, tags) with
+            happened.Add(New(type, at, messageId, tags) with
             {
                 Attempt = type == EventTypes.Suppressed ? null : attempt,
                 RecipientIndex = i,
@@ -72,7 +71,7 @@ public sealed class DeliveryEvents
         }
         if (entry.State == MessageState.Retrying)
         {
-            happened.Add(New(EventTypes.Deferred, at, message.Id, tags) with
+            happened.Add(New(EventTypes.Deferred, at, messageId, tags) with
             {
                 Attempt = attempt,
                 DelaySeconds = Math.Round(decision.Delay.TotalSeconds, 3),
@@ -83,7 +82,7 @@ public sealed class DeliveryEvents
         }
         else if (entry.State == MessageState.Dead)
         {
-            happened.Add(New(EventTypes.Dead, at, message.Id, tags) with
+            happened.Add(New(EventTypes.Dead, at, messageId, tags) with
             {
                 Attempt = attempt,
                 SmtpCode = entry.Attempt?.SmtpCode,
@@ -161,23 +160,6 @@ public sealed class DeliveryEvents
                 continue;
             payload ??= JsonSerializer.Serialize(happened, EventJson.Default.DeliveryEvent);
             yield return new OutboxEvent(name, happened.Id, orderBy ?? happened.MessageId!, happened.Type, payload, happened.At);
-        }
-    }
-
-    /// <summary>The message's tags, read from its body (already validated, or invalid and then without tags).</summary>
-    private static IReadOnlyList<string> TagsOf(string body)
-    {
-        try
-        {
-            using var document = JsonDocument.Parse(body);
-            if (document.RootElement.ValueKind != JsonValueKind.Object
-                || !document.RootElement.TryGetProperty("tags", out var tags) || tags.ValueKind != JsonValueKind.Array)
-                return [];
-            return [.. tags.EnumerateArray().Where(t => t.ValueKind == JsonValueKind.String).Select(t => t.GetString()!)];
-        }
-        catch (JsonException)
-        {
-            return [];
         }
     }
 }

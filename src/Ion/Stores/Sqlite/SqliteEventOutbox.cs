@@ -98,7 +98,7 @@ public sealed class SqliteEventOutbox : IEventOutbox
                 }
             }
             // RETURNING gives rows in no promised order.
-            taken.Sort((a, b) => long.Parse(a.Key, System.Globalization.CultureInfo.InvariantCulture).CompareTo(long.Parse(b.Key, System.Globalization.CultureInfo.InvariantCulture)));
+            taken.Sort((a, b) => Seq(a).CompareTo(Seq(b)));
             return taken;
         }, cancellationToken);
 
@@ -111,38 +111,36 @@ public sealed class SqliteEventOutbox : IEventOutbox
             var delete = session.Command("DELETE FROM webhook_events WHERE seq = $seq");
             foreach (var e in events)
             {
-                delete.Set("$seq", long.Parse(e.Key, System.Globalization.CultureInfo.InvariantCulture));
+                delete.Set("$seq", Seq(e));
                 delete.ExecuteNonQuery();
             }
             return 0;
         }, cancellationToken);
     }
 
-    public Task RetryAsync(PendingEvent pending, DateTimeOffset dueAt, string why, CancellationToken cancellationToken)
+    public Task RetryAsync(PendingEvent pending, DateTimeOffset dueAt, string why, CancellationToken cancellationToken) =>
+        // Deferred: a retry forgotten in a crash is only tried again sooner.
+        FailAsync(pending, "next_at", dueAt, why, Durability.Deferred, cancellationToken);
+
+    public Task DeadAsync(PendingEvent pending, DateTimeOffset at, string why, CancellationToken cancellationToken) =>
+        FailAsync(pending, "dead_at", at, why, Durability.Durable, cancellationToken);
+
+    /// <summary>One more failed send of <paramref name="pending"/>, with why, and <paramref name="column"/> (when it is
+    /// due again, or when it died) set to <paramref name="at"/>.</summary>
+    private Task<int> FailAsync(PendingEvent pending, string column, DateTimeOffset at, string why, Durability durability, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(pending);
-        return _database.WriteAsync(Durability.Deferred, session =>
+        return _database.WriteAsync(durability, session =>
         {
-            var retry = session.Command("UPDATE webhook_events SET next_at = $next, attempts = attempts + 1, last_error = $error WHERE seq = $seq");
-            retry.Set("$seq", long.Parse(pending.Key, System.Globalization.CultureInfo.InvariantCulture));
-            retry.Set("$next", dueAt.ToUnixTimeMilliseconds());
-            retry.Set("$error", why);
-            return retry.ExecuteNonQuery();
+            var failed = session.Command($"UPDATE webhook_events SET {column} = $at, attempts = attempts + 1, last_error = $error WHERE seq = $seq");
+            failed.Set("$seq", Seq(pending));
+            failed.Set("$at", at.ToUnixTimeMilliseconds());
+            failed.Set("$error", why);
+            return failed.ExecuteNonQuery();
         }, cancellationToken);
     }
 
-    public Task DeadAsync(PendingEvent pending, DateTimeOffset at, string why, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(pending);
-        return _database.WriteAsync(Durability.Durable, session =>
-        {
-            var dead = session.Command("UPDATE webhook_events SET dead_at = $at, attempts = attempts + 1, last_error = $error WHERE seq = $seq");
-            dead.Set("$seq", long.Parse(pending.Key, System.Globalization.CultureInfo.InvariantCulture));
-            dead.Set("$at", at.ToUnixTimeMilliseconds());
-            dead.Set("$error", why);
-            return dead.ExecuteNonQuery();
-        }, cancellationToken);
-    }
+    private static long Seq(PendingEvent pending) => long.Parse(pending.Key, System.Globalization.CultureInfo.InvariantCulture);
 
     public Task<WebhookBacklog> BacklogAsync(string webhook, CancellationToken cancellationToken) =>
         _database.ReadAsync(session =>
