@@ -92,10 +92,6 @@ public static class IonApp
                 builder.Services.AddSqlite();
                 break;
             case var name when name.Equals("Aws", StringComparison.OrdinalIgnoreCase):
-                // Said at once rather than leaving the events unrecorded: the AWS store keeps no event outbox yet.
-                if (builder.Configuration.GetSection($"{EventsOptions.Section}:Webhooks").GetChildren().Any())
-                    throw new OptionsValidationException(EventsOptions.Section, typeof(EventsOptions),
-                        [$"{EventsOptions.Section}:Webhooks is set, but the AWS store keeps no event outbox yet (the SQLite store does): leave it out on AWS"]);
                 builder.Services.AddAws();
                 break;
             default:

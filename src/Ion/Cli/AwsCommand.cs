@@ -5,7 +5,8 @@ using Ion.Stores.Aws;
 namespace Ion.Cli;
 
 /// <summary><c>ion aws provision [--prefix NAME]</c>: creates the queues, topic, subscription and table the AWS store
-/// needs where they are missing (with <c>--feedback</c>, SES's feedback topic and queue too), and prints the settings as
+/// needs where they are missing (with <c>--feedback</c>, SES's feedback topic and queue too; with <c>--events</c> the
+/// delivery events topic, and with <c>--webhook NAME</c> a webhook's queue on it), and prints the settings as
 /// lines a shell can <c>export</c>.</summary>
 internal static class AwsCommand
 {
@@ -20,7 +21,13 @@ internal static class AwsCommand
     {
         Option<string> prefix = new("--prefix") { Description = "Names the resources: PREFIX-mail, PREFIX-dead-letters, PREFIX-log, PREFIX-suppressions", DefaultValueFactory = _ => "ion" };
         Option<bool> feedback = new("--feedback") { Description = "Also PREFIX-feedback: a topic for SES's bounce and complaint notifications and the queue ion serve reads them from (Ion:Aws:FeedbackQueueUrl)" };
-        Command command = new("provision", "Create the queues, topic, subscription and tables ion needs unless they exist; print the settings to export.") { prefix, feedback };
+        Option<bool> events = new("--events") { Description = "Also PREFIX-events: the SNS topic ion publishes delivery events to (Ion:Aws:EventsTopicArn)" };
+        Option<string[]> webhooks = new("--webhook")
+        {
+            Description = "Also a queue PREFIX-webhook-NAME (and -dead) on the events topic for the webhook Ion:Events:Webhooks:NAME (Ion:Aws:WebhookQueueUrls:NAME); repeat for several",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        Command command = new("provision", "Create the queues, topic, subscription and tables ion needs unless they exist; print the settings to export.") { prefix, feedback, events, webhooks };
         command.TreatUnmatchedTokensAsErrors = false;
         command.SetAction((parse, cancellationToken) => CliOutput.RunAsync(async () =>
         {
@@ -30,6 +37,9 @@ internal static class AwsCommand
             var name = parse.GetValue(prefix)!;
             if (AwsProvisioner.CheckPrefix(name) is { } invalid)
                 return CliOutput.Fail(CliOutput.Invalid, invalid);
+            var hooks = parse.GetValue(webhooks) ?? [];
+            if (hooks.Select(w => AwsProvisioner.CheckWebhookName(name, w)).FirstOrDefault(e => e is not null) is { } badWebhook)
+                return CliOutput.Fail(CliOutput.Invalid, badWebhook);
 
             var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
             {
@@ -49,7 +59,8 @@ internal static class AwsCommand
             AwsProvisioning provisioned;
             try
             {
-                provisioned = await provisioner.ProvisionAsync(name, parse.GetValue(feedback), cancellationToken);
+                provisioned = await provisioner.ProvisionAsync(name,
+                    new ProvisionExtras(parse.GetValue(feedback), parse.GetValue(events), hooks), cancellationToken);
             }
             catch (SnsException failure)
             {
@@ -83,6 +94,10 @@ internal static class AwsCommand
             Console.WriteLine($"Ion__Aws__SuppressionTable={r.SuppressionTable}");
             if (r.FeedbackQueueUrl is not null)
                 Console.WriteLine($"Ion__Aws__FeedbackQueueUrl={r.FeedbackQueueUrl}");
+            if (r.EventsTopicArn is not null)
+                Console.WriteLine($"Ion__Aws__EventsTopicArn={r.EventsTopicArn}");
+            foreach (var (webhook, url) in r.WebhookQueueUrls ?? new Dictionary<string, string>())
+                Console.WriteLine($"Ion__Aws__WebhookQueueUrls__{webhook}={url}");
             if (!string.IsNullOrWhiteSpace(aws.ServiceUrl))
                 Console.WriteLine($"Ion__Aws__ServiceUrl={aws.ServiceUrl}");
             if (!string.IsNullOrWhiteSpace(aws.DynamoDbServiceUrl))

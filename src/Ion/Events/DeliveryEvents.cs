@@ -10,7 +10,8 @@ namespace Ion.Events;
 /// Turns what happens to messages into <see cref="DeliveryEvent"/>s for each webhook that wants them, and keeps them in
 /// the store's outbox: an outcome's events go into the outcome's own record (<see cref="DeliveryEntry.Events"/>), so
 /// both are written or neither is. Without a webhook (or a store without an outbox) there are none, and nothing is
-/// written.
+/// written. A store that makes the webhooks' copies itself (<see cref="IEventOutbox.FansOut"/>: the AWS events topic)
+/// is given one copy of every event instead.
 /// </summary>
 public sealed class DeliveryEvents
 {
@@ -24,7 +25,10 @@ public sealed class DeliveryEvents
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(delivery);
         _outbox = outbox;
-        _webhooks = outbox is null ? [] : [.. options.Value.Webhooks.OrderBy(w => w.Key, StringComparer.Ordinal)];
+        // Every event, once, for the store to hand to whoever subscribed (the webhooks among them).
+        _webhooks = outbox is null ? []
+            : outbox.FansOut ? [new("", new WebhookOptions())]
+            : [.. options.Value.Webhooks.OrderBy(w => w.Key, StringComparer.Ordinal)];
         _addresses = delivery.Value.LogRecipientAddresses;
         _time = time;
     }

@@ -7,6 +7,10 @@ namespace Ion.Events;
 /// </summary>
 public interface IEventOutbox
 {
+    /// <summary>The store makes each webhook's copy of an event itself (an SNS topic), so it is given one copy of every
+    /// event, of every type, and each webhook's filter is applied when its events are taken.</summary>
+    bool FansOut => false;
+
     /// <summary>Keeps <paramref name="events"/> durably.</summary>
     Task AddAsync(IReadOnlyList<OutboxEvent> events, CancellationToken cancellationToken);
 
@@ -31,8 +35,13 @@ public interface IEventOutbox
     Task<int> PruneAsync(DateTimeOffset before, CancellationToken cancellationToken);
 }
 
-/// <summary>An event taken for sending: <see cref="Key"/> is the store's, <see cref="Attempts"/> how many sends failed.</summary>
-public sealed record PendingEvent(string Key, string EventId, string MessageId, string Payload, int Attempts, DateTimeOffset CreatedAt);
+/// <summary>An event taken for sending: <see cref="Key"/> is the store's, <see cref="Attempts"/> how many sends failed,
+/// <see cref="MessageId"/> what orders it (see <see cref="OutboxEvent"/>). <see cref="Type"/> is set by a store that
+/// <see cref="IEventOutbox.FansOut"/>, for the webhook's filter.</summary>
+public sealed record PendingEvent(string Key, string EventId, string MessageId, string Payload, int Attempts, DateTimeOffset CreatedAt)
+{
+    public string? Type { get; init; }
+}
 
 /// <summary>A webhook's outbox at a glance: waiting, the oldest of them, dead, and the latest death.</summary>
 public sealed record WebhookBacklog(int Pending, DateTimeOffset? OldestPendingAt, int Dead, DateTimeOffset? LastDeadAt, string? LastError);

@@ -12,7 +12,8 @@ namespace Ion.Events;
 /// signed (<see cref="WebhookSignature"/>); a 2xx answer delivers it, anything else is retried after 5 s, 10 s, 20 s …
 /// up to an hour apart until <see cref="EventsOptions.RetryFor"/> has passed since the event, then it is dead.
 /// </summary>
-/// <remarks>A store without an outbox (AWS, which refuses webhooks at start) leaves it nothing to do.</remarks>
+/// <remarks>A store without an outbox (AWS without <c>Ion:Aws:EventsTopicArn</c>) leaves it nothing to do. Events of one
+/// message taken together go one after the other, in order, and one that fails holds back those after it.</remarks>
 public sealed class WebhookDispatcher(IOptions<EventsOptions> options, WebhookBacklogs backlogs, IonMetrics metrics,
     TimeProvider time, ILogger<WebhookDispatcher> logger, IEventOutbox? store = null) : BackgroundService
 {
@@ -52,17 +53,36 @@ public sealed class WebhookDispatcher(IOptions<EventsOptions> options, WebhookBa
                     continue;
                 }
                 var errors = new ConcurrentDictionary<PendingEvent, string>();
-                await Parallel.ForEachAsync(batch, new ParallelOptions { MaxDegreeOfParallelism = webhook.Concurrency, CancellationToken = stoppingToken },
-                    async (pending, cancellationToken) =>
+                var unwanted = 0;
+                await Parallel.ForEachAsync(batch.GroupBy(e => e.MessageId, StringComparer.Ordinal),
+                    new ParallelOptions { MaxDegreeOfParallelism = webhook.Concurrency, CancellationToken = stoppingToken },
+                    async (events, cancellationToken) =>
                     {
-                        if (await SendAsync(http, url, key, pending, cancellationToken) is { } error)
-                            errors[pending] = error;
+                        string? failed = null;
+                        foreach (var pending in events)
+                        {
+                            // A store that fans out gives every type; the webhook takes only those it wants.
+                            if (pending.Type is { } type && !webhook.Wants(type))
+                            {
+                                Interlocked.Increment(ref unwanted);
+                                continue;
+                            }
+                            if (failed is not null)
+                            {
+                                errors[pending] = $"waits for an earlier event of its message, which {failed}";
+                                continue;
+                            }
+                            failed = await SendAsync(http, url, key, pending, cancellationToken);
+                            if (failed is not null)
+                                errors[pending] = failed;
+                        }
                     });
                 var delivered = batch.Where(e => !errors.ContainsKey(e)).ToList();
                 if (delivered.Count > 0)
                 {
                     await outbox.DeliveredAsync(delivered, CancellationToken.None);
-                    metrics.WebhookEvents(name, "delivered", delivered.Count);
+                    if (delivered.Count > unwanted)
+                        metrics.WebhookEvents(name, "delivered", delivered.Count - unwanted);
                 }
                 foreach (var (pending, error) in errors)
                     await FailedAsync(outbox, name, pending, error);

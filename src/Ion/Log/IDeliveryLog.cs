@@ -96,7 +96,8 @@ public sealed record DeliveryHistory(
 /// <summary>What handling one message came to: <see cref="Attempt"/> (null when nothing was tried, e.g. a message too
 /// old to try), the state and recipients it leaves, the attempts counted so far, for a dead letter why and its body
 /// (kept with the record so dead letters can be listed from the log), for a retry when it may be tried again, and the
-/// delivery events it causes, which a store with an event outbox writes with the entry, in the same transaction.</summary>
+/// delivery events it causes, which a store with an event outbox keeps with the entry: in the same transaction (SQLite),
+/// or published before it is written (AWS), so that an outcome is never recorded without its events.</summary>
 public sealed record DeliveryEntry(
     string Id,
     string Holder,

@@ -181,7 +181,7 @@ public partial class WebhookTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task OnTheAwsStore_WebhooksAreRefusedAtStart_WithOneLineSayingWhy()
+    public async Task OnTheAwsStore_AWebhookWithoutItsQueue_IsRefusedAtStart_WithOneLineSayingWhy()
     {
         var data = Directory.CreateTempSubdirectory("ion-webhooks-aws-").FullName;
         try
@@ -191,8 +191,8 @@ public partial class WebhookTests(ITestOutputHelper output)
                 "--Ion:Smtp:Host=127.0.0.1", "--Ion:Events:Webhooks:app:Url=http://127.0.0.1:9/events", $"--Ion:Events:Webhooks:app:Secret={Secret}"]);
             output.WriteLine(serve.Error);
             Assert.Equal(2, serve.ExitCode);
-            Assert.Equal("ion: configuration: Ion:Events:Webhooks is set, but the AWS store keeps no event outbox yet (the SQLite store does): leave it out on AWS",
-                serve.Error.Trim());
+            Assert.Equal("ion: configuration: Ion:Aws:WebhookQueueUrls:app is not set: on the AWS store webhook app's events wait in an SQS queue"
+                + " subscribed to Ion:Aws:EventsTopicArn (ion aws provision --webhook app creates both)", serve.Error.Trim());
         }
         finally
         {

@@ -53,13 +53,14 @@ public sealed class AwsEmulators : IAsyncLifetime
     }
 
     /// <summary>A topic, the input queue subscribed to it with raw delivery, the dead-letter queue and the tables, all
-    /// new (a prefix of their own); with <paramref name="feedback"/>, SES's feedback topic and queue too.</summary>
+    /// new (a prefix of their own); with <paramref name="feedback"/>, SES's feedback topic and queue too; with
+    /// <paramref name="events"/> the events topic, and a queue on it for each of <paramref name="webhooks"/>.</summary>
     public async Task<AwsResources> ProvisionAsync(int maxReceiveCount = AwsProvisioner.DefaultMaxReceiveCount, TimeSpan? visibilityTimeout = null,
-        bool feedback = false)
+        bool feedback = false, bool events = false, IReadOnlyList<string>? webhooks = null)
     {
         var provisioner = new AwsProvisioner(Sqs, Sns, DynamoDb, maxReceiveCount, visibilityTimeout);
         var prefix = $"t{Guid.NewGuid():N}"[..12];
-        return (await provisioner.ProvisionAsync(prefix, feedback, TestContext.Current.CancellationToken)).Resources;
+        return (await provisioner.ProvisionAsync(prefix, new ProvisionExtras(feedback, events, webhooks), TestContext.Current.CancellationToken)).Resources;
     }
 
     /// <summary>The settings that run ion on <paramref name="resources"/>, as <c>--Key=value</c> arguments.</summary>
@@ -75,6 +76,8 @@ public sealed class AwsEmulators : IAsyncLifetime
         $"--Ion:Aws:DynamoDbServiceUrl={DynamoDbUrl}",
         .. throughTopic ? [$"--Ion:Aws:TopicArn={resources.TopicArn}"] : Array.Empty<string>(),
         .. resources.FeedbackQueueUrl is { } feedback ? [$"--Ion:Aws:FeedbackQueueUrl={feedback}"] : Array.Empty<string>(),
+        .. resources.EventsTopicArn is { } events ? [$"--Ion:Aws:EventsTopicArn={events}"] : Array.Empty<string>(),
+        .. (resources.WebhookQueueUrls ?? new Dictionary<string, string>()).Select(w => $"--Ion:Aws:WebhookQueueUrls:{w.Key}={w.Value}"),
     ];
 
     /// <summary>A new queue subscribed to the topic with raw delivery, to see what was published there.</summary>

@@ -83,6 +83,27 @@ public sealed class LambdaTests(AwsEmulators aws) : IClassFixture<AwsEmulators>
     }
 
     [Fact]
+    public async Task WithAnEventsTopic_TheLambdaPublishesTheSameEvents_OneMachineWouldSend()
+    {
+        await using var relay = await ScriptedSmtpServer.StartAsync(SmtpScripts.RefuseRecipients(("bob@y.example", 550, "5.1.1 User unknown")));
+        var resources = await aws.ProvisionAsync(events: true);
+        var subscriber = await aws.ObserveAsync(resources.EventsTopicArn!);
+        await using var lambda = await StartAsync(resources, relay.Port);
+
+        await PublishAsync(resources, """{"action":"send","id":"evented","to":["alice@x.example","bob@y.example"],"subject":"s","body_text":"x","tags":["t1"]}""");
+        await RecordAsync(resources, "evented", MessageState.Dead);
+
+        List<Amazon.SQS.Model.Message> published = [];
+        await IonServer.WaitUntilAsync(async () => (published = await aws.PeekAllAsync(subscriber)).Count >= 3, "the outcome's events on the topic", Wait);
+        var events = published.Select(m => System.Text.Json.JsonDocument.Parse(m.Body).RootElement).ToList();
+        // Published straight to the topic, the message was never accepted by ion's API: its events start with the outcome.
+        Assert.Equal(["dead", "failed", "sent"], events.Select(e => e.GetProperty("type").GetString()).Order());
+        Assert.All(events, e => Assert.Equal("evented", e.GetProperty("message_id").GetString()));
+        Assert.All(events, e => Assert.Equal(["t1"], e.GetProperty("tags").EnumerateArray().Select(t => t.GetString())));
+        Assert.All(published, m => Assert.Equal(System.Text.Json.JsonDocument.Parse(m.Body).RootElement.GetProperty("type").GetString(), m.MessageAttributes["type"].StringValue));
+    }
+
+    [Fact]
     public async Task A550_EndsInTheDeadLetterQueue_AfterOneAttempt_WithItsReason_AndInTheLog_AndSuppressesTheAddress()
     {
         await using var sink = await SmtpSink.StartAsync("-B", "550 5.1.1 No such user", "-f", "RCPT");

@@ -42,6 +42,16 @@ public sealed class AwsOptions
     /// <summary>A queue subscribed (without raw delivery) to the SNS topic SES publishes bounces and complaints to;
     /// <c>ion serve</c> reads it into the suppression list. Unset: none is read.</summary>
     public string? FeedbackQueueUrl { get; set; }
+
+    // Delivery events (issue 15).
+    /// <summary>The SNS topic ion publishes its delivery events to (one message per event, its JSON with raw delivery,
+    /// a <c>type</c> attribute to filter on). Unset: no events on this store.</summary>
+    public string? EventsTopicArn { get; set; }
+
+    /// <summary>By webhook name (<c>Ion:Events:Webhooks:NAME</c>): the SQS queue subscribed to the events topic with raw
+    /// delivery that keeps that webhook's events until it takes them, with a redrive policy to its dead-letter queue
+    /// (<c>ion aws provision --webhook NAME</c> creates both).</summary>
+    public Dictionary<string, string> WebhookQueueUrls { get; set; } = new(StringComparer.Ordinal);
 }
 
 internal sealed class AwsOptionsValidator : IValidateOptions<AwsOptions>
@@ -69,6 +79,19 @@ internal sealed class AwsOptionsValidator : IValidateOptions<AwsOptions>
         Url(errors, "FeedbackQueueUrl", o.FeedbackQueueUrl, required: false);
         if (!string.IsNullOrWhiteSpace(o.FeedbackQueueUrl) && (o.FeedbackQueueUrl == o.QueueUrl || o.FeedbackQueueUrl == o.DeadLetterQueueUrl))
             errors.Add("Ion:Aws:FeedbackQueueUrl must be a queue of its own, not the input or dead-letter queue");
+        // Delivery events (issue 15).
+        if (o.EventsTopicArn is { Length: > 0 } events && !events.StartsWith("arn:", StringComparison.Ordinal))
+            errors.Add($"Ion:Aws:EventsTopicArn must be an SNS topic ARN like arn:aws:sns:eu-west-1:123456789012:ion-events (is '{events}')");
+        if (!string.IsNullOrWhiteSpace(o.EventsTopicArn) && o.EventsTopicArn == o.TopicArn)
+            errors.Add("Ion:Aws:EventsTopicArn must be a topic of its own: the input topic (Ion:Aws:TopicArn) takes messages to send");
+        foreach (var (webhook, url) in o.WebhookQueueUrls)
+        {
+            Url(errors, $"WebhookQueueUrls:{webhook}", url, required: true);
+            if (url == o.QueueUrl || url == o.DeadLetterQueueUrl || url == o.FeedbackQueueUrl)
+                errors.Add($"Ion:Aws:WebhookQueueUrls:{webhook} must be a queue of its own, not the input, dead-letter or feedback queue");
+        }
+        if (o.WebhookQueueUrls.Count > 0 && string.IsNullOrWhiteSpace(o.EventsTopicArn))
+            errors.Add("Ion:Aws:WebhookQueueUrls is set but Ion:Aws:EventsTopicArn is not: the webhooks' queues take their events from that topic");
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 

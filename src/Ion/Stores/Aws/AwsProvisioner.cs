@@ -9,9 +9,15 @@ using Amazon.SQS.Model;
 namespace Ion.Stores.Aws;
 
 /// <summary>What ion's AWS store runs on, by name and address: the settings <c>Ion:Aws:*</c> take. The feedback topic
-/// and queue are there only when provisioning was asked for them.</summary>
+/// and queue, the events topic and the webhooks' queues are there only when provisioning was asked for them.</summary>
 public sealed record AwsResources(string QueueUrl, string DeadLetterQueueUrl, string TopicArn, string TableName, string SuppressionTable,
-    string? FeedbackQueueUrl = null, string? FeedbackTopicArn = null);
+    string? FeedbackQueueUrl = null, string? FeedbackTopicArn = null, string? EventsTopicArn = null,
+    IReadOnlyDictionary<string, string>? WebhookQueueUrls = null);
+
+/// <summary>What to provision beyond the store itself: SES's feedback topic and queue (<c>Ion:Aws:FeedbackQueueUrl</c>),
+/// the delivery events topic (<c>Ion:Aws:EventsTopicArn</c>), and a queue for each webhook by name
+/// (<c>Ion:Aws:WebhookQueueUrls</c>; implies the events topic).</summary>
+public sealed record ProvisionExtras(bool Feedback = false, bool Events = false, IReadOnlyList<string>? Webhooks = null);
 
 /// <summary>The resources, and what provisioning had to do to get them (empty when everything was there already).</summary>
 public sealed record AwsProvisioning(AwsResources Resources, IReadOnlyList<string> Changes);
@@ -68,13 +74,30 @@ public sealed partial class AwsProvisioner
         PrefixPattern().IsMatch(prefix) ? null : $"the prefix must be 1 to 67 letters, digits, '-' or '_' (is '{prefix}')";
 
     public Task<AwsProvisioning> ProvisionAsync(string prefix, CancellationToken cancellationToken) =>
-        ProvisionAsync(prefix, feedback: false, cancellationToken);
+        ProvisionAsync(prefix, new ProvisionExtras(), cancellationToken);
 
     /// <param name="feedback">Also the feedback topic and queue (<c>Ion:Aws:FeedbackQueueUrl</c>).</param>
-    public async Task<AwsProvisioning> ProvisionAsync(string prefix, bool feedback, CancellationToken cancellationToken)
+    public Task<AwsProvisioning> ProvisionAsync(string prefix, bool feedback, CancellationToken cancellationToken) =>
+        ProvisionAsync(prefix, new ProvisionExtras(Feedback: feedback), cancellationToken);
+
+    /// <summary>Why <paramref name="webhook"/> cannot name a webhook's queues under <paramref name="prefix"/>, or null.</summary>
+    public static string? CheckWebhookName(string prefix, string webhook) =>
+        !PrefixPattern().IsMatch(webhook) || WebhookQueueName(prefix, webhook).Length + DeadSuffix.Length > 80
+            ? $"the webhook name must be letters, digits, '-' or '_', and {prefix}-webhook-NAME-dead at most 80 characters (is '{webhook}')"
+            : null;
+
+    private const string DeadSuffix = "-dead";
+
+    private static string WebhookQueueName(string prefix, string webhook) => $"{prefix}-webhook-{webhook}";
+
+    public async Task<AwsProvisioning> ProvisionAsync(string prefix, ProvisionExtras extras, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(extras);
         if (CheckPrefix(prefix) is { } invalid)
             throw new ArgumentException(invalid, nameof(prefix));
+        var webhooks = extras.Webhooks ?? [];
+        if (webhooks.Select(w => CheckWebhookName(prefix, w)).FirstOrDefault(e => e is not null) is { } badName)
+            throw new ArgumentException(badName, nameof(extras));
         List<string> changes = [];
 
         var deadLetters = await EnsureQueueAsync($"{prefix}-dead-letters", new() { ["MessageRetentionPeriod"] = Retention },
@@ -90,19 +113,7 @@ public sealed partial class AwsProvisioner
             ["RedrivePolicy"] = new JsonObject { ["deadLetterTargetArn"] = deadLetters.Arn, ["maxReceiveCount"] = _maxReceiveCount }.ToJsonString(),
         }, queueArn => TopicSendsStatement(queueArn, topicArn), changes, cancellationToken);
 
-        var subscription = await _sns.FindQueueSubscriptionAsync(topicArn, mail.Arn, cancellationToken);
-        if (subscription is null)
-        {
-            await _sns.SubscribeQueueAsync(topicArn, mail.Arn, rawDelivery: true, cancellationToken);
-            changes.Add($"subscribed queue {prefix}-mail to topic {topicName} with raw delivery");
-        }
-        else if (!(await _sns.GetSubscriptionAttributesAsync(subscription, cancellationToken))
-            .TryGetValue("RawMessageDelivery", out var raw) || raw != "true")
-        {
-            // Without raw delivery the queue would get SNS's JSON envelope instead of the message.
-            await _sns.SetSubscriptionAttributeAsync(subscription, "RawMessageDelivery", "true", cancellationToken);
-            changes.Add($"turned on raw delivery for queue {prefix}-mail's subscription to topic {topicName}");
-        }
+        await EnsureRawSubscriptionAsync(topicArn, topicName, mail.Arn, $"{prefix}-mail", changes, cancellationToken);
 
         var tableName = $"{prefix}-log";
         var suppressionTable = $"{prefix}-suppressions";
@@ -113,12 +124,54 @@ public sealed partial class AwsProvisioner
         }
 
         var resources = new AwsResources(mail.Url, deadLetters.Url, topicArn, tableName, suppressionTable);
-        if (feedback)
+        if (extras.Feedback)
         {
             var (feedbackQueueUrl, feedbackTopicArn) = await EnsureFeedbackAsync(prefix, deadLetters.Arn, changes, cancellationToken);
             resources = resources with { FeedbackQueueUrl = feedbackQueueUrl, FeedbackTopicArn = feedbackTopicArn };
         }
+        if (extras.Events || webhooks.Count > 0)
+        {
+            var eventsTopicArn = await EnsureTopicAsync($"{prefix}-events", deadLetters.Arn, changes, cancellationToken);
+            Dictionary<string, string> queues = new(StringComparer.Ordinal);
+            foreach (var webhook in webhooks.Distinct(StringComparer.Ordinal))
+                queues[webhook] = await EnsureWebhookQueueAsync(WebhookQueueName(prefix, webhook), eventsTopicArn, changes, cancellationToken);
+            resources = resources with { EventsTopicArn = eventsTopicArn, WebhookQueueUrls = queues.Count > 0 ? queues : null };
+        }
         return new(resources, changes);
+    }
+
+    /// <summary>A webhook's queue, subscribed to the events topic with raw delivery (the body is the event's JSON, the
+    /// attributes ion's), with a dead-letter queue for events its receiver never took. ion decides when an event is
+    /// dead (after <c>Ion:Events:RetryFor</c>), and every retry is a receive, so SQS's own count is SQS's highest, as a
+    /// guard only; both keep events SQS's longest.</summary>
+    private async Task<string> EnsureWebhookQueueAsync(string name, string eventsTopicArn, List<string> changes, CancellationToken cancellationToken)
+    {
+        var dead = await EnsureQueueAsync(name + DeadSuffix, new() { ["MessageRetentionPeriod"] = Retention }, null, changes, cancellationToken);
+        var queue = await EnsureQueueAsync(name, new()
+        {
+            ["MessageRetentionPeriod"] = Retention,
+            ["RedrivePolicy"] = new JsonObject { ["deadLetterTargetArn"] = dead.Arn, ["maxReceiveCount"] = 1000 }.ToJsonString(),
+        }, queueArn => TopicSendsStatement(queueArn, eventsTopicArn), changes, cancellationToken);
+        await EnsureRawSubscriptionAsync(eventsTopicArn, eventsTopicArn[(eventsTopicArn.LastIndexOf(':') + 1)..], queue.Arn, name, changes, cancellationToken);
+        return queue.Url;
+    }
+
+    /// <summary>The queue subscribed to the topic with raw delivery: without it the queue would get SNS's JSON envelope
+    /// instead of the message, and the attributes would stay inside it.</summary>
+    private async Task EnsureRawSubscriptionAsync(string topicArn, string topicName, string queueArn, string queueName, List<string> changes,
+        CancellationToken cancellationToken)
+    {
+        var subscription = await _sns.FindQueueSubscriptionAsync(topicArn, queueArn, cancellationToken);
+        if (subscription is null)
+        {
+            await _sns.SubscribeQueueAsync(topicArn, queueArn, rawDelivery: true, cancellationToken);
+            changes.Add($"subscribed queue {queueName} to topic {topicName} with raw delivery");
+        }
+        else if (!(await _sns.GetSubscriptionAttributesAsync(subscription, cancellationToken)).TryGetValue("RawMessageDelivery", out var raw) || raw != "true")
+        {
+            await _sns.SetSubscriptionAttributeAsync(subscription, "RawMessageDelivery", "true", cancellationToken);
+            changes.Add($"turned on raw delivery for queue {queueName}'s subscription to topic {topicName}");
+        }
     }
 
     /// <summary>The topic SES publishes bounces and complaints to (an identity's notification topic, or a configuration

@@ -4,6 +4,7 @@ using Amazon.Runtime;
 using Amazon.Runtime.Credentials;
 using Amazon.SQS;
 using Ion.Delivery;
+using Ion.Events;
 using Ion.Log;
 using Ion.Queues;
 using Ion.Suppression;
@@ -22,7 +23,9 @@ public static class AwsStore
     /// <summary>The AWS store (<c>Ion:Store</c> = <c>Aws</c>): the queue and its dead letters in SQS, publishing through
     /// the SNS topic when <c>Ion:Aws:TopicArn</c> is set, the delivery log in DynamoDB, whose TTL expires finished
     /// messages (so no pruner runs), and the suppression list in a DynamoDB table of its own when
-    /// <c>Ion:Aws:SuppressionTable</c> is set (see <see cref="DynamoDbSuppressionList"/> for why not the log's).</summary>
+    /// <c>Ion:Aws:SuppressionTable</c> is set (see <see cref="DynamoDbSuppressionList"/> for why not the log's), and delivery
+    /// events on the SNS topic <c>Ion:Aws:EventsTopicArn</c>, with each webhook's in a queue of its own
+    /// (<see cref="AwsEventOutbox"/>).</summary>
     public static IServiceCollection AddAws(this IServiceCollection services)
     {
         services.AddOptions<AwsOptions>().BindConfiguration(AwsOptions.Section).Checked<AwsOptions, AwsOptionsValidator>();
@@ -40,7 +43,8 @@ public static class AwsStore
             return new SqsQueue(clients.Sqs, aws.QueueUrl!, aws.DeadLetterQueueUrl!,
                 new SqsQueueOptions { VisibilityTimeout = delivery.VisibilityTimeout, ReceiveWaitTime = LongPoll },
                 sp.GetRequiredService<TimeProvider>(),
-                string.IsNullOrWhiteSpace(aws.TopicArn) ? null : new TopicRoute(clients.Sns, aws.TopicArn));
+                string.IsNullOrWhiteSpace(aws.TopicArn) ? null : new TopicRoute(clients.Sns, aws.TopicArn),
+                sp.GetService<IEventOutbox>());
         });
         services.AddSingleton<IMessageQueue>(sp => sp.GetRequiredService<SqsQueue>());
         // A slot asked to stop during a long poll waits for it to end: SqsQueue never cancels one (SQS would hide what
@@ -50,7 +54,19 @@ public static class AwsStore
             sp.GetRequiredService<AwsClients>().DynamoDb,
             sp.GetRequiredService<IOptions<AwsOptions>>().Value.TableName!,
             sp.GetRequiredService<IOptions<DeliveryOptions>>().Value.LogRetention,
-            sp.GetRequiredService<TimeProvider>()));
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetService<IEventOutbox>()));
+        // Delivery events when there is a topic for them; without one the factory gives null, which DeliveryEvents takes
+        // for no outbox: no events are made at all.
+        services.AddSingleton<IEventOutbox>(sp =>
+        {
+            var aws = sp.GetRequiredService<IOptions<AwsOptions>>().Value;
+            if (string.IsNullOrWhiteSpace(aws.EventsTopicArn))
+                return null!;
+            var clients = sp.GetRequiredService<AwsClients>();
+            return new AwsEventOutbox(clients.Sns, aws.EventsTopicArn, clients.Sqs, aws.WebhookQueueUrls, sp.GetRequiredService<TimeProvider>());
+        });
+        services.AddSingleton<IValidateOptions<EventsOptions>>(sp => new AwsWebhooksValidator(sp.GetRequiredService<IOptions<AwsOptions>>()));
         // Without a table the factory gives null, which Suppressions takes for no list: nothing suppressed, the API's 501.
         services.AddSingleton<ISuppressionList>(sp =>
             sp.GetRequiredService<IOptions<AwsOptions>>().Value.SuppressionTable is { Length: > 0 } table
@@ -130,5 +146,18 @@ public sealed class AwsClients : IDisposable
         Sqs.Dispose();
         DynamoDb.Dispose();
         Sns.Dispose();
+    }
+}
+
+/// <summary>On the AWS store a webhook's events wait in a queue of its own, which must be named.</summary>
+internal sealed class AwsWebhooksValidator(IOptions<AwsOptions> aws) : IValidateOptions<EventsOptions>
+{
+    public ValidateOptionsResult Validate(string? name, EventsOptions options)
+    {
+        var queues = aws.Value.WebhookQueueUrls;
+        List<string> errors = [.. options.Webhooks.Keys.Where(w => !queues.ContainsKey(w)).Select(w =>
+            $"{AwsOptions.Section}:WebhookQueueUrls:{w} is not set: on the AWS store webhook {w}'s events wait in an SQS queue subscribed to "
+            + $"{AwsOptions.Section}:EventsTopicArn (ion aws provision --webhook {w} creates both)")];
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 }

@@ -26,18 +26,27 @@ internal sealed partial class AwsStoreCheck(AwsClients clients, IOptions<AwsOpti
             await CheckAsync(errors, "SuppressionTable", $"the DynamoDB table '{aws.SuppressionTable}'",
                 () => clients.DynamoDb.DescribeTableAsync(aws.SuppressionTable, cancellationToken), cancellationToken);
         if (!string.IsNullOrWhiteSpace(aws.TopicArn))
+            await TopicAsync(errors, "TopicArn", aws.TopicArn, cancellationToken);
+        if (!string.IsNullOrWhiteSpace(aws.EventsTopicArn))
+            await TopicAsync(errors, "EventsTopicArn", aws.EventsTopicArn, cancellationToken);
+        foreach (var (webhook, url) in aws.WebhookQueueUrls)
         {
-            await CheckAsync(errors, "TopicArn", $"the SNS topic {aws.TopicArn}", async () =>
-            {
-                if (!await clients.Sns.TopicExistsAsync(aws.TopicArn, cancellationToken))
-                    throw new SnsException("GetTopicAttributes", aws.TopicArn, "NotFound", "Topic does not exist", System.Net.HttpStatusCode.NotFound);
-            }, cancellationToken);
+            if (await AttributesAsync(errors, $"WebhookQueueUrls:{webhook}", url, cancellationToken) is { } attributes
+                && string.IsNullOrWhiteSpace(attributes.GetValueOrDefault("RedrivePolicy")))
+                Log.NoWebhookDeadLetters(logger, webhook, url);
         }
         if (errors.Count > 0)
             throw new OptionsValidationException(AwsOptions.Section, typeof(AwsOptions), errors);
         if (queue is not null && deadLetters is not null)
             CheckRedrivePolicy(queue, deadLetters);
     }
+
+    private Task TopicAsync(List<string> errors, string key, string topicArn, CancellationToken cancellationToken) =>
+        CheckAsync(errors, key, $"the SNS topic {topicArn}", async () =>
+        {
+            if (!await clients.Sns.TopicExistsAsync(topicArn, cancellationToken))
+                throw new SnsException("GetTopicAttributes", topicArn, "NotFound", "Topic does not exist", System.Net.HttpStatusCode.NotFound);
+        }, cancellationToken);
 
     private void CheckRedrivePolicy(Dictionary<string, string> queue, Dictionary<string, string> deadLetters)
     {
@@ -98,6 +107,9 @@ internal sealed partial class AwsStoreCheck(AwsClients clients, IOptions<AwsOpti
     {
         [LoggerMessage(Level = LogLevel.Warning, Message = "Ion:Aws:SuppressionTable is not set: this store keeps no suppression list, so addresses the relay refused for good are mailed again. Set it to a table ion aws provision creates (PREFIX-suppressions).")]
         public static partial void NoSuppressionTable(ILogger logger);
+
+        [LoggerMessage(Level = LogLevel.Warning, Message = "Webhook {Webhook}'s queue {QueueUrl} has no redrive policy: an event its receiver never takes is only logged when it dies, not kept. Give it a dead-letter queue (ion aws provision --webhook does).")]
+        public static partial void NoWebhookDeadLetters(ILogger logger, string webhook, string queueUrl);
 
         [LoggerMessage(Level = LogLevel.Warning, Message = "The queue {QueueUrl} has no redrive policy: a message that crashes the worker every time will be received forever. Give it one to the dead-letter queue with maxReceiveCount 50 (ion aws provision does).")]
         public static partial void NoRedrivePolicy(ILogger logger, string queueUrl);

@@ -4,6 +4,7 @@ using System.Text.Json.Serialization;
 using Amazon.DynamoDBv2;
 using Amazon.DynamoDBv2.Model;
 using Amazon.Runtime;
+using Ion.Events;
 using Ion.Log;
 using Ion.Queues;
 
@@ -56,8 +57,11 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
     private readonly string _table;
     private readonly TimeSpan _retention;
     private readonly TimeProvider _time;
+    private readonly IEventOutbox? _events;
 
-    public DynamoDbDeliveryLog(IAmazonDynamoDB client, string tableName, TimeSpan retention, TimeProvider time)
+    /// <param name="events">Where the events of an outcome (<see cref="DeliveryEntry.Events"/>) go, before the outcome
+    /// is written: a crash between the two repeats the outcome with its events rather than losing them.</param>
+    public DynamoDbDeliveryLog(IAmazonDynamoDB client, string tableName, TimeSpan retention, TimeProvider time, IEventOutbox? events = null)
     {
         ArgumentNullException.ThrowIfNull(client);
         ArgumentException.ThrowIfNullOrWhiteSpace(tableName);
@@ -67,6 +71,7 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
         _table = tableName;
         _retention = retention;
         _time = time;
+        _events = events;
     }
 
     /// <summary>Creates the delivery log's table (on-demand capacity, with its dead-letter index) unless it exists,
@@ -302,8 +307,12 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
     {
         ArgumentNullException.ThrowIfNull(entries);
         // A refused condition is a sent message meeting a late outcome of another copy: nothing to record.
-        return ForEachAsync(entries.Count, async (i, token) => await TryUpdateAsync(entries[i].Id, Record(entries[i], Now()), "record outcomes", token),
-            cancellationToken);
+        return ForEachAsync(entries.Count, async (i, token) =>
+        {
+            if (_events is not null && entries[i].Events is { Count: > 0 } events)
+                await _events.AddAsync(events, token);
+            await TryUpdateAsync(entries[i].Id, Record(entries[i], Now()), "record outcomes", token);
+        }, cancellationToken);
     }
 
     /// <summary>One write per outcome: the state and everything that goes with it, the attempt appended to the item's

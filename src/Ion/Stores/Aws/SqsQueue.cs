@@ -1,10 +1,9 @@
 using System.Globalization;
-using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
-using Amazon.Runtime;
 using Amazon.SQS;
 using Amazon.SQS.Model;
+using Ion.Events;
 using Ion.Log;
 using Ion.Messages;
 using Ion.Queues;
@@ -19,11 +18,7 @@ namespace Ion.Stores.Aws;
 /// else by SQS's own MessageId. A copy ion enqueued carries the name ion gave it as its <c>ion-copy</c> attribute, and
 /// is known by that name (its QueueMessageId) rather than SQS's MessageId. A dead letter carries its note as <c>ion-*</c> attributes, so the dead-letter queue
 /// can be read without the delivery log.
-/// <para>A long poll is never cancelled. SQS goes on with a poll whose client has gone and hands it the next messages,
-/// which then stay hidden for the whole visibility timeout (aws/aws-sdk-net#1680 and aws/aws-sdk-go-v2#2068, seen on
-/// AWS; fauxqs does the same). So a receive asked to stop waits for its poll to end (at most the poll's wait), gives
-/// back at once whatever the poll brought, and only then throws <see cref="OperationCanceledException"/>: a stopping
-/// worker hides nothing.</para>
+/// <para>A long poll is never cancelled (see <see cref="SqsCalls"/>): a stopping worker hides nothing.</para>
 /// </remarks>
 public sealed class SqsQueue : IMessageQueue
 {
@@ -33,15 +28,10 @@ public sealed class SqsQueue : IMessageQueue
     private const string CopyAttribute = "ion-copy";
     private const int CopyLength = 36;
     private const string DeadAtAttribute = "ion-dead-at";
-    private const string SentTimestamp = "SentTimestamp";
-    private const string ReceiveCount = "ApproximateReceiveCount";
-    private const string Visible = "ApproximateNumberOfMessages";
-    private const string NotVisible = "ApproximateNumberOfMessagesNotVisible";
-    private const string Delayed = "ApproximateNumberOfMessagesDelayed";
 
-    // SQS takes ten entries per batch call, and a send batch no larger than its largest message. That was 256 KiB
-    // before 2025 (1 MiB since), so slices of 256 KiB fit SQS old and new alike.
-    private const int BatchEntries = 10;
+    // SQS takes a send batch no larger than its largest message. That was 256 KiB before 2025 (1 MiB since), so
+    // slices of 256 KiB fit SQS old and new alike.
+    private const int BatchEntries = SqsCalls.BatchEntries;
     private const int BatchBytes = 256 * 1024;
 
     // SQS allows a message to be hidden at most 12 hours from its receive, so a longer retry delay is cut to this,
@@ -62,17 +52,21 @@ public sealed class SqsQueue : IMessageQueue
     private const int RedriveVisibilitySeconds = 30;
 
     private readonly IAmazonSQS _sqs;
+    private readonly SqsCalls _calls;
     private readonly string _queueUrl;
     private readonly string _deadLetterQueueUrl;
     private readonly int _visibilitySeconds;
     private readonly int _waitSeconds;
     private readonly TimeProvider _time;
     private readonly TopicRoute? _topic;
+    private readonly IEventOutbox? _events;
 
     /// <param name="topic">The topic the queue is subscribed to with raw delivery: messages are enqueued by publishing
     /// there, as applications do, so every subscriber sees them. Null: straight to the queue. A redrive always goes
     /// straight to the queue, so that other subscribers do not get a message twice.</param>
-    public SqsQueue(IAmazonSQS sqs, string queueUrl, string deadLetterQueueUrl, SqsQueueOptions options, TimeProvider time, TopicRoute? topic = null)
+    /// <param name="events">Where the <c>accepted</c> events of what is enqueued go, once it is queued.</param>
+    public SqsQueue(IAmazonSQS sqs, string queueUrl, string deadLetterQueueUrl, SqsQueueOptions options, TimeProvider time, TopicRoute? topic = null,
+        IEventOutbox? events = null)
     {
         ArgumentNullException.ThrowIfNull(sqs);
         ArgumentException.ThrowIfNullOrWhiteSpace(queueUrl);
@@ -84,12 +78,14 @@ public sealed class SqsQueue : IMessageQueue
         ArgumentOutOfRangeException.ThrowIfLessThan(options.ReceiveWaitTime, TimeSpan.Zero);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(options.ReceiveWaitTime, TimeSpan.FromSeconds(20));
         _sqs = sqs;
+        _calls = new SqsCalls(sqs);
         _queueUrl = queueUrl;
         _deadLetterQueueUrl = deadLetterQueueUrl;
         _visibilitySeconds = Seconds(options.VisibilityTimeout);
         _waitSeconds = Seconds(options.ReceiveWaitTime);
         _time = time;
         _topic = topic;
+        _events = events;
     }
 
     public async Task<IReadOnlyList<EnqueueResult>> EnqueueAsync(IReadOnlyList<OutgoingMessage> messages, CancellationToken cancellationToken)
@@ -100,6 +96,10 @@ public sealed class SqsQueue : IMessageQueue
             : await PublishAsync(_topic, messages, cancellationToken);
         if (refused.Count > 0)
             throw Refused(_topic is null ? $"SQS SendMessageBatch on queue {_queueUrl}" : $"SNS PublishBatch on topic {_topic.TopicArn}", messages, refused);
+        // After the messages, so that an event never tells of a message that is not queued. If this fails the caller
+        // hears so and asks again; the messages are queued already, and a repeat is harmless (delivery's claim).
+        if (_events is not null && messages.SelectMany(m => m.Events ?? []).ToList() is { Count: > 0 } accepted)
+            await _events.AddAsync(accepted, cancellationToken);
         return [.. messages.Select(_ => EnqueueResult.Queued)];
     }
 
@@ -107,23 +107,23 @@ public sealed class SqsQueue : IMessageQueue
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxMessages);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(maxMessages, IMessageQueue.MaxReceive);
-        var received = await ReceiveFromAsync(_queueUrl, maxMessages, _waitSeconds, _visibilitySeconds, cancellationToken);
+        var received = await _calls.ReceiveAsync(_queueUrl, maxMessages, _waitSeconds, _visibilitySeconds, cancellationToken);
         return [.. received.Select(FromReceived)];
     }
 
     public async Task<IReadOnlyList<bool>> KeepHiddenAsync(IReadOnlyList<QueuedMessage> messages, CancellationToken cancellationToken) =>
-        await ChangeVisibilityAsync(_queueUrl, Handles(messages), _visibilitySeconds, cancellationToken);
+        await _calls.ChangeVisibilityAsync(_queueUrl, Handles(messages), _visibilitySeconds, cancellationToken);
 
     public async Task ReturnAsync(IReadOnlyList<QueuedMessage> messages, TimeSpan delay, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(delay, TimeSpan.Zero);
         // A stale receipt is ignored: the message is someone else's now, or gone.
-        await ChangeVisibilityAsync(_queueUrl, Handles(messages), Seconds(delay < LongestReturn ? delay : LongestReturn), cancellationToken);
+        await _calls.ChangeVisibilityAsync(_queueUrl, Handles(messages), Seconds(delay < LongestReturn ? delay : LongestReturn), cancellationToken);
     }
 
     // A stale receipt is ignored: SQS leaves the message, and whoever holds it now decides.
     public Task CompleteAsync(IReadOnlyList<QueuedMessage> messages, CancellationToken cancellationToken) =>
-        DeleteAsync(_queueUrl, Handles(messages), cancellationToken);
+        _calls.DeleteAsync(_queueUrl, Handles(messages), cancellationToken);
 
     public async Task DeadLetterAsync(QueuedMessage message, DeadLetterNote note, CancellationToken cancellationToken)
     {
@@ -132,7 +132,7 @@ public sealed class SqsQueue : IMessageQueue
         // The copy first, then the original: a crash between the two leaves the message in both queues, never in
         // neither, and the delivery log sends the copy that is still in the input queue back to the dead letters.
         await SendDeadLetterAsync(message, note, cancellationToken);
-        await DeleteAsync(_queueUrl, [message.ReceiptHandle], cancellationToken);
+        await _calls.DeleteAsync(_queueUrl, [message.ReceiptHandle], cancellationToken);
     }
 
     /// <summary>Puts a copy of the message on the dead-letter queue with the note as <c>ion-*</c> attributes.</summary>
@@ -150,7 +150,7 @@ public sealed class SqsQueue : IMessageQueue
         if (note.SmtpCode is { } code)
             attributes["ion-smtp-code"] = Number(code);
         var request = new SendMessageRequest { QueueUrl = _deadLetterQueueUrl, MessageBody = message.Body, MessageAttributes = attributes };
-        await CallAsync("SendMessage", _deadLetterQueueUrl, token => _sqs.SendMessageAsync(request, token), cancellationToken);
+        await SqsCalls.CallAsync("SendMessage", _deadLetterQueueUrl, token => _sqs.SendMessageAsync(request, token), cancellationToken);
     }
 
     /// <summary>Scans the dead-letter queue: each letter wanted goes back to the input queue (a send, then a delete),
@@ -168,7 +168,7 @@ public sealed class SqsQueue : IMessageQueue
         {
             while (wanted is null || !wanted.IsSubsetOf(moved))
             {
-                var round = await ReceiveFromAsync(_deadLetterQueueUrl, BatchEntries, RedriveWaitSeconds, RedriveVisibilitySeconds, cancellationToken);
+                var round = await _calls.ReceiveAsync(_deadLetterQueueUrl, BatchEntries, RedriveWaitSeconds, RedriveVisibilitySeconds, cancellationToken);
                 if (round.Count == 0)
                     break;
 
@@ -194,7 +194,7 @@ public sealed class SqsQueue : IMessageQueue
                 var refused = await SendAsync(_queueUrl, outgoing, CancellationToken.None);
                 var refusedAt = refused.Select(r => r.Index).ToHashSet();
                 var sent = take.Where((_, i) => !refusedAt.Contains(i)).ToList();
-                await DeleteAsync(_deadLetterQueueUrl, [.. sent.Select(t => t.Letter.ReceiptHandle)], CancellationToken.None);
+                await _calls.DeleteAsync(_deadLetterQueueUrl, [.. sent.Select(t => t.Letter.ReceiptHandle)], CancellationToken.None);
                 moved.UnionWith(sent.Select(t => t.Id));
                 if (refused.Count > 0)
                 {
@@ -208,7 +208,7 @@ public sealed class SqsQueue : IMessageQueue
         finally
         {
             // Not cancellable: letters left hidden would be missed by the next redrive for the rest of the hold.
-            await ChangeVisibilityAsync(_deadLetterQueueUrl, kept, 0, CancellationToken.None);
+            await _calls.ChangeVisibilityAsync(_deadLetterQueueUrl, kept, 0, CancellationToken.None);
         }
         return [.. moved];
     }
@@ -231,7 +231,7 @@ public sealed class SqsQueue : IMessageQueue
         {
             while (true)
             {
-                var round = await ReceiveFromAsync(_deadLetterQueueUrl, BatchEntries, RedriveWaitSeconds, RedriveVisibilitySeconds, cancellationToken);
+                var round = await _calls.ReceiveAsync(_deadLetterQueueUrl, BatchEntries, RedriveWaitSeconds, RedriveVisibilitySeconds, cancellationToken);
                 if (round.Count == 0)
                     break;
                 // A letter seen already means the scan outlasted its hold: it has seen them all.
@@ -259,7 +259,7 @@ public sealed class SqsQueue : IMessageQueue
                     }
                     done.Add(letter.ReceiptHandle);
                 }
-                await DeleteAsync(_deadLetterQueueUrl, done, CancellationToken.None);
+                await _calls.DeleteAsync(_deadLetterQueueUrl, done, CancellationToken.None);
                 if (wrapped)
                     break;
             }
@@ -267,7 +267,7 @@ public sealed class SqsQueue : IMessageQueue
         finally
         {
             // Not cancellable: letters left hidden would be missed by a redrive for the rest of the hold.
-            await ChangeVisibilityAsync(_deadLetterQueueUrl, kept, 0, CancellationToken.None);
+            await _calls.ChangeVisibilityAsync(_deadLetterQueueUrl, kept, 0, CancellationToken.None);
         }
         return (noted, dropped);
     }
@@ -283,14 +283,14 @@ public sealed class SqsQueue : IMessageQueue
 
     public async Task<QueueCounts> CountAsync(CancellationToken cancellationToken)
     {
-        var queue = AttributesAsync(_queueUrl, cancellationToken);
-        var dead = AttributesAsync(_deadLetterQueueUrl, cancellationToken);
+        var queue = _calls.AttributesAsync(_queueUrl, Counted, cancellationToken);
+        var dead = _calls.AttributesAsync(_deadLetterQueueUrl, Counted, cancellationToken);
         await Task.WhenAll(queue, dead);
         var (q, d) = (await queue, await dead);
         return new QueueCounts(
-            Ready: Count(q, Visible),
-            Delayed: Count(q, NotVisible) + Count(q, Delayed),
-            Dead: Count(d, Visible) + Count(d, NotVisible));
+            Ready: SqsCalls.Count(q, SqsCalls.Visible),
+            Delayed: SqsCalls.Count(q, SqsCalls.NotVisible) + SqsCalls.Count(q, SqsCalls.Delayed),
+            Dead: SqsCalls.Count(d, SqsCalls.Visible) + SqsCalls.Count(d, SqsCalls.NotVisible));
     }
 
     /// <summary>The message's id: its <c>ion-id</c> attribute, else the top-level <c>"id"</c> string of its JSON
@@ -336,40 +336,12 @@ public sealed class SqsQueue : IMessageQueue
         return new QueuedMessage(
             Id: IdOf(message),
             Body: message.Body,
-            EnqueuedAt: attributes.TryGetValue(SentTimestamp, out var sent) && long.TryParse(sent, NumberStyles.None, CultureInfo.InvariantCulture, out var ms)
+            EnqueuedAt: attributes.TryGetValue(SqsCalls.SentTimestamp, out var sent) && long.TryParse(sent, NumberStyles.None, CultureInfo.InvariantCulture, out var ms)
                 ? DateTimeOffset.FromUnixTimeMilliseconds(ms)
                 : _time.GetUtcNow(),
-            ReceiveCount: attributes.TryGetValue(ReceiveCount, out var count) && int.TryParse(count, NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : 1,
+            ReceiveCount: attributes.TryGetValue(SqsCalls.ReceiveCount, out var count) && int.TryParse(count, NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : 1,
             QueueMessageId: message.MessageAttributes?.GetValueOrDefault(CopyAttribute)?.StringValue is { Length: > 0 } copy ? copy : message.MessageId,
             ReceiptHandle: message.ReceiptHandle);
-    }
-
-    /// <summary>One receive. Its long poll is not cancelled (see the remarks above): asked to stop while it waits, it
-    /// waits on until the poll ends, gives back what the poll brought (visible again at once), then throws.</summary>
-    private async Task<List<Message>> ReceiveFromAsync(string queueUrl, int maxMessages, int waitSeconds, int visibilitySeconds, CancellationToken cancellationToken)
-    {
-        cancellationToken.ThrowIfCancellationRequested();
-        var request = new ReceiveMessageRequest
-        {
-            QueueUrl = queueUrl,
-            MaxNumberOfMessages = maxMessages,
-            WaitTimeSeconds = waitSeconds,
-            VisibilityTimeout = visibilitySeconds,
-            MessageSystemAttributeNames = [ReceiveCount, SentTimestamp],
-            MessageAttributeNames = ["All"],
-        };
-        // The poll ends by itself within its wait; the SDK's HTTP timeout bounds a connection that hangs.
-        var response = await CallAsync("ReceiveMessage", queueUrl, token => _sqs.ReceiveMessageAsync(request, token), CancellationToken.None);
-        // AWSSDK v4 answers null, not an empty list, when nothing arrived.
-        var received = response.Messages ?? [];
-        if (cancellationToken.IsCancellationRequested)
-        {
-            // Whoever asked has stopped: nothing was claimed, so back at once, for another worker to take.
-            if (received.Count > 0)
-                await ChangeVisibilityAsync(queueUrl, [.. received.Select(m => m.ReceiptHandle)], 0, CancellationToken.None);
-            cancellationToken.ThrowIfCancellationRequested();
-        }
-        return received;
     }
 
     /// <summary>Sends the messages straight to <paramref name="queueUrl"/>, each with its id as the <c>ion-id</c>
@@ -388,7 +360,7 @@ public sealed class SqsQueue : IMessageQueue
                     MessageAttributes = Attributes(messages[i]).ToDictionary(a => a.Key, a => Text(a.Value)),
                 })],
             };
-            var response = await CallAsync("SendMessageBatch", queueUrl, token => _sqs.SendMessageBatchAsync(request, token), cancellationToken);
+            var response = await SqsCalls.CallAsync("SendMessageBatch", queueUrl, token => _sqs.SendMessageBatchAsync(request, token), cancellationToken);
             return [.. (response.Failed ?? []).Select(f => (int.Parse(f.Id, CultureInfo.InvariantCulture), $"{f.Code}: {f.Message}"))];
         });
 
@@ -458,89 +430,6 @@ public sealed class SqsQueue : IMessageQueue
             yield return slice;
     }
 
-    private Task<bool[]> ChangeVisibilityAsync(string queueUrl, IReadOnlyList<string> handles, int seconds, CancellationToken cancellationToken) =>
-        PerHandleAsync("ChangeMessageVisibilityBatch", queueUrl, handles, async (entries, token) =>
-        {
-            var request = new ChangeMessageVisibilityBatchRequest
-            {
-                QueueUrl = queueUrl,
-                Entries = [.. entries.Select(e => new ChangeMessageVisibilityBatchRequestEntry { Id = e.Id, ReceiptHandle = e.Handle, VisibilityTimeout = seconds })],
-            };
-            return (await _sqs.ChangeMessageVisibilityBatchAsync(request, token)).Failed;
-        }, cancellationToken);
-
-    private async Task DeleteAsync(string queueUrl, IReadOnlyList<string> handles, CancellationToken cancellationToken) =>
-        await PerHandleAsync("DeleteMessageBatch", queueUrl, handles, async (entries, token) =>
-        {
-            var request = new DeleteMessageBatchRequest
-            {
-                QueueUrl = queueUrl,
-                Entries = [.. entries.Select(e => new DeleteMessageBatchRequestEntry { Id = e.Id, ReceiptHandle = e.Handle })],
-            };
-            return (await _sqs.DeleteMessageBatchAsync(request, token)).Failed;
-        }, cancellationToken);
-
-    /// <summary>Runs a batch call on receipt handles, ten at a time, and says per handle whether SQS took it. An
-    /// entry refused as the sender's fault has a stale receipt (the message is someone else's now, or gone): false.
-    /// An entry that failed on SQS's side is tried once more, then makes the store unavailable.</summary>
-    private static async Task<bool[]> PerHandleAsync(
-        string operation,
-        string queueUrl,
-        IReadOnlyList<string> handles,
-        Func<IEnumerable<(string Id, string Handle)>, CancellationToken, Task<List<BatchResultErrorEntry>?>> call,
-        CancellationToken cancellationToken)
-    {
-        var taken = new bool[handles.Count];
-        for (var start = 0; start < handles.Count; start += BatchEntries)
-        {
-            List<int> pending = [.. Enumerable.Range(start, Math.Min(BatchEntries, handles.Count - start))];
-            for (var attempt = 1; pending.Count > 0; attempt++)
-            {
-                var entries = pending.Select(i => (EntryId(i), handles[i]));
-                var failed = (await CallAsync(operation, queueUrl, token => call(entries, token), cancellationToken) ?? [])
-                    .ToDictionary(f => int.Parse(f.Id, CultureInfo.InvariantCulture));
-                foreach (var i in pending)
-                    taken[i] = !failed.ContainsKey(i);
-                var serviceFaults = failed.Where(f => f.Value.SenderFault != true).ToList();
-                if (serviceFaults.Count > 0 && attempt == 2)
-                    throw new StoreUnavailableException(
-                        $"SQS {operation} on queue {queueUrl} failed: {serviceFaults[0].Value.Code}: {serviceFaults[0].Value.Message}");
-                pending = [.. serviceFaults.Select(f => f.Key)];
-            }
-        }
-        return taken;
-    }
-
-    private async Task<Dictionary<string, string>> AttributesAsync(string queueUrl, CancellationToken cancellationToken)
-    {
-        var request = new GetQueueAttributesRequest { QueueUrl = queueUrl, AttributeNames = [Visible, NotVisible, Delayed] };
-        var response = await CallAsync("GetQueueAttributes", queueUrl, token => _sqs.GetQueueAttributesAsync(request, token), cancellationToken);
-        return response.Attributes ?? [];
-    }
-
-    private static long Count(Dictionary<string, string> attributes, string name) =>
-        attributes.TryGetValue(name, out var value) ? long.Parse(value, NumberStyles.None, CultureInfo.InvariantCulture) : 0;
-
-    /// <summary>Turns what the service or the network does into <see cref="StoreUnavailableException"/>; the caller's
-    /// cancellation passes through.</summary>
-    private static async Task<T> CallAsync<T>(string operation, string queueUrl, Func<CancellationToken, Task<T>> call, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await call(cancellationToken);
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            throw;
-        }
-        // An OperationCanceledException the caller did not ask for is the HTTP client's timeout.
-        catch (Exception error) when (error is AmazonServiceException or AmazonClientException or HttpRequestException
-            or IOException or SocketException or TimeoutException or OperationCanceledException)
-        {
-            throw new StoreUnavailableException($"SQS {operation} on queue {queueUrl} failed: {error.Message}", error);
-        }
-    }
-
     private static StoreUnavailableException Refused(string call, IReadOnlyList<OutgoingMessage> messages, IReadOnlyList<(int Index, string Reason)> refused) =>
         new($"{call} refused {string.Join(", ", refused.Select(r => messages[r.Index].Id))} twice: {refused[0].Reason}");
 
@@ -550,7 +439,9 @@ public sealed class SqsQueue : IMessageQueue
         return [.. messages.Select(m => m.ReceiptHandle)];
     }
 
-    private static string EntryId(int index) => index.ToString(CultureInfo.InvariantCulture);
+    private static string EntryId(int index) => SqsCalls.EntryId(index);
+
+    private static readonly string[] Counted = [SqsCalls.Visible, SqsCalls.NotVisible, SqsCalls.Delayed];
 
     private static MessageAttributeValue Text(string value) => new() { DataType = "String", StringValue = value };
 

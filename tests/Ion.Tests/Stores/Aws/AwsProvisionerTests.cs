@@ -189,6 +189,41 @@ public sealed class AwsProvisionerTests(SnsTopicTests.Fauxqs fauxqs, DynaliteFix
         Assert.Null(without.FeedbackTopicArn);
     }
 
+    [Fact]
+    public async Task Provision_WithAWebhook_CreatesTheEventsTopic_AndTheWebhooksQueueWithItsDeadLetters_RawOnTheTopic_AndASecondRunNothing()
+    {
+        var token = TestContext.Current.CancellationToken;
+        using var sns = fauxqs.Topic();
+        var prefix = Prefix();
+
+        var first = await Provisioner(sns).ProvisionAsync(prefix, new ProvisionExtras(Webhooks: ["crm"]), token);
+        var second = await Provisioner(sns).ProvisionAsync(prefix, new ProvisionExtras(Events: true, Webhooks: ["crm"]), token);
+
+        Assert.Equal(
+        [
+            $"created topic {prefix}-events",
+            $"created queue {prefix}-webhook-crm-dead",
+            $"created queue {prefix}-webhook-crm",
+            $"subscribed queue {prefix}-webhook-crm to topic {prefix}-events with raw delivery",
+        ], first.Changes.Skip(4));
+        Assert.Empty(second.Changes);
+        var r = first.Resources;
+        Assert.Equal($"arn:aws:sns:us-east-1:000000000000:{prefix}-events", r.EventsTopicArn);
+        Assert.Equal(r.EventsTopicArn, second.Resources.EventsTopicArn);
+        var queueUrl = Assert.Single(r.WebhookQueueUrls!, w => w.Key == "crm").Value;
+        Assert.Equal(queueUrl, second.Resources.WebhookQueueUrls!["crm"]);
+        var attributes = await AttributesAsync(queueUrl);
+        Assert.EndsWith($":{prefix}-webhook-crm-dead", JsonNode.Parse(attributes["RedrivePolicy"])!["deadLetterTargetArn"]!.GetValue<string>(), StringComparison.Ordinal);
+        var subscription = await sns.FindQueueSubscriptionAsync(r.EventsTopicArn!, attributes["QueueArn"], token);
+        Assert.Equal("true", (await sns.GetSubscriptionAttributesAsync(subscription!, token))["RawMessageDelivery"]);
+        // The events topic alone, for other services to subscribe to; nothing of it without asking.
+        var eventsOnly = (await Provisioner(sns).ProvisionAsync(Prefix(), new ProvisionExtras(Events: true), token)).Resources;
+        Assert.NotNull(eventsOnly.EventsTopicArn);
+        Assert.Null(eventsOnly.WebhookQueueUrls);
+        Assert.Null((await Provisioner(sns).ProvisionAsync(Prefix(), token)).Resources.EventsTopicArn);
+        Assert.Contains("webhook name", AwsProvisioner.CheckWebhookName(prefix, "has space"), StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("")]
     [InlineData("has space")]
