@@ -553,7 +553,7 @@ public sealed class TerraformModuleTests(TerraformFixture terraform) : IClassFix
 
         // Workers read it (what FeedbackQueueReader calls); the Lambda is granted nothing on it.
         var worker = Statements(Module.Data("aws_iam_policy_document", "worker").Body).ToList();
-        Grants(worker, "${statement.value}", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility");
+        Grants(worker, "${statement.value}", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes");
         Assert.Contains(Module.Data("aws_iam_policy_document", "worker").Body["dynamic"]!["statement"]!.AsArray(),
             d => Text(d!["for_each"]) == "${aws_sqs_queue.feedback[*].arn}");
         Assert.DoesNotContain(Module.Expressions(), e => e.Where.Contains("aws_iam_policy_document.lambda", StringComparison.Ordinal)

@@ -127,13 +127,14 @@ data "aws_iam_policy_document" "worker" {
     resources = [aws_dynamodb_table.suppressions.arn, "${aws_dynamodb_table.suppressions.arn}/index/by_address"]
   }
 
-  # SES's notifications: received, deleted once on the list, and handed back at once by a stopping worker.
+  # SES's notifications: received, deleted once on the list, and handed back at once by a stopping worker; the
+  # attributes read by the start check.
   dynamic "statement" {
     for_each = aws_sqs_queue.feedback[*].arn
 
     content {
       sid       = "FeedbackQueue"
-      actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]
+      actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"]
       resources = [statement.value]
     }
   }
