@@ -600,7 +600,7 @@ public sealed class TerraformModuleTests(TerraformFixture terraform) : IClassFix
         Assert.Equal(outputs.Order(StringComparer.Ordinal), Module.Outputs.Keys.Order(StringComparer.Ordinal));
         Assert.Equal("${local.worker_environment}", Text(Module.Outputs["worker_environment"]["value"]));
         Assert.All(EnvironmentNames("worker_environment"), n => Assert.Matches(@"^Ion__(Store|Aws__\w+)$", n));
-        // The store's settings, and the feedback queue that only ion serve reads.
+        // The store's settings, and the feedback queue (which the Lambda gets too, lambda_environment).
         Assert.Equal(EnvironmentNames("store_environment").Append("Ion__Aws__FeedbackQueueUrl").Order(StringComparer.Ordinal),
             EnvironmentNames("worker_environment").Order(StringComparer.Ordinal));
 

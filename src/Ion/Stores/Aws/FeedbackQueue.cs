@@ -47,16 +47,14 @@ public sealed class FeedbackQueue(string? url, Feedback feedback)
     /// Building the whole ARN from the URL would have to guess the partition and the region (not every URL form names
     /// them), and looking it up with GetQueueAttributes would cost every cold start a call to SQS.
     /// </remarks>
-    public bool IsSourceOf(string? eventSourceArn)
-    {
-        if (Url is null || eventSourceArn is null)
-            return false;
-        if (eventSourceArn.Split(':') is not ["arn", _, "sqs", _, { Length: > 0 } account, { Length: > 0 } name])
-            return false;
-        if (!Uri.TryCreate(Url, UriKind.Absolute, out var uri))
-            return false;
-        return uri.AbsolutePath.TrimEnd('/').Split('/') is [.., var urlAccount, var urlName]
-            && string.Equals(urlAccount, account, StringComparison.Ordinal)
-            && string.Equals(urlName, name, StringComparison.Ordinal);
-    }
+    public bool IsSourceOf(string? eventSourceArn) =>
+        eventSourceArn?.Split(':') is ["arn", _, "sqs", _, { Length: > 0 } account, { Length: > 0 } name]
+        && AccountAndName(Url) == (account, name);
+
+    /// <summary>The account and the name a queue URL ends with (<c>…/ACCOUNT/NAME</c>), or null.</summary>
+    public static (string Account, string Name)? AccountAndName(string? queueUrl) =>
+        Uri.TryCreate(queueUrl, UriKind.Absolute, out var uri)
+        && uri.AbsolutePath.TrimEnd('/').Split('/') is [.., { Length: > 0 } account, { Length: > 0 } name]
+            ? (account, name)
+            : null;
 }

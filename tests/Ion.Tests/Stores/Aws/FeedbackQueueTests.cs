@@ -50,5 +50,31 @@ public sealed class FeedbackQueueTests : IDisposable
         Assert.False(queue.IsSourceOf("arn:aws:sqs:eu-west-1:123456789012:ion-mail-feedback"));
     }
 
+    [Theory]
+    [InlineData("https://sqs.eu-west-1.amazonaws.com/123456789012/ion-mail")]
+    [InlineData("https://eu-west-1.queue.amazonaws.com/123456789012/ion-mail")]         // the input queue by another URL
+    [InlineData("https://eu-west-1.queue.amazonaws.com/123456789012/ion-dead-letters")]
+    public void AFeedbackQueueUrl_NamingTheInputOrDeadLetterQueue_IsRefused_HoweverWritten(string url)
+    {
+        // The Lambda would take that queue's every record for a notification.
+        var result = new AwsOptionsValidator().Validate(null, Settings(url));
+
+        Assert.True(result.Failed);
+        Assert.Contains("Ion:Aws:FeedbackQueueUrl must be a queue of its own, not the input or dead-letter queue", result.FailureMessage, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AFeedbackQueueUrl_OfItsOwn_IsTaken() =>
+        Assert.True(new AwsOptionsValidator().Validate(null, Settings("https://sqs.eu-west-1.amazonaws.com/123456789012/ion-mail-feedback")).Succeeded);
+
+    private static AwsOptions Settings(string feedbackQueueUrl) => new()
+    {
+        Region = "eu-west-1",
+        QueueUrl = "https://sqs.eu-west-1.amazonaws.com/123456789012/ion-mail",
+        DeadLetterQueueUrl = "https://sqs.eu-west-1.amazonaws.com/123456789012/ion-dead-letters",
+        TableName = "ion-log",
+        FeedbackQueueUrl = feedbackQueueUrl,
+    };
+
     public void Dispose() => _services.Dispose();
 }
