@@ -14,4 +14,10 @@ internal static partial class Log
     [LoggerMessage(4, LogLevel.Error, "Invocation {RequestId} failed: every record of its batch comes back")]
     public static partial void InvocationFailed(ILogger logger, string requestId, Exception error);
 
+    // The reason, not a stack trace: the record comes back, and the next try says whether it lasts.
+    [LoggerMessage(5, LogLevel.Warning, "Could not take record {MessageId} of the feedback queue ({Error}: {Reason}); it comes back after the queue's visibility timeout")]
+    public static partial void FeedbackFailed(ILogger logger, string messageId, string error, string reason);
+
+    [LoggerMessage(6, LogLevel.Error, "{Count} record(s) of the feedback queue {QueueUrl}, but the AWS store keeps no suppression list without Ion:Aws:SuppressionTable: they go back, and wait in the queue")]
+    public static partial void FeedbackWithoutList(ILogger logger, int count, string? queueUrl);
 }

@@ -8,7 +8,10 @@ namespace Ion.Lambda;
 /// <summary>
 /// One invocation: the SQS event's records go through the same <see cref="BatchDelivery"/> as <c>ion serve</c>'s
 /// slots (claim, send, decide, record; delete, retry later with ChangeMessageVisibility, or dead-letter with the
-/// reason), and the answer lists the records that must come back (a partial batch response).
+/// reason), and the answer lists the records that must come back (a partial batch response). Records of the feedback
+/// queue (<c>Ion:Aws:FeedbackQueueUrl</c>, a second event source mapping) are SES's notifications instead: each is taken
+/// as <c>ion serve</c>'s reader takes it (<see cref="FeedbackQueue.TakeAsync"/>), and comes back only if the list could
+/// not be written.
 /// </summary>
 /// <remarks>
 /// The SMTP connection belongs to the instance, not to the invocation: a warm instance sends the next batch on it
@@ -22,6 +25,7 @@ public sealed class SqsBatchHandler(
     BatchDelivery delivery,
     RelayCircuit circuit,
     DeadLetterSweeper sweeper,
+    FeedbackQueue feedbackQueue,
     IOptions<SmtpOptions> smtpOptions,
     IOptions<LambdaOptions> lambdaOptions,
     TimeProvider time,
@@ -33,7 +37,10 @@ public sealed class SqsBatchHandler(
     public async Task<BatchResponse> HandleAsync(SqsEvent sqsEvent, DateTimeOffset deadline, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(sqsEvent);
-        var records = sqsEvent.Records;
+        // An event source mapping hands over one queue's records, but each record names its queue: a batch that mixed
+        // the two would still have each record handled as its queue's.
+        var feedbackRecords = sqsEvent.Records.Where(r => feedbackQueue.IsSourceOf(r.EventSourceArn)).ToList();
+        var records = sqsEvent.Records.Where(r => !feedbackQueue.IsSourceOf(r.EventSourceArn)).ToList();
         List<QueuedMessage> batch = [.. records.Select(r => sqs.FromReceived(r.ToMessage()))];
         queue.Begin();
 
@@ -42,28 +49,10 @@ public sealed class SqsBatchHandler(
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         stop.CancelAfter(left > TimeSpan.Zero ? left : TimeSpan.Zero);
 
-        var (permit, pause) = await PermitAsync(cancellationToken);
-        if (permit is not null)
-        {
-            try
-            {
-                if (!stop.IsCancellationRequested && batch.Count > 0)
-                    await delivery.ProcessAsync(_sender, batch, permit, stop.Token);
-                else
-                    await queue.ReturnAsync(batch, TimeSpan.Zero, CancellationToken.None);
-            }
-            finally
-            {
-                circuit.Abandon(permit);
-            }
-        }
-        else
-        {
-            // Not before the circuit's next probe either: back sooner, they would only be handed back again.
-            var delay = queue.HandBackDelay(pause == Timeout.InfiniteTimeSpan ? TimeSpan.Zero : pause);
-            Log.RelayDown(logger, batch.Count, delay, circuit.LastAnswer?.Reply);
-            await queue.ReturnAsync(batch, delay, CancellationToken.None);
-        }
+        // SES's notifications first: a write each, where a batch of mail may take the invocation's time.
+        var failures = await TakeFeedbackAsync(feedbackRecords, stop.Token, cancellationToken);
+        if (batch.Count > 0)
+            await DeliverAsync(batch, stop.Token, cancellationToken);
 
         // Letters SQS moved to the dead-letter queue by itself (a message that killed the function every time) get
         // their note and their place in the log here, as ion serve's timer does it, while there is time.
@@ -84,9 +73,75 @@ public sealed class SqsBatchHandler(
             await _sender.DisposeAsync();
         }
         // Settled by the name the batch knows each copy by: SQS's MessageId, or the name ion gave it when it published it.
-        var failures = records.Where((_, i) => !queue.Settled(batch[i].QueueMessageId)).Select(r => new BatchItemFailure { ItemIdentifier = r.MessageId }).ToList();
+        failures.AddRange(records.Where((_, i) => !queue.Settled(batch[i].QueueMessageId)).Select(Failure));
         return new BatchResponse { BatchItemFailures = failures };
     }
+
+    /// <summary>ion's messages, through <see cref="BatchDelivery"/> while the relay is up; back for later, untouched,
+    /// while it is down.</summary>
+    private async Task DeliverAsync(List<QueuedMessage> batch, CancellationToken stop, CancellationToken cancellationToken)
+    {
+        var (permit, pause) = await PermitAsync(cancellationToken);
+        if (permit is not null)
+        {
+            try
+            {
+                if (!stop.IsCancellationRequested)
+                    await delivery.ProcessAsync(_sender, batch, permit, stop);
+                else
+                    await queue.ReturnAsync(batch, TimeSpan.Zero, CancellationToken.None);
+            }
+            finally
+            {
+                circuit.Abandon(permit);
+            }
+        }
+        else
+        {
+            // Not before the circuit's next probe either: back sooner, they would only be handed back again.
+            var delay = queue.HandBackDelay(pause == Timeout.InfiniteTimeSpan ? TimeSpan.Zero : pause);
+            Log.RelayDown(logger, batch.Count, delay, circuit.LastAnswer?.Reply);
+            await queue.ReturnAsync(batch, delay, CancellationToken.None);
+        }
+    }
+
+    /// <summary>The feedback queue's records, each taken as <c>ion serve</c>'s reader takes a message, and the failures
+    /// among them: a record whose list write failed, or that the deadline left untouched, comes back after the queue's
+    /// visibility timeout, and the list takes it then. A record that is no SES notification is logged and settled,
+    /// never returned: it could never become one.</summary>
+    private async Task<List<BatchItemFailure>> TakeFeedbackAsync(List<SqsRecord> records, CancellationToken stop, CancellationToken cancellationToken)
+    {
+        if (records.Count == 0)
+            return [];
+        if (!feedbackQueue.HasList)
+        {
+            // Taken, the notifications would have nowhere to go: they wait in the queue for a configuration with a list.
+            Log.FeedbackWithoutList(logger, records.Count, feedbackQueue.Url);
+            return [.. records.Select(Failure)];
+        }
+        List<BatchItemFailure> failures = [];
+        foreach (var record in records)
+        {
+            if (stop.IsCancellationRequested)
+            {
+                failures.Add(Failure(record));
+                continue;
+            }
+            try
+            {
+                await feedbackQueue.TakeAsync(record.MessageId, record.Body, cancellationToken);
+            }
+            // The list (or DynamoDB) failing is not a bug, and a bug in one record must not hold up the others.
+            catch (Exception error) when (!cancellationToken.IsCancellationRequested)
+            {
+                Log.FeedbackFailed(logger, record.MessageId, error.GetType().Name, error.Message);
+                failures.Add(Failure(record));
+            }
+        }
+        return failures;
+    }
+
+    private static BatchItemFailure Failure(SqsRecord record) => new() { ItemIdentifier = record.MessageId };
 
     /// <summary>Leave to send, or null and the time until the next probe while the relay is down. A relay that could
     /// not be reached is probed by connecting, as the worker does, so no message is taken for it.</summary>

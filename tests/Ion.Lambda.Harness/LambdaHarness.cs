@@ -18,7 +18,9 @@ namespace Ion.Lambda.Harness;
 /// <item>the SQS event source (https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html): it polls the queue, hands
 /// each batch to the function as an SQS event with a deadline, and then deletes the records the function did not list
 /// in <c>batchItemFailures</c>. An error, a timeout, a crash or an answer it cannot read deletes nothing: the records
-/// come back after their visibility timeout.</item>
+/// come back after their visibility timeout. <see cref="HarnessOptions.MoreQueueUrls"/> are event source mappings of
+/// their own (the feedback queue), polled in turn; each record names its queue by ARN (<c>eventSourceARN</c>), as
+/// Lambda's do.</item>
 /// </list>
 /// One instance, one invocation at a time (a function with reserved concurrency 1). It also answers SSM's
 /// <c>GetParameter</c> for <see cref="HarnessOptions.Parameters"/>, so the function reads its SMTP password as it would
@@ -36,6 +38,7 @@ public sealed class LambdaHarness : IAsyncDisposable
     private Process? _process;
     private Task? _polling;
     private long _processStartedAt;
+    private readonly List<EventSource> _sources = [];
 
     private LambdaHarness(HarnessOptions options)
     {
@@ -69,6 +72,7 @@ public sealed class LambdaHarness : IAsyncDisposable
         try
         {
             await harness.StartApiAsync(cancellationToken);
+            await harness.FindSourcesAsync(cancellationToken);
             harness.StartInstance();
             harness._polling = Task.Run(() => harness.PollAsync(harness._stop.Token), CancellationToken.None);
             return harness;
@@ -77,6 +81,17 @@ public sealed class LambdaHarness : IAsyncDisposable
         {
             await harness.DisposeAsync();
             throw;
+        }
+    }
+
+    /// <summary>Each queue's ARN, which a mapping knows its queue by and writes into every record.</summary>
+    private async Task FindSourcesAsync(CancellationToken cancellationToken)
+    {
+        foreach (var url in new[] { _options.QueueUrl }.Concat(_options.MoreQueueUrls))
+        {
+            var attributes = await _sqs.GetQueueAttributesAsync(new GetQueueAttributesRequest { QueueUrl = url, AttributeNames = ["QueueArn"] }, cancellationToken);
+            _sources.Add(new EventSource(url, attributes.Attributes?.GetValueOrDefault("QueueArn")
+                ?? throw new InvalidOperationException($"SQS gave no QueueArn for {url}")));
         }
     }
 
@@ -211,17 +226,27 @@ public sealed class LambdaHarness : IAsyncDisposable
                     _process.Dispose();
                     StartInstance();
                 }
-                var received = await _sqs.ReceiveMessageAsync(new ReceiveMessageRequest
+                List<Received> mixed = [];
+                foreach (var source in _sources)
                 {
-                    QueueUrl = _options.QueueUrl,
-                    MaxNumberOfMessages = _options.BatchSize,
-                    WaitTimeSeconds = 1,
-                    MessageSystemAttributeNames = ["All"],
-                    MessageAttributeNames = ["All"],
-                }, stop);
-                if (received.Messages is not { Count: > 0 } messages)
-                    continue;
-                await InvokeAsync(messages, stop);
+                    var received = await _sqs.ReceiveMessageAsync(new ReceiveMessageRequest
+                    {
+                        QueueUrl = source.QueueUrl,
+                        MaxNumberOfMessages = _options.BatchSize,
+                        WaitTimeSeconds = 1,
+                        MessageSystemAttributeNames = ["All"],
+                        MessageAttributeNames = ["All"],
+                    }, stop);
+                    if (received.Messages is not { Count: > 0 } messages)
+                        continue;
+                    List<Received> batch = [.. messages.Select(m => new Received(m, source))];
+                    if (_options.MixQueues)
+                        mixed.AddRange(batch);
+                    else
+                        await InvokeAsync(batch, stop);
+                }
+                if (mixed.Count > 0)
+                    await InvokeAsync(mixed, stop);
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
@@ -235,7 +260,7 @@ public sealed class LambdaHarness : IAsyncDisposable
         }
     }
 
-    private async Task InvokeAsync(List<Message> messages, CancellationToken stop)
+    private async Task InvokeAsync(List<Received> messages, CancellationToken stop)
     {
         var invocation = new PendingInvocation(Guid.NewGuid().ToString(), TimeProvider.System.GetUtcNow() + _options.Timeout, Event(messages));
         lock (_lock)
@@ -269,22 +294,23 @@ public sealed class LambdaHarness : IAsyncDisposable
             return;
         }
         var failed = FailedRecords(invocation.Answer.Task.Result.Body, messages);
-        var delete = messages.Where(m => !failed.Contains(m.MessageId)).ToList();
-        if (delete.Count == 0)
-            return;
-        await _sqs.DeleteMessageBatchAsync(new DeleteMessageBatchRequest
+        foreach (var delete in messages.Where(m => !failed.Contains(m.Message.MessageId)).GroupBy(m => m.Source.QueueUrl))
         {
-            QueueUrl = _options.QueueUrl,
-            Entries = [.. delete.Select((m, i) => new DeleteMessageBatchRequestEntry(i.ToString(CultureInfo.InvariantCulture), m.ReceiptHandle))],
-        }, stop);
-        lock (_lock)
-            Deleted += delete.Count;
+            await _sqs.DeleteMessageBatchAsync(new DeleteMessageBatchRequest
+            {
+                QueueUrl = delete.Key,
+                Entries = [.. delete.Select((m, i) => new DeleteMessageBatchRequestEntry(i.ToString(CultureInfo.InvariantCulture), m.Message.ReceiptHandle))],
+            }, stop);
+            lock (_lock)
+                Deleted += delete.Count();
+        }
     }
 
     /// <summary>The records the function listed as failed; every record when the answer is not a batch response (as
     /// Lambda treats an unreadable one).</summary>
-    private static HashSet<string> FailedRecords(byte[] answer, List<Message> messages)
+    private static HashSet<string> FailedRecords(byte[] answer, List<Received> received)
     {
+        var messages = received.Select(r => r.Message).ToList();
         try
         {
             using var json = JsonDocument.Parse(answer);
@@ -300,14 +326,14 @@ public sealed class LambdaHarness : IAsyncDisposable
     }
 
     /// <summary>The SQS event, shaped as Lambda's event source shapes it.</summary>
-    private byte[] Event(List<Message> messages)
+    private byte[] Event(List<Received> received)
     {
         using var buffer = new MemoryStream();
         using (var json = new Utf8JsonWriter(buffer))
         {
             json.WriteStartObject();
             json.WriteStartArray("Records");
-            foreach (var message in messages)
+            foreach (var (message, source) in received)
             {
                 json.WriteStartObject();
                 json.WriteString("messageId", message.MessageId);
@@ -332,7 +358,7 @@ public sealed class LambdaHarness : IAsyncDisposable
                 json.WriteEndObject();
                 json.WriteString("md5OfBody", message.MD5OfBody);
                 json.WriteString("eventSource", "aws:sqs");
-                json.WriteString("eventSourceARN", _options.QueueArn);
+                json.WriteString("eventSourceARN", source.QueueArn);
                 json.WriteString("awsRegion", _options.Region);
                 json.WriteEndObject();
             }
@@ -365,6 +391,10 @@ public sealed class LambdaHarness : IAsyncDisposable
     }
 
     private sealed record InvocationAnswer(bool Error, byte[] Body);
+
+    private sealed record EventSource(string QueueUrl, string QueueArn);
+
+    private sealed record Received(Message Message, EventSource Source);
 }
 
 public sealed class HarnessOptions
@@ -373,7 +403,11 @@ public sealed class HarnessOptions
     public required string BootstrapPath { get; init; }
     public required string SqsServiceUrl { get; init; }
     public required string QueueUrl { get; init; }
-    public string QueueArn { get; init; } = "arn:aws:sqs:us-east-1:000000000000:queue";
+    /// <summary>More queues, each an event source mapping of its own (the feedback queue).</summary>
+    public IReadOnlyList<string> MoreQueueUrls { get; init; } = [];
+    /// <summary>Hand over one batch with the records of every queue, which no event source mapping does: to show that
+    /// the function tells them apart by each record's <c>eventSourceARN</c>.</summary>
+    public bool MixQueues { get; init; }
     public string Region { get; init; } = "us-east-1";
     /// <summary>The event source mapping's batch_size (SQS gives at most 10 per receive).</summary>
     public int BatchSize { get; init; } = 10;

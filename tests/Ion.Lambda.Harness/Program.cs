@@ -2,8 +2,8 @@ using Ion.Lambda.Harness;
 
 // ion-lambda-harness: runs ion's Lambda bootstrap against an SQS queue on this machine, as Lambda's SQS event source
 // would (see LambdaHarness). The function's settings come from this process's environment (Ion__…, AWS_…).
-//   ion-lambda-harness --bootstrap PATH --service-url URL --queue-url URL [--batch-size 10] [--timeout 60]
-//                      [--parameter NAME=VALUE]...
+//   ion-lambda-harness --bootstrap PATH --service-url URL --queue-url URL [--feedback-queue-url URL] [--batch-size 10]
+//                      [--timeout 60] [--parameter NAME=VALUE]...
 Dictionary<string, string> parameters = [];
 string? Value(string name)
 {
@@ -17,7 +17,7 @@ for (var i = 0; i < args.Length - 1; i++)
 }
 if (Value("--bootstrap") is not { } bootstrap || Value("--service-url") is not { } serviceUrl || Value("--queue-url") is not { } queueUrl)
 {
-    await Console.Error.WriteLineAsync("usage: ion-lambda-harness --bootstrap PATH --service-url URL --queue-url URL [--batch-size N] [--timeout SECONDS] [--parameter NAME=VALUE]...");
+    await Console.Error.WriteLineAsync("usage: ion-lambda-harness --bootstrap PATH --service-url URL --queue-url URL [--feedback-queue-url URL] [--batch-size N] [--timeout SECONDS] [--parameter NAME=VALUE]...");
     return 2;
 }
 await using var harness = await LambdaHarness.StartAsync(new HarnessOptions
@@ -25,6 +25,8 @@ await using var harness = await LambdaHarness.StartAsync(new HarnessOptions
     BootstrapPath = Path.GetFullPath(bootstrap),
     SqsServiceUrl = serviceUrl,
     QueueUrl = queueUrl,
+    // A second event source mapping, as the Terraform module adds for SES's feedback queue.
+    MoreQueueUrls = Value("--feedback-queue-url") is { } feedbackQueueUrl ? [feedbackQueueUrl] : [],
     BatchSize = int.Parse(Value("--batch-size") ?? "10", System.Globalization.CultureInfo.InvariantCulture),
     Timeout = TimeSpan.FromSeconds(int.Parse(Value("--timeout") ?? "60", System.Globalization.CultureInfo.InvariantCulture)),
     Parameters = parameters,

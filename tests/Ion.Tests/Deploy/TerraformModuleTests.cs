@@ -254,7 +254,9 @@ public sealed class TerraformModuleTests(TerraformFixture terraform) : IClassFix
     [Fact]
     public void EventSourceMapping_ReportsBatchItemFailures_WithBoundedConcurrency()
     {
-        var mapping = Single(Module.OfType("aws_lambda_event_source_mapping")).Body;
+        // The input queue's, and the feedback queue's (FeedbackQueue_…).
+        Assert.Equal(["feedback", "input"], Module.OfType("aws_lambda_event_source_mapping").Select(m => m.Name).Order(StringComparer.Ordinal));
+        var mapping = Module.Resource("aws_lambda_event_source_mapping", "input").Body;
 
         Assert.Equal("${aws_sqs_queue.input.arn}", Text(mapping["event_source_arn"]));
         Assert.Equal("${aws_lambda_function.ion.arn}", Text(mapping["function_name"]));
@@ -282,7 +284,7 @@ public sealed class TerraformModuleTests(TerraformFixture terraform) : IClassFix
         string[] contract =
         [
             "Ion__Store", "Ion__Aws__Region", "Ion__Aws__QueueUrl", "Ion__Aws__DeadLetterQueueUrl", "Ion__Aws__TableName",
-            "Ion__Aws__SuppressionTable", "Ion__Aws__TopicArn", "Ion__Smtp__Host", "Ion__Smtp__Port", "Ion__Smtp__Security", "Ion__Smtp__Username",
+            "Ion__Aws__SuppressionTable", "Ion__Aws__TopicArn", "Ion__Aws__FeedbackQueueUrl", "Ion__Smtp__Host", "Ion__Smtp__Port", "Ion__Smtp__Security", "Ion__Smtp__Username",
             "Ion__Smtp__PasswordParameter", "Ion__DefaultSender", "Ion__Delivery__MaxAttempts",
         ];
         Assert.Equal(contract.Order(StringComparer.Ordinal), EnvironmentNames("lambda_environment").Order(StringComparer.Ordinal));
@@ -418,7 +420,8 @@ public sealed class TerraformModuleTests(TerraformFixture terraform) : IClassFix
         // The suppression list: the lookup, the adds, and a streak's undoing (a scan and deletes); no listing.
         Grants(lambda, "${aws_dynamodb_table.suppressions.arn}", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan");
         Grants(lambda, "${aws_cloudwatch_log_group.lambda.arn}:*", "logs:CreateLogStream", "logs:PutLogEvents");
-        Assert.Equal(8, lambda.Count);
+        // The SMTP password and its key, and the feedback queue (FeedbackQueue_…), each when there is one.
+        Assert.Equal(9, lambda.Count);
 
         var parameter = Assert.Single(lambda, s => Strings(s["actions"]).SequenceEqual(["ssm:GetParameter"]));
         Assert.Equal(["${statement.value}"], Strings(parameter["resources"]));
@@ -510,7 +513,7 @@ public sealed class TerraformModuleTests(TerraformFixture terraform) : IClassFix
     }
 
     [Fact]
-    public void FeedbackQueue_IsOptional_SubscribedWithTheEnvelope_ToATopicSesMayPublishTo_AndReadByWorkersOnly()
+    public void FeedbackQueue_IsOptional_SubscribedWithTheEnvelope_ToATopicSesMayPublishTo_AndReadByTheLambdasSecondMapping()
     {
         Assert.False(Module.Variables["create_feedback_queue"]["default"]!.GetValue<bool>());
         Assert.Null(Module.Variables["feedback_topic_arn"]["default"]);
@@ -526,6 +529,8 @@ public sealed class TerraformModuleTests(TerraformFixture terraform) : IClassFix
         Assert.Equal("${var.name}-feedback", Text(queue["name"]));
         Assert.Equal("${local.message_retention_seconds}", Text(queue["message_retention_seconds"]));
         Assert.Null(queue["redrive_policy"]);
+        // Lambda refuses a mapping to a queue whose visibility timeout is below the function's timeout.
+        Assert.Equal("${6 * var.lambda_timeout_seconds}", Text(queue["visibility_timeout_seconds"]));
 
         var subscription = Module.Resource("aws_sns_topic_subscription", "feedback").Body;
         Assert.Equal("${local.feedback_topic_arn}", Text(subscription["topic_arn"]));
@@ -551,15 +556,37 @@ public sealed class TerraformModuleTests(TerraformFixture terraform) : IClassFix
         Assert.Equal("aws:SourceAccount", Text(account["variable"]));
         Assert.Equal(["${data.aws_caller_identity.current.account_id}"], Strings(account["values"]));
 
-        // Workers read it (what FeedbackQueueReader calls); the Lambda is granted nothing on it.
-        var worker = Statements(Module.Data("aws_iam_policy_document", "worker").Body).ToList();
-        Grants(worker, "${statement.value}", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility");
-        Assert.Contains(Module.Data("aws_iam_policy_document", "worker").Body["dynamic"]!["statement"]!.AsArray(),
-            d => Text(d!["for_each"]) == "${aws_sqs_queue.feedback[*].arn}");
-        Assert.DoesNotContain(Module.Expressions(), e => e.Where.Contains("aws_iam_policy_document.lambda", StringComparison.Ordinal)
-            && e.Expression.Contains("feedback", StringComparison.Ordinal));
-        Assert.DoesNotContain("Ion__Aws__FeedbackQueueUrl", EnvironmentNames("lambda_environment"));
-        Assert.Single(Module.OfType("aws_lambda_event_source_mapping"));
+        // The Lambda reads it through a mapping of its own, only when there is a queue, answering per record.
+        var mapping = Module.Resource("aws_lambda_event_source_mapping", "feedback").Body;
+        Assert.Equal("${local.feedback_queue ? 1 : 0}", Text(mapping["count"]));
+        Assert.Equal("${aws_sqs_queue.feedback[0].arn}", Text(mapping["event_source_arn"]));
+        Assert.Equal("${aws_lambda_function.ion.arn}", Text(mapping["function_name"]));
+        Assert.Equal(["ReportBatchItemFailures"], Strings(mapping["function_response_types"]));
+        Assert.Equal(10, (int)mapping["batch_size"]!);
+        Assert.Equal(2, (int)Single(Blocks(mapping, "scaling_config"))["maximum_concurrency"]!);
+        Assert.Equal(["${aws_iam_role_policy.lambda}"], Strings(mapping["depends_on"]));
+        // Both mappings fit in the reserved concurrency, or a throttled batch of mail costs its messages a receive.
+        var fits = Text(Single(Blocks(Single(Blocks(mapping, "lifecycle")), "precondition"))["condition"]);
+        Assert.Equal("${var.maximum_concurrency + 2 <= coalesce(var.reserved_concurrent_executions, var.maximum_concurrency + 2)}", fits);
+        // It knows the queue's records by the queue's URL.
+        Assert.Contains("Ion__Aws__FeedbackQueueUrl", EnvironmentNames("lambda_environment"));
+        Assert.Contains("one(aws_sqs_queue.feedback[*].url)", Text(Module.Locals["worker_environment"]), StringComparison.Ordinal);
+        // The function's role lets the mapping receive, delete and read attributes (what AWS's SQS execution role
+        // grants); ion itself calls nothing on the queue, so nothing more.
+        FeedbackStatement("lambda", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes");
+
+        // Workers may read it too (what FeedbackQueueReader and the start check call).
+        FeedbackStatement("worker", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes");
+    }
+
+    /// <summary>The policy document's statement on the feedback queue, one per queue (none without).</summary>
+    private void FeedbackStatement(string document, params string[] actions)
+    {
+        var dynamic = Assert.Single(Module.Data("aws_iam_policy_document", document).Body["dynamic"]!["statement"]!.AsArray(),
+            d => Text(d!["for_each"]) == "${aws_sqs_queue.feedback[*].arn}")!.AsObject();
+        var content = Single(Blocks(dynamic, "content"));
+        Assert.Equal(["${statement.value}"], Strings(content["resources"]));
+        Assert.Equal(actions.Order(StringComparer.Ordinal), Strings(content["actions"]).Order(StringComparer.Ordinal));
     }
 
     [Fact]
@@ -573,7 +600,7 @@ public sealed class TerraformModuleTests(TerraformFixture terraform) : IClassFix
         Assert.Equal(outputs.Order(StringComparer.Ordinal), Module.Outputs.Keys.Order(StringComparer.Ordinal));
         Assert.Equal("${local.worker_environment}", Text(Module.Outputs["worker_environment"]["value"]));
         Assert.All(EnvironmentNames("worker_environment"), n => Assert.Matches(@"^Ion__(Store|Aws__\w+)$", n));
-        // The store's settings, and the feedback queue that only ion serve reads.
+        // The store's settings, and the feedback queue (which the Lambda gets too, lambda_environment).
         Assert.Equal(EnvironmentNames("store_environment").Append("Ion__Aws__FeedbackQueueUrl").Order(StringComparer.Ordinal),
             EnvironmentNames("worker_environment").Order(StringComparer.Ordinal));
 
@@ -644,7 +671,7 @@ public sealed class TerraformModuleTests(TerraformFixture terraform) : IClassFix
         List<string> names = [.. Regex.Matches(text, @"\b(Ion__\w+)\s*=").Select(m => m.Groups[1].Value)];
         foreach (Match merged in Regex.Matches(text, @"\blocal\.(\w+)"))
         {
-            if (merged.Groups[1].Value != local && Module.Locals[merged.Groups[1].Value] is JsonObject)
+            if (merged.Groups[1].Value != local && Module.Locals.ContainsKey(merged.Groups[1].Value))
                 names.AddRange(EnvironmentNames(merged.Groups[1].Value));
         }
         return names;

@@ -1,7 +1,11 @@
+using System.Collections.Concurrent;
+using Amazon.SQS.Model;
 using Ion.Lambda.Harness;
 using Ion.Log;
 using Ion.Stores.Aws;
+using Ion.Suppression;
 using Ion.Tests.Fixtures;
+using static Ion.Tests.Suppression.FeedbackSamples;
 
 namespace Ion.Tests.Lambda;
 
@@ -13,11 +17,14 @@ public sealed class LambdaTests(AwsEmulators aws) : IClassFixture<AwsEmulators>
 
     private static CancellationToken Token => TestContext.Current.CancellationToken;
 
+    /// <summary>What the function and the harness wrote, this test's only.</summary>
+    private readonly ConcurrentQueue<string> _output = new();
+
     private static string Original(string id, string recipient = "someone@example.com") =>
         $$"""{"action":"send","id":"{{id}}","recipient":"{{recipient}}","subject":"Lambda {{id}}","body_text":"as the original published it"}""";
 
     private async Task<LambdaHarness> StartAsync(AwsResources resources, int smtpPort, Dictionary<string, string>? settings = null,
-        Dictionary<string, string>? parameters = null, TimeSpan? timeout = null)
+        Dictionary<string, string>? parameters = null, TimeSpan? timeout = null, bool mixQueues = false)
     {
         // The function's configuration, as Terraform sets it: environment variables.
         var environment = aws.Settings(resources).Select(a => a[2..].Split('=', 2)).ToDictionary(a => a[0].Replace(":", "__", StringComparison.Ordinal), a => a[1]);
@@ -31,11 +38,18 @@ public sealed class LambdaTests(AwsEmulators aws) : IClassFixture<AwsEmulators>
             BootstrapPath = await LambdaBootstrap.PathAsync(),
             SqsServiceUrl = aws.SqsUrl,
             QueueUrl = resources.QueueUrl,
+            // The feedback queue's event source mapping, as the Terraform module adds it with the queue.
+            MoreQueueUrls = resources.FeedbackQueueUrl is { } feedback ? [feedback] : [],
+            MixQueues = mixQueues,
             Region = AwsEmulators.Region,
             Timeout = timeout ?? TimeSpan.FromSeconds(30),
             Environment = environment,
             Parameters = parameters ?? [],
-            Output = line => TestContext.Current.TestOutputHelper?.WriteLine(line),
+            Output = line =>
+            {
+                _output.Enqueue(line);
+                TestContext.Current.TestOutputHelper?.WriteLine(line);
+            },
         }, Token);
     }
 
@@ -300,5 +314,131 @@ public sealed class LambdaTests(AwsEmulators aws) : IClassFixture<AwsEmulators>
         await IonServer.WaitUntilAsync(() => Task.FromResult(lambda.InitErrors.Count > 0), "an init error", Wait);
         Assert.Contains("Ion:Smtp:PasswordParameter", lambda.InitErrors[0], StringComparison.Ordinal);
         Assert.Contains("/ion/missing", lambda.InitErrors[0], StringComparison.Ordinal);
+    }
+
+    // --- SES's feedback queue: a second event source mapping ---------------------------------------------------------
+
+    private DynamoDbSuppressionList SuppressionList(AwsResources resources) => new(aws.DynamoDb, resources.SuppressionTable);
+
+    private async Task<SuppressedAddress> SuppressedAsync(AwsResources resources, string address)
+    {
+        SuppressedAddress? entry = null;
+        await IonServer.WaitUntilAsync(async () =>
+            (await SuppressionList(resources).FindAsync([address], TimeProvider.System.GetUtcNow(), Token)).TryGetValue(address, out entry),
+            $"{address} on the suppression list", Wait);
+        return entry!;
+    }
+
+    /// <summary>Every message on the queue, those received and hidden included: only a deleted one is not counted.</summary>
+    private async Task<int> MessagesOnAsync(string queueUrl)
+    {
+        var attributes = await aws.Sqs.GetQueueAttributesAsync(new GetQueueAttributesRequest
+        {
+            QueueUrl = queueUrl,
+            AttributeNames = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        }, Token);
+        return attributes.ApproximateNumberOfMessages + attributes.ApproximateNumberOfMessagesNotVisible;
+    }
+
+    [Fact]
+    public async Task AnSesBounceAndComplaint_OnTheFeedbackQueue_PutTheAddressesOnTheList_AndTheRecordsAreSettled_WithoutTheRelay()
+    {
+        await using var relay = await ScriptedSmtpServer.StartAsync();
+        var resources = await aws.ProvisionAsync(feedback: true);
+        await using var lambda = await StartAsync(resources, relay.Port);
+
+        // As SES publishes them, to its topic: SNS wraps each in its envelope on the way to the queue.
+        await aws.Sns.PublishAsync(resources.FeedbackTopicArn!, SesBounce("Permanent", "General", "ion.0123456789abcdef0123456789abcdef@test.example",
+            ("bob@y.example", "5.1.1", "smtp; 550 5.1.1 <bob@y.example>: Recipient address rejected: User unknown")), new Dictionary<string, string>(), Token);
+        await aws.Sns.PublishAsync(resources.FeedbackTopicArn!, SesComplaint("abuse", null, "carol@y.example"), new Dictionary<string, string>(), Token);
+
+        var bob = await SuppressedAsync(resources, "bob@y.example");
+        Assert.Equal(SuppressionReason.Bounce, bob.Reason);
+        Assert.Equal("ion.0123456789abcdef0123456789abcdef@test.example", bob.MessageId);
+        Assert.Contains("5.1.1", bob.Detail, StringComparison.Ordinal);
+        Assert.Equal(SuppressionReason.Complaint, (await SuppressedAsync(resources, "carol@y.example")).Reason);
+        await IonServer.WaitUntilAsync(() => Task.FromResult(lambda.Deleted == 2), "the event source deleted both records", Wait);
+        Assert.Equal(0, await MessagesOnAsync(resources.FeedbackQueueUrl!));
+        Assert.Equal(0, lambda.Failures);
+        // Not mail: nothing went to the relay, the dead letters or the delivery log's queue.
+        Assert.Equal(0, relay.Count(ScriptedStage.Connect));
+        Assert.Empty(await aws.PeekAllAsync(resources.DeadLetterQueueUrl));
+
+        // ion's messages still come through the other mapping, and the list keeps bob from the relay.
+        await PublishAsync(resources, """{"action":"send","id":"after-bounce","to":["alice@x.example","bob@y.example"],"subject":"After","body_text":"x"}""");
+        var sent = await RecordAsync(resources, "after-bounce", MessageState.Sent);
+        Assert.Equal([RecipientState.Sent, RecipientState.Suppressed], sent.Recipients.Select(r => r.State));
+        Assert.Equal(["alice@x.example"], Assert.Single(relay.Delivered).Recipients.Select(r => r.Address));
+    }
+
+    [Fact]
+    public async Task AnUnreadableRecord_OnTheFeedbackQueue_IsLoggedAndSettled_NotReturnedAgainAndAgain()
+    {
+        await using var sink = await SmtpSink.StartAsync();
+        var resources = await aws.ProvisionAsync(feedback: true);
+        // Were it returned, it would come back within a second.
+        await aws.Sqs.SetQueueAttributesAsync(resources.FeedbackQueueUrl, new Dictionary<string, string> { ["VisibilityTimeout"] = "1" }, Token);
+        await using var lambda = await StartAsync(resources, sink.Port);
+
+        var sent = await aws.Sqs.SendMessageAsync(resources.FeedbackQueueUrl, "{\"hello\":", Token);
+
+        await IonServer.WaitUntilAsync(() => Task.FromResult(lambda.Deleted == 1), "the event source deleted the record", Wait);
+        var line = Assert.Single(_output, l => l.Contains(sent.MessageId, StringComparison.Ordinal));
+        Assert.Contains($"A ses report could not be read and was refused: SQS message {sent.MessageId} on {resources.FeedbackQueueUrl}, deleted: not JSON", line, StringComparison.Ordinal);
+        var invocations = lambda.Invocations;
+        await Task.Delay(TimeSpan.FromSeconds(3), Token);
+        Assert.Equal(invocations, lambda.Invocations);
+        Assert.Equal(0, await MessagesOnAsync(resources.FeedbackQueueUrl!));
+        Assert.Equal(0, lambda.Failures);
+        Assert.Empty(await aws.PeekAllAsync(resources.DeadLetterQueueUrl));
+    }
+
+    [Fact]
+    public async Task ARecordWhoseListWriteFails_ComesBack_AndIsTakenOnceTheListCanBeWritten()
+    {
+        await using var sink = await SmtpSink.StartAsync();
+        var resources = await aws.ProvisionAsync(feedback: true);
+        await aws.Sqs.SetQueueAttributesAsync(resources.FeedbackQueueUrl, new Dictionary<string, string> { ["VisibilityTimeout"] = "1" }, Token);
+        // A list whose table is not there yet: every write to it fails, as one that does not answer does.
+        var later = resources with { SuppressionTable = $"{resources.SuppressionTable}-later" };
+        await using var lambda = await StartAsync(later, sink.Port);
+
+        await aws.Sns.PublishAsync(resources.FeedbackTopicArn!, SesBounce("Permanent", "NoEmail", null, ("dave@y.example", "5.0.0", null)),
+            new Dictionary<string, string>(), Token);
+
+        // Listed in batchItemFailures: not deleted, and back for the next invocations.
+        await IonServer.WaitUntilAsync(() => Task.FromResult(_output.Count(l => l.Contains("Could not take record", StringComparison.Ordinal)) >= 2),
+            "the record failed twice", Wait);
+        Assert.Equal(0, lambda.Deleted);
+        Assert.Equal(0, lambda.Failures);
+        Assert.Equal(1, await MessagesOnAsync(resources.FeedbackQueueUrl!));
+
+        await DynamoDbSuppressionList.CreateTableAsync(aws.DynamoDb, later.SuppressionTable, Token);
+        Assert.Equal(SuppressionReason.Bounce, (await SuppressedAsync(later, "dave@y.example")).Reason);
+        await IonServer.WaitUntilAsync(() => Task.FromResult(lambda.Deleted == 1), "the event source deleted the record once taken", Wait);
+        Assert.Equal(0, await MessagesOnAsync(resources.FeedbackQueueUrl!));
+    }
+
+    [Fact]
+    public async Task ABatchMixingBothQueues_HasEachRecordHandledAsItsOwnQueues()
+    {
+        await using var sink = await SmtpSink.StartAsync();
+        var resources = await aws.ProvisionAsync(feedback: true);
+        // Both waiting before the harness polls, so that its one batch holds both.
+        await PublishAsync(resources, Original("mixed-1"));
+        await aws.Sns.PublishAsync(resources.FeedbackTopicArn!, SesBounce("Permanent", "General", null, ("erin@y.example", "5.1.1", null)),
+            new Dictionary<string, string>(), Token);
+        await using var lambda = await StartAsync(resources, sink.Port, mixQueues: true);
+
+        Assert.Equal("Lambda mixed-1", Assert.Single(await sink.WaitForMessagesAsync(1, Wait)).Subject);
+        Assert.Equal(1, (await RecordAsync(resources, "mixed-1", MessageState.Sent)).AttemptsUsed);
+        Assert.Equal(SuppressionReason.Bounce, (await SuppressedAsync(resources, "erin@y.example")).Reason);
+        await IonServer.WaitUntilAsync(() => Task.FromResult(lambda.Deleted == 2), "the event source deleted both records", Wait);
+        Assert.Equal(1, lambda.Invocations);
+        Assert.Equal(0, await MessagesOnAsync(resources.QueueUrl));
+        Assert.Equal(0, await MessagesOnAsync(resources.FeedbackQueueUrl!));
+        // Neither taken for the other: the notification is no invalid message, the message no unreadable notification.
+        Assert.Empty(await aws.PeekAllAsync(resources.DeadLetterQueueUrl));
+        Assert.DoesNotContain(_output, l => l.Contains("could not be read", StringComparison.Ordinal));
     }
 }

@@ -1,9 +1,9 @@
 # SES's bounces and complaints, arriving after the send: SES publishes them to an SNS topic (an identity's notification
-# topic, or a configuration set's event destination), and a queue subscribed to it holds them for `ion serve`, which
-# puts the addresses on the suppression list. With create_feedback_queue the topic is the module's own; with
-# feedback_topic_arn the queue is subscribed to a topic SES already publishes to (in this account and region). The
-# Lambda does not read it: its event source mapping hands it ion's messages only, so the queue is for `ion serve`
-# workers (worker_policy_arn, worker_environment).
+# topic, or a configuration set's event destination), and a queue subscribed to it holds them for the Lambda, which
+# puts the addresses on the suppression list (its second event source mapping, in lambda.tf). With
+# create_feedback_queue the topic is the module's own; with feedback_topic_arn the queue is subscribed to a topic SES
+# already publishes to (in this account and region). `ion serve` workers may read it as well (worker_policy_arn,
+# worker_environment).
 
 locals {
   feedback_queue     = var.create_feedback_queue || var.feedback_topic_arn != null
@@ -52,8 +52,11 @@ resource "aws_sns_topic_policy" "feedback" {
 resource "aws_sqs_queue" "feedback" {
   count = local.feedback_queue ? 1 : 0
 
-  name                      = "${var.name}-feedback"
-  message_retention_seconds = local.message_retention_seconds
+  name = "${var.name}-feedback"
+  # Six times the function's timeout, as for the input queue (AWS's advice for a queue a Lambda reads; Lambda refuses a
+  # mapping to a queue whose visibility timeout is below the function's). `ion serve` sets its own on each receive.
+  visibility_timeout_seconds = 6 * var.lambda_timeout_seconds
+  message_retention_seconds  = local.message_retention_seconds
   sqs_managed_sse_enabled   = true
   tags                      = var.tags
 }

@@ -35,6 +35,18 @@ data "aws_iam_policy_document" "lambda" {
     resources = [aws_sqs_queue.dead_letters.arn]
   }
 
+  # SES's notifications: the feedback queue's event source mapping receives, deletes what the function did not report
+  # failed, and reads the queue's attributes, with the function's role. ion itself calls nothing on it.
+  dynamic "statement" {
+    for_each = aws_sqs_queue.feedback[*].arn
+
+    content {
+      sid       = "FeedbackQueue"
+      actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
+      resources = [statement.value]
+    }
+  }
+
   statement {
     sid       = "DeliveryLog"
     actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query"]
@@ -127,13 +139,14 @@ data "aws_iam_policy_document" "worker" {
     resources = [aws_dynamodb_table.suppressions.arn, "${aws_dynamodb_table.suppressions.arn}/index/by_address"]
   }
 
-  # SES's notifications: received, deleted once on the list, and handed back at once by a stopping worker.
+  # SES's notifications: received, deleted once on the list, and handed back at once by a stopping worker; the
+  # attributes read by the start check.
   dynamic "statement" {
     for_each = aws_sqs_queue.feedback[*].arn
 
     content {
       sid       = "FeedbackQueue"
-      actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]
+      actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"]
       resources = [statement.value]
     }
   }

@@ -1,5 +1,5 @@
-# The Lambda: ion's NativeAOT `bootstrap` on the OS-only runtime, fed by the input queue in batches, reporting
-# which messages of a batch failed so the others are not received again.
+# The Lambda: ion's NativeAOT `bootstrap` on the OS-only runtime, fed by the input queue in batches (and by SES's
+# feedback queue, when there is one), reporting which messages of a batch failed so the others are not received again.
 
 resource "aws_cloudwatch_log_group" "lambda" {
   name              = "/aws/lambda/${var.name}"
@@ -92,6 +92,36 @@ resource "aws_lambda_event_source_mapping" "input" {
     precondition {
       condition     = var.batch_size <= 10 || var.maximum_batching_window_in_seconds >= 1
       error_message = "batch_size above 10 needs maximum_batching_window_in_seconds of at least 1 (an SQS event source mapping rule)."
+    }
+  }
+}
+
+# SES's notifications (feedback.tf), to the same function: it tells their records from ion's messages by their queue
+# (each record's eventSourceARN against Ion__Aws__FeedbackQueueUrl) and puts the addresses on the suppression list; a
+# record the list could not take is reported failed, and comes back after the queue's visibility timeout.
+resource "aws_lambda_event_source_mapping" "feedback" {
+  count = local.feedback_queue ? 1 : 0
+
+  event_source_arn = aws_sqs_queue.feedback[0].arn
+  function_name    = aws_lambda_function.ion.arn
+
+  # A write to the list each, and no hurry: no batching window.
+  batch_size              = 10
+  function_response_types = ["ReportBatchItemFailures"]
+
+  # The smallest a mapping takes. It shares the function's reserved concurrency with the input queue's mapping.
+  scaling_config {
+    maximum_concurrency = 2
+  }
+
+  depends_on = [aws_iam_role_policy.lambda]
+
+  lifecycle {
+    precondition {
+      # As for the input queue's mapping: the two together must fit in the reserved concurrency, or invocations of
+      # either are throttled, and a throttled batch of mail costs each of its messages a receive.
+      condition     = var.maximum_concurrency + 2 <= coalesce(var.reserved_concurrent_executions, var.maximum_concurrency + 2)
+      error_message = "With a feedback queue (create_feedback_queue or feedback_topic_arn), reserved_concurrent_executions must be at least maximum_concurrency + 2: the feedback queue's event source mapping takes up to 2 invocations at once."
     }
   }
 }

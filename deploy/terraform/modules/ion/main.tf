@@ -33,14 +33,15 @@ locals {
     Ion__Aws__TopicArn           = aws_sns_topic.mail.arn
   }
 
-  # `ion serve`'s: the feedback queue too, which the Lambda does not read (feedback.tf).
+  # `ion serve`'s: the feedback queue too, when there is one (feedback.tf).
   worker_environment = merge(local.store_environment, {
     for key, value in { Ion__Aws__FeedbackQueueUrl = one(aws_sqs_queue.feedback[*].url) } : key => value if value != null
   })
 
-  # The Lambda's configuration: ion's settings as environment variables. The password is not one of them: the
-  # function reads the parameter named here, with decryption, when it starts.
-  lambda_environment = merge(local.store_environment, {
+  # The Lambda's configuration: ion's settings as environment variables, the feedback queue's included, by which the
+  # function tells that queue's records (its second event source mapping) from ion's messages. The password is not one
+  # of them: the function reads the parameter named here, with decryption, when it starts.
+  lambda_environment = merge(local.worker_environment, {
     for key, value in {
       Ion__Smtp__Host              = var.smtp_host
       Ion__Smtp__Port              = tostring(var.smtp_port)

@@ -67,7 +67,7 @@ variable "lambda_memory_mb" {
 }
 
 variable "reserved_concurrent_executions" {
-  description = "Concurrency reserved for (and the most allowed to) the function: at most this many SMTP connections at once. null: no reservation, the account's pool. Must be at least maximum_concurrency."
+  description = "Concurrency reserved for (and the most allowed to) the function: at most this many SMTP connections at once. null: no reservation, the account's pool. Must be at least maximum_concurrency, and maximum_concurrency + 2 with a feedback queue (its event source mapping takes up to 2)."
   type        = number
   default     = 2
 
@@ -263,7 +263,7 @@ variable "create_worker_policy" {
 # --- SES feedback ----------------------------------------------------------------------------------------------------
 
 variable "create_feedback_queue" {
-  description = "Also create the topic NAME-feedback for SES to publish bounces and complaints to, and the queue NAME-feedback subscribed to it, which `ion serve` reads into the suppression list (Ion:Aws:FeedbackQueueUrl). Read by `ion serve` workers only, not by the Lambda."
+  description = "Also create the topic NAME-feedback for SES to publish bounces and complaints to, and the queue NAME-feedback subscribed to it, which the Lambda reads into the suppression list through a second event source mapping (Ion:Aws:FeedbackQueueUrl; `ion serve` workers may read it too). Needs reserved_concurrent_executions of at least maximum_concurrency + 2."
   type        = bool
   default     = false
 }

@@ -40,7 +40,8 @@ public sealed class AwsOptions
 
     // Feedback (issue 15): SES's bounce and complaint notifications.
     /// <summary>A queue subscribed (without raw delivery) to the SNS topic SES publishes bounces and complaints to;
-    /// <c>ion serve</c> reads it into the suppression list. Unset: none is read.</summary>
+    /// <c>ion serve</c> reads it into the suppression list, and the Lambda takes the records of an event source mapping
+    /// on it, knowing them by this URL (<see cref="FeedbackQueue.IsSourceOf"/>). Unset: none is read.</summary>
     public string? FeedbackQueueUrl { get; set; }
 
     // Delivery events (issue 15).
@@ -77,7 +78,10 @@ internal sealed class AwsOptionsValidator : IValidateOptions<AwsOptions>
             errors.Add("Ion:Aws:DeadLetterQueueUrl must not be the input queue (Ion:Aws:QueueUrl)");
         // Feedback (issue 15).
         Url(errors, "FeedbackQueueUrl", o.FeedbackQueueUrl, required: false);
-        if (!string.IsNullOrWhiteSpace(o.FeedbackQueueUrl) && (o.FeedbackQueueUrl == o.QueueUrl || o.FeedbackQueueUrl == o.DeadLetterQueueUrl))
+        // By account and name, as the Lambda tells the queues' records apart: the input queue under another URL (a legacy
+        // or VPC endpoint) would have its mail taken for unreadable notifications, and deleted.
+        if (FeedbackQueue.AccountAndName(o.FeedbackQueueUrl) is { } feedback
+            && (feedback == FeedbackQueue.AccountAndName(o.QueueUrl) || feedback == FeedbackQueue.AccountAndName(o.DeadLetterQueueUrl)))
             errors.Add("Ion:Aws:FeedbackQueueUrl must be a queue of its own, not the input or dead-letter queue");
         // Delivery events (issue 15).
         if (o.EventsTopicArn is { Length: > 0 } events && !events.StartsWith("arn:", StringComparison.Ordinal))

@@ -76,8 +76,10 @@ public static class AwsStore
         // Only a started host (ion serve) runs it; the Lambda sweeps between batches.
         services.AddSingleton<DeadLetterSweeper>();
         services.AddHostedService(sp => sp.GetRequiredService<DeadLetterSweeper>());
-        services.AddHostedService(sp => new FeedbackQueueReader(sp.GetRequiredService<AwsClients>().Sqs,
-            sp.GetRequiredService<IOptions<AwsOptions>>().Value.FeedbackQueueUrl, sp.GetRequiredService<Suppression.Feedback>(),
+        // SES's notifications: read by ion serve's reader, or handed to the Lambda by its event source.
+        services.AddSingleton(sp => new FeedbackQueue(sp.GetRequiredService<IOptions<AwsOptions>>().Value.FeedbackQueueUrl,
+            sp.GetRequiredService<Suppression.Feedback>()));
+        services.AddHostedService(sp => new FeedbackQueueReader(sp.GetRequiredService<AwsClients>().Sqs, sp.GetRequiredService<FeedbackQueue>(),
             sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<FeedbackQueueReader>>(), LongPoll));
         return services;
     }

@@ -6,10 +6,11 @@ using Microsoft.Extensions.Options;
 
 namespace Ion.Stores.Aws;
 
-/// <summary>At <c>ion serve</c>'s start: both queues, the tables and the topic exist and may be used, and the input
-/// queue's redrive policy leads to the dead-letter queue. A missing resource or a refused call fails with the setting's
-/// name; a redrive policy ion would not choose is logged as a warning, since SQS still works with it, and so is a store
-/// without a suppression table (an older deployment still delivers, only without a list).</summary>
+/// <summary>At <c>ion serve</c>'s start: the queues (the feedback queue too, when set), the tables and the topic exist
+/// and may be used, and the input queue's redrive policy leads to the dead-letter queue. A missing resource or a refused
+/// call fails with the setting's name; a redrive policy ion would not choose is logged as a warning, since SQS still
+/// works with it, and so is a store without a suppression table (an older deployment still delivers, only without a
+/// list).</summary>
 internal sealed partial class AwsStoreCheck(AwsClients clients, IOptions<AwsOptions> options, ILogger<AwsStoreCheck> logger) : IStoreCheck
 {
     public async Task CheckAsync(CancellationToken cancellationToken)
@@ -25,6 +26,9 @@ internal sealed partial class AwsStoreCheck(AwsClients clients, IOptions<AwsOpti
         else
             await CheckAsync(errors, "SuppressionTable", $"the DynamoDB table '{aws.SuppressionTable}'",
                 () => clients.DynamoDb.DescribeTableAsync(aws.SuppressionTable, cancellationToken), cancellationToken);
+        // Missing, it would only fail the reader's every poll, a warning at a time, while ion looked started and well.
+        if (!string.IsNullOrWhiteSpace(aws.FeedbackQueueUrl))
+            await AttributesAsync(errors, "FeedbackQueueUrl", aws.FeedbackQueueUrl, cancellationToken);
         if (!string.IsNullOrWhiteSpace(aws.TopicArn))
             await TopicAsync(errors, "TopicArn", aws.TopicArn, cancellationToken);
         if (!string.IsNullOrWhiteSpace(aws.EventsTopicArn))

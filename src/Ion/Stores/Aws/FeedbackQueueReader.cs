@@ -1,23 +1,24 @@
 using Amazon.SQS;
 using Amazon.SQS.Model;
-using Ion.Suppression;
 
 namespace Ion.Stores.Aws;
 
 /// <summary>
-/// Reads the SQS queue subscribed to SES's notification topic (<c>Ion:Aws:FeedbackQueueUrl</c>): each bounce or
-/// complaint goes to <see cref="Feedback"/>, and the message is deleted once the list has it. A list that cannot be
-/// written leaves the message in the queue, to show again after <see cref="Visibility"/>: nothing SES reported is
-/// lost. A message that is no SES notification can never become one, so it is logged (one line) and deleted rather
-/// than received again and again. SNS's subscription messages are logged with the URL to confirm, and deleted.
+/// <c>ion serve</c>'s reader of the SQS queue subscribed to SES's notification topic (<c>Ion:Aws:FeedbackQueueUrl</c>):
+/// each message goes to <see cref="FeedbackQueue.TakeAsync"/> (what the Lambda does with the same queue's records),
+/// and is deleted once taken. A list that cannot be written leaves the message in the queue, to show again after
+/// <see cref="Visibility"/>: nothing SES reported is lost. A message that is no SES notification is taken as done (it
+/// can never become one) and deleted rather than received again and again.
 /// </summary>
 /// <remarks>As <see cref="SqsQueue"/>, a long poll is never cancelled (SQS would hand a poll whose client has gone the
 /// next messages and hide them): a stop waits for the poll to end, and gives back at once whatever it brought.</remarks>
-public sealed partial class FeedbackQueueReader(IAmazonSQS sqs, string? queueUrl, Feedback feedback, TimeProvider time, ILogger<FeedbackQueueReader> logger,
+public sealed partial class FeedbackQueueReader(IAmazonSQS sqs, FeedbackQueue queue, TimeProvider time, ILogger<FeedbackQueueReader> logger,
     TimeSpan? longPoll = null, TimeSpan? visibility = null) : BackgroundService
 {
     private static readonly TimeSpan FirstPause = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan LongestPause = TimeSpan.FromSeconds(30);
+
+    private readonly string? _queueUrl = queue.Url;
 
     private readonly int _waitSeconds = (int)(longPoll ?? TimeSpan.FromSeconds(20)).TotalSeconds;
 
@@ -27,12 +28,12 @@ public sealed partial class FeedbackQueueReader(IAmazonSQS sqs, string? queueUrl
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        if (string.IsNullOrWhiteSpace(queueUrl))
+        if (_queueUrl is null)
             return;
-        if (!feedback.HasList)
+        if (!queue.HasList)
         {
             // Read, the notifications would have nowhere to go: they wait in the queue for a version with a list.
-            Log.NoList(logger, queueUrl);
+            Log.NoList(logger, _queueUrl);
             return;
         }
         var pause = FirstPause;
@@ -51,7 +52,7 @@ public sealed partial class FeedbackQueueReader(IAmazonSQS sqs, string? queueUrl
             // deleted come back after the visibility timeout, so nothing is dropped by going on.
             catch (Exception error)
             {
-                Log.ReadFailed(logger, queueUrl, error.GetType().Name, error.Message, pause.TotalSeconds);
+                Log.ReadFailed(logger, _queueUrl, error.GetType().Name, error.Message, pause.TotalSeconds);
                 try
                 {
                     await Task.Delay(pause, time, stoppingToken);
@@ -70,7 +71,7 @@ public sealed partial class FeedbackQueueReader(IAmazonSQS sqs, string? queueUrl
     {
         var request = new ReceiveMessageRequest
         {
-            QueueUrl = queueUrl,
+            QueueUrl = _queueUrl,
             MaxNumberOfMessages = 10,
             WaitTimeSeconds = _waitSeconds,
             VisibilityTimeout = (int)Visibility.TotalSeconds,
@@ -82,7 +83,7 @@ public sealed partial class FeedbackQueueReader(IAmazonSQS sqs, string? queueUrl
         {
             await sqs.ChangeMessageVisibilityBatchAsync(new ChangeMessageVisibilityBatchRequest
             {
-                QueueUrl = queueUrl,
+                QueueUrl = _queueUrl,
                 Entries = [.. received.Select((m, i) => new ChangeMessageVisibilityBatchRequestEntry { Id = $"{i}", ReceiptHandle = m.ReceiptHandle, VisibilityTimeout = 0 })],
             }, CancellationToken.None);
             stoppingToken.ThrowIfCancellationRequested();
@@ -93,7 +94,7 @@ public sealed partial class FeedbackQueueReader(IAmazonSQS sqs, string? queueUrl
             // Each message finishes whatever the host says meanwhile (one list write): a stop is seen at the next poll.
             foreach (var message in received)
             {
-                await HandleAsync(message);
+                await queue.TakeAsync(message.MessageId, message.Body, CancellationToken.None);
                 handled.Add(message);
             }
         }
@@ -103,26 +104,10 @@ public sealed partial class FeedbackQueueReader(IAmazonSQS sqs, string? queueUrl
             {
                 await sqs.DeleteMessageBatchAsync(new DeleteMessageBatchRequest
                 {
-                    QueueUrl = queueUrl,
+                    QueueUrl = _queueUrl,
                     Entries = [.. handled.Select((m, i) => new DeleteMessageBatchRequestEntry { Id = $"{i}", ReceiptHandle = m.ReceiptHandle })],
                 }, CancellationToken.None);
             }
-        }
-    }
-
-    private async Task HandleAsync(Message message)
-    {
-        switch (SesNotifications.Read(message.Body ?? ""))
-        {
-            case SesMessage.Notification notification:
-                await feedback.TakeAsync(notification.Report, CancellationToken.None);
-                break;
-            case SesMessage.Subscription subscription:
-                feedback.SubscriptionMessage(subscription.Type, subscription.TopicArn, subscription.SubscribeUrl);
-                break;
-            case SesMessage.Unreadable unreadable:
-                feedback.Unreadable("ses", $"SQS message {message.MessageId} on {queueUrl}, deleted: {unreadable.Problem}");
-                break;
         }
     }
 

@@ -371,4 +371,22 @@ public sealed class AwsModeTests(AwsEmulators aws) : IClassFixture<AwsEmulators>
         Assert.Equal(2, store.ExitCode);
         Assert.Contains("Ion:Store must be Sqlite or Aws (is 'Dynamo')", store.Error, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Serve_WithAFeedbackQueueThatDoesNotExist_FailsAtStart_NamingTheSetting()
+    {
+        var resources = await aws.ProvisionAsync();
+        var data = Directory.CreateTempSubdirectory("ion-aws-").FullName;
+        var missing = $"{aws.SqsUrl}/000000000000/no-such-feedback";
+
+        var serve = await IonCli.RunAsync(data, ["serve", "--urls=http://127.0.0.1:0", .. aws.Settings(resources),
+            "--Ion:Smtp:Host=127.0.0.1", "--Ion:Smtp:Port=2525", "--Ion:Smtp:Security=None", $"--Ion:Aws:FeedbackQueueUrl={missing}"]);
+
+        Assert.Equal(2, serve.ExitCode);
+        var line = Assert.Single(serve.Error.Trim().Split('\n'));
+        Assert.Contains($"Ion:Aws:FeedbackQueueUrl: the SQS queue {missing} does not exist", line, StringComparison.Ordinal);
+        // The other settings are right, and the line names only the one that is not.
+        Assert.DoesNotContain("Ion:Aws:QueueUrl", line, StringComparison.Ordinal);
+        Assert.DoesNotContain("Ion:Aws:SuppressionTable", line, StringComparison.Ordinal);
+    }
 }

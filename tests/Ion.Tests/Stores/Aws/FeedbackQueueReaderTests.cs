@@ -99,7 +99,7 @@ public sealed class FeedbackQueueReaderTests(SnsTopicTests.Fauxqs fauxqs) : ICla
         var feedback = new Feedback(suppressions,
             new Ion.Events.DeliveryEvents(null, Options.Create(new Ion.Events.EventsOptions()), Options.Create(new Ion.Delivery.DeliveryOptions()), TimeProvider.System),
             new IonMetrics(services.GetRequiredService<IMeterFactory>()), NullLogger<Feedback>.Instance);
-        return new FeedbackQueueReader(fauxqs.Sqs, queueUrl, feedback, TimeProvider.System, NullLogger<FeedbackQueueReader>.Instance,
+        return new FeedbackQueueReader(fauxqs.Sqs, new FeedbackQueue(queueUrl, feedback), TimeProvider.System, NullLogger<FeedbackQueueReader>.Instance,
             TimeSpan.FromSeconds(1), visibility);
     }
 
