@@ -284,7 +284,7 @@ public sealed class TerraformModuleTests(TerraformFixture terraform) : IClassFix
         string[] contract =
         [
             "Ion__Store", "Ion__Aws__Region", "Ion__Aws__QueueUrl", "Ion__Aws__DeadLetterQueueUrl", "Ion__Aws__TableName",
-            "Ion__Aws__SuppressionTable", "Ion__Aws__TopicArn", "Ion__Aws__FeedbackQueueUrl", "Ion__Smtp__Host", "Ion__Smtp__Port", "Ion__Smtp__Security", "Ion__Smtp__Username",
+            "Ion__Aws__SuppressionTable", "Ion__Aws__TopicArn", "Ion__Aws__FeedbackQueueUrl", "Ion__Aws__EventsTopicArn", "Ion__Smtp__Host", "Ion__Smtp__Port", "Ion__Smtp__Security", "Ion__Smtp__Username",
             "Ion__Smtp__PasswordParameter", "Ion__DefaultSender", "Ion__Delivery__MaxAttempts",
         ];
         Assert.Equal(contract.Order(StringComparer.Ordinal), EnvironmentNames("lambda_environment").Order(StringComparer.Ordinal));
@@ -420,8 +420,9 @@ public sealed class TerraformModuleTests(TerraformFixture terraform) : IClassFix
         // The suppression list: the lookup, the adds, and a streak's undoing (a scan and deletes); no listing.
         Grants(lambda, "${aws_dynamodb_table.suppressions.arn}", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan");
         Grants(lambda, "${aws_cloudwatch_log_group.lambda.arn}:*", "logs:CreateLogStream", "logs:PutLogEvents");
-        // The SMTP password and its key, and the feedback queue (FeedbackQueue_…), each when there is one.
-        Assert.Equal(9, lambda.Count);
+        // The SMTP password and its key, the feedback queue (FeedbackQueue_…) and the events topic (EventsTopic_…), each
+        // when there is one.
+        Assert.Equal(10, lambda.Count);
 
         var parameter = Assert.Single(lambda, s => Strings(s["actions"]).SequenceEqual(["ssm:GetParameter"]));
         Assert.Equal(["${statement.value}"], Strings(parameter["resources"]));
@@ -513,6 +514,44 @@ public sealed class TerraformModuleTests(TerraformFixture terraform) : IClassFix
     }
 
     [Fact]
+    public void EventsTopic_IsOptional_AndEachWebhookHasAQueueOnItWithRawDelivery_AndItsDeadLetters_ReadByTheWorkers()
+    {
+        Assert.False(Module.Variables["create_events_topic"]["default"]!.GetValue<bool>());
+        Assert.Empty(Module.Variables["webhooks"]["default"]!.AsArray());
+        Assert.Equal("${var.create_events_topic || length(var.webhooks) > 0}", Text(Module.Locals["events_topic"]));
+        Assert.Equal("${local.events_topic ? 1 : 0}", Text(Module.Resource("aws_sns_topic", "events").Body["count"]));
+        Assert.Equal("${var.name}-events", Text(Module.Resource("aws_sns_topic", "events").Body["name"]));
+        foreach (var (type, name) in new[] { ("aws_sqs_queue", "webhook"), ("aws_sqs_queue", "webhook_dead"), ("aws_sqs_queue_policy", "webhook"), ("aws_sns_topic_subscription", "webhook") })
+            Assert.Equal("${toset(var.webhooks)}", Text(Module.Resource(type, name).Body["for_each"]));
+
+        var queue = Module.Resource("aws_sqs_queue", "webhook").Body;
+        Assert.Equal("${var.name}-webhook-${each.key}", Text(queue["name"]));
+        Assert.Contains("aws_sqs_queue.webhook_dead[each.key].arn", Text(queue["redrive_policy"]), StringComparison.Ordinal);
+        Assert.Equal("${local.message_retention_seconds}", Text(queue["message_retention_seconds"]));
+        Assert.Equal("${var.name}-webhook-${each.key}-dead", Text(Module.Resource("aws_sqs_queue", "webhook_dead").Body["name"]));
+        var subscription = Module.Resource("aws_sns_topic_subscription", "webhook").Body;
+        Assert.Equal("${aws_sns_topic.events[0].arn}", Text(subscription["topic_arn"]));
+        Assert.Equal("${aws_sqs_queue.webhook[each.key].arn}", Text(subscription["endpoint"]));
+        Assert.True(subscription["raw_message_delivery"]!.GetValue<bool>());
+        var sends = Single(Statements(Module.Data("aws_iam_policy_document", "events_topic_to_webhook").Body));
+        Assert.Equal(["sqs:SendMessage"], Strings(sends["actions"]));
+        Assert.Equal(["${aws_sns_topic.events[0].arn}"], Strings(Single(Blocks(sends, "condition"))["values"]));
+
+        // Both publish; only the workers read the webhooks' queues.
+        Assert.Contains("one(aws_sns_topic.events[*].arn)", Text(Module.Locals["optional_environment"]), StringComparison.Ordinal);
+        Assert.Contains("Ion__Aws__EventsTopicArn", EnvironmentNames("lambda_environment"));
+        Assert.DoesNotContain("WebhookQueueUrls", Text(Module.Locals["lambda_environment"]), StringComparison.Ordinal);
+        var lambda = Module.Data("aws_iam_policy_document", "lambda").Body["dynamic"]!["statement"]!.AsArray();
+        var publish = Assert.Single(lambda, d => Text(d!["for_each"]) == "${aws_sns_topic.events[*].arn}")!;
+        Assert.Equal(["sns:Publish"], Strings(Single(Blocks(publish.AsObject(), "content"))["actions"]));
+        var worker = Module.Data("aws_iam_policy_document", "worker").Body["dynamic"]!["statement"]!.AsArray().ToDictionary(d => Text(d!["for_each"]), d => Single(Blocks(d!.AsObject(), "content")));
+        Assert.Equal(["sns:GetTopicAttributes", "sns:Publish"], Strings(worker["${aws_sns_topic.events[*].arn}"]["actions"]).Order(StringComparer.Ordinal));
+        Assert.Equal(["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
+            Strings(worker["${aws_sqs_queue.webhook}"]["actions"]).Order(StringComparer.Ordinal));
+        Assert.Equal(["sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"], Strings(worker["${aws_sqs_queue.webhook_dead}"]["actions"]).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public void FeedbackQueue_IsOptional_SubscribedWithTheEnvelope_ToATopicSesMayPublishTo_AndReadByTheLambdasSecondMapping()
     {
         Assert.False(Module.Variables["create_feedback_queue"]["default"]!.GetValue<bool>());
@@ -570,7 +609,7 @@ public sealed class TerraformModuleTests(TerraformFixture terraform) : IClassFix
         Assert.Equal("${var.maximum_concurrency + 2 <= coalesce(var.reserved_concurrent_executions, var.maximum_concurrency + 2)}", fits);
         // It knows the queue's records by the queue's URL.
         Assert.Contains("Ion__Aws__FeedbackQueueUrl", EnvironmentNames("lambda_environment"));
-        Assert.Contains("one(aws_sqs_queue.feedback[*].url)", Text(Module.Locals["worker_environment"]), StringComparison.Ordinal);
+        Assert.Contains("one(aws_sqs_queue.feedback[*].url)", Text(Module.Locals["optional_environment"]), StringComparison.Ordinal);
         // The function's role lets the mapping receive, delete and read attributes (what AWS's SQS execution role
         // grants); ion itself calls nothing on the queue, so nothing more.
         FeedbackStatement("lambda", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes");
@@ -596,13 +635,16 @@ public sealed class TerraformModuleTests(TerraformFixture terraform) : IClassFix
         [
             "topic_arn", "queue_url", "queue_arn", "dead_letter_queue_url", "dead_letter_queue_arn", "table_name", "suppression_table_name", "function_name",
             "log_group_name", "alarm_topic_arn", "worker_environment", "worker_policy_arn", "feedback_queue_url", "feedback_topic_arn",
+            "events_topic_arn", "webhook_queue_urls",
         ];
         Assert.Equal(outputs.Order(StringComparer.Ordinal), Module.Outputs.Keys.Order(StringComparer.Ordinal));
         Assert.Equal("${local.worker_environment}", Text(Module.Outputs["worker_environment"]["value"]));
         Assert.All(EnvironmentNames("worker_environment"), n => Assert.Matches(@"^Ion__(Store|Aws__\w+)$", n));
-        // The store's settings, and the feedback queue (which the Lambda gets too, lambda_environment).
-        Assert.Equal(EnvironmentNames("store_environment").Append("Ion__Aws__FeedbackQueueUrl").Order(StringComparer.Ordinal),
+        // The store's settings, the feedback queue and the events topic (which the Lambda gets too, lambda_environment),
+        // and the webhooks' queues, by name.
+        Assert.Equal(EnvironmentNames("store_environment").Concat(["Ion__Aws__FeedbackQueueUrl", "Ion__Aws__EventsTopicArn"]).Order(StringComparer.Ordinal),
             EnvironmentNames("worker_environment").Order(StringComparer.Ordinal));
+        Assert.Contains("\"Ion__Aws__WebhookQueueUrls__${webhook}\" => queue.url", Text(Module.Locals["worker_environment"]), StringComparison.Ordinal);
 
         var readme = File.ReadAllText(Path.Combine(TerraformFixture.ModuleDirectory, "README.md"));
         foreach (var name in outputs.Concat(Module.Variables.Keys))

@@ -47,6 +47,17 @@ data "aws_iam_policy_document" "lambda" {
     }
   }
 
+  # Delivery events, when there is a topic for them (events.tf): each published once.
+  dynamic "statement" {
+    for_each = aws_sns_topic.events[*].arn
+
+    content {
+      sid       = "EventsTopic"
+      actions   = ["sns:Publish"]
+      resources = [statement.value]
+    }
+  }
+
   statement {
     sid       = "DeliveryLog"
     actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query"]
@@ -148,6 +159,38 @@ data "aws_iam_policy_document" "worker" {
       sid       = "FeedbackQueue"
       actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"]
       resources = [statement.value]
+    }
+  }
+
+  # Delivery events: published once, the topic checked at start (events.tf).
+  dynamic "statement" {
+    for_each = aws_sns_topic.events[*].arn
+
+    content {
+      sid       = "EventsTopic"
+      actions   = ["sns:Publish", "sns:GetTopicAttributes"]
+      resources = [statement.value]
+    }
+  }
+
+  # Each webhook's events (one statement per webhook, so no Sid): received, deleted once its receiver took them, hidden until a retry is due, counted for
+  # the dashboard and checked at start.
+  dynamic "statement" {
+    for_each = aws_sqs_queue.webhook
+
+    content {
+      actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"]
+      resources = [statement.value.arn]
+    }
+  }
+
+  # An event never taken goes to its webhook's dead-letter queue with why (found by its URL), and is counted there.
+  dynamic "statement" {
+    for_each = aws_sqs_queue.webhook_dead
+
+    content {
+      actions   = ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
+      resources = [statement.value.arn]
     }
   }
 }

@@ -1,6 +1,7 @@
 # ion on AWS: SNS topic → SQS input queue (raw delivery) → the Lambda → the SMTP relay, with a dead-letter queue,
 # a DynamoDB delivery log and suppression list, and alarms. queues.tf, table.tf, lambda.tf, iam.tf and alarms.tf hold the
-# parts; feedback.tf the optional queue of SES's bounces and complaints.
+# parts; feedback.tf the optional queue of SES's bounces and complaints; events.tf the optional delivery events topic and
+# the webhooks' queues.
 
 data "aws_region" "current" {}
 
@@ -33,15 +34,22 @@ locals {
     Ion__Aws__TopicArn           = aws_sns_topic.mail.arn
   }
 
-  # `ion serve`'s: the feedback queue too, when there is one (feedback.tf).
-  worker_environment = merge(local.store_environment, {
-    for key, value in { Ion__Aws__FeedbackQueueUrl = one(aws_sqs_queue.feedback[*].url) } : key => value if value != null
+  # Both publish events when there is a topic for them (events.tf), and both read the feedback queue when there is one
+  # (feedback.tf).
+  optional_environment = { for key, value in {
+    Ion__Aws__EventsTopicArn   = one(aws_sns_topic.events[*].arn)
+    Ion__Aws__FeedbackQueueUrl = one(aws_sqs_queue.feedback[*].url)
+  } : key => value if value != null }
+
+  # `ion serve`'s: the webhooks' queues too, which only workers read (events.tf).
+  worker_environment = merge(local.store_environment, local.optional_environment, {
+    for webhook, queue in aws_sqs_queue.webhook : "Ion__Aws__WebhookQueueUrls__${webhook}" => queue.url
   })
 
   # The Lambda's configuration: ion's settings as environment variables, the feedback queue's included, by which the
   # function tells that queue's records (its second event source mapping) from ion's messages. The password is not one
   # of them: the function reads the parameter named here, with decryption, when it starts.
-  lambda_environment = merge(local.worker_environment, {
+  lambda_environment = merge(local.store_environment, local.optional_environment, {
     for key, value in {
       Ion__Smtp__Host              = var.smtp_host
       Ion__Smtp__Port              = tostring(var.smtp_port)

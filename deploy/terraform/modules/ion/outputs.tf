@@ -69,3 +69,13 @@ output "worker_policy_arn" {
   description = "The IAM policy for `ion serve` workers when create_worker_policy = true, else null."
   value       = one(aws_iam_policy.worker[*].arn)
 }
+
+output "events_topic_arn" {
+  description = "The topic ion publishes delivery events to (Ion:Aws:EventsTopicArn), with create_events_topic or webhooks, else null: subscribe a queue or a function to it, filtering on the type attribute if you like."
+  value       = one(aws_sns_topic.events[*].arn)
+}
+
+output "webhook_queue_urls" {
+  description = "Each webhook's queue on the events topic, by webhook name (Ion:Aws:WebhookQueueUrls:NAME)."
+  value       = { for webhook, queue in aws_sqs_queue.webhook : webhook => queue.url }
+}

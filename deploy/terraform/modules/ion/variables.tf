@@ -324,3 +324,22 @@ variable "oldest_message_alarm_seconds" {
     error_message = "oldest_message_alarm_seconds must be at least 60."
   }
 }
+
+# --- Delivery events -------------------------------------------------------------------------------------------------
+
+variable "create_events_topic" {
+  description = "Also create the SNS topic NAME-events, which the Lambda and `ion serve` workers publish every delivery event to (Ion:Aws:EventsTopicArn), for other services to subscribe to. Implied by webhooks."
+  type        = bool
+  default     = false
+}
+
+variable "webhooks" {
+  description = "Names of webhooks (Ion:Events:Webhooks:NAME, whose Url and Secret are set on the `ion serve` workers): each gets a queue NAME-webhook-WEBHOOK on the events topic, and a NAME-webhook-WEBHOOK-dead for events never taken (Ion:Aws:WebhookQueueUrls:WEBHOOK in worker_environment). The Lambda sends no webhooks."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for w in var.webhooks : can(regex("^[A-Za-z0-9_-]{1,40}$", w))])
+    error_message = "Each webhook name must be 1 to 40 letters, digits, '-' or '_'."
+  }
+}
