@@ -138,7 +138,7 @@ public sealed class DynamoDbSuppressionList : ISuppressionList
             ["address_key"] = S(Key(entry.Address)),
             ["address"] = S(entry.Address),
             ["domain"] = S(Domain(entry.Address)),
-            ["reason"] = S(Name(entry.Reason)),
+            ["reason"] = S(entry.Reason.Name()),
             ["at"] = N(entry.At.ToUnixTimeMilliseconds()),
             ["list_pk"] = S(ListPartition),
         };
@@ -160,7 +160,7 @@ public sealed class DynamoDbSuppressionList : ISuppressionList
         {
             request.ConditionExpression = "attribute_not_exists(address_key) OR NOT #reason = :complaint OR expires_ms <= :at";
             request.ExpressionAttributeNames = new() { ["#reason"] = "reason" };
-            request.ExpressionAttributeValues = new() { [":complaint"] = S(Name(SuppressionReason.Complaint)), [":at"] = item["at"] };
+            request.ExpressionAttributeValues = new() { [":complaint"] = S(SuppressionReason.Complaint.Name()), [":at"] = item["at"] };
         }
         try
         {
@@ -191,7 +191,7 @@ public sealed class DynamoDbSuppressionList : ISuppressionList
         var removed = 0;
         foreach (var chunk in messageIds.Distinct(StringComparer.Ordinal).Chunk(BatchSize))
         {
-            var values = new Dictionary<string, AttributeValue> { [":bounce"] = S(Name(SuppressionReason.Bounce)) };
+            var values = new Dictionary<string, AttributeValue> { [":bounce"] = S(SuppressionReason.Bounce.Name()) };
             for (var i = 0; i < chunk.Length; i++)
                 values[$":m{i}"] = S(chunk[i]);
             var filter = $"#reason = :bounce AND message_id IN ({string.Join(", ", chunk.Select((_, i) => $":m{i}"))})";
@@ -219,7 +219,7 @@ public sealed class DynamoDbSuppressionList : ISuppressionList
                         Key = ItemKey(found[i]["address_key"].S),
                         ConditionExpression = "#reason = :bounce AND message_id = :id",
                         ExpressionAttributeNames = new() { ["#reason"] = "reason" },
-                        ExpressionAttributeValues = new() { [":bounce"] = S(Name(SuppressionReason.Bounce)), [":id"] = found[i]["message_id"] },
+                        ExpressionAttributeValues = new() { [":bounce"] = S(SuppressionReason.Bounce.Name()), [":id"] = found[i]["message_id"] },
                     };
                     try
                     {
@@ -261,7 +261,7 @@ public sealed class DynamoDbSuppressionList : ISuppressionList
         }
         if (query.Reason is { } reason)
         {
-            values[":reason"] = S(Name(reason));
+            values[":reason"] = S(reason.Name());
             (names ??= [])["#reason"] = "reason";
             filter += " AND #reason = :reason";
         }
@@ -330,8 +330,6 @@ public sealed class DynamoDbSuppressionList : ISuppressionList
 
     private static long? Number(Dictionary<string, AttributeValue> item, string name) =>
         item.TryGetValue(name, out var value) && value.N is { } n ? long.Parse(n, CultureInfo.InvariantCulture) : null;
-
-    private static string Name(SuppressionReason reason) => reason.ToString().ToLowerInvariant();
 
     private static AttributeValue S(string value) => new() { S = value };
 

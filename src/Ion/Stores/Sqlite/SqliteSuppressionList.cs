@@ -79,7 +79,7 @@ public sealed class SqliteSuppressionList : ISuppressionList
             {
                 add.Set("$address", entry.Address);
                 add.Set("$domain", entry.Address[(entry.Address.LastIndexOf('@') + 1)..]);
-                add.Set("$reason", Name(entry.Reason));
+                add.Set("$reason", entry.Reason.Name());
                 add.Set("$detail", entry.Detail);
                 add.Set("$at", entry.At.ToUnixTimeMilliseconds());
                 add.Set("$expires_at", entry.ExpiresAt?.ToUnixTimeMilliseconds());
@@ -139,7 +139,7 @@ public sealed class SqliteSuppressionList : ISuppressionList
                 """);
             list.Set("$now", now.ToUnixTimeMilliseconds());
             list.Set("$domain", query.Domain);
-            list.Set("$reason", query.Reason is { } reason ? Name(reason) : null);
+            list.Set("$reason", query.Reason is { } reason ? reason.Name() : null);
             list.Set("$after", query.After);
             list.Set("$limit", query.Limit);
             var page = new List<SuppressedAddress>();
@@ -157,6 +157,4 @@ public sealed class SqliteSuppressionList : ISuppressionList
         At: DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3)),
         ExpiresAt: reader.IsDBNull(4) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(4)),
         MessageId: reader.IsDBNull(5) ? null : reader.GetString(5));
-
-    private static string Name(SuppressionReason reason) => reason.ToString().ToLowerInvariant();
 }
