@@ -40,6 +40,11 @@ set +e
 dotnet test ion.slnx --minimum-expected-tests 300 "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
+# The failed tests again at the end, name and first lines of the reason, so that a log cut to its tail still names them.
+if grep -qE '^\s*failed [A-Za-z]' "$log"; then
+  echo "test.sh: failed tests:"
+  grep -A 6 -E '^\s*failed [A-Za-z]' "$log" | cut -c1-300 | head -120
+fi
 # One closing line that CI and people can read at a glance.
 awk '/^  succeeded:/{p=$2} /^  failed:/{f=$2} /^  skipped:/{s=$2}
      END { if (p == "") p = 0; if (f == "") f = 0; if (s == "") s = 0; print p " passed, " f " failed, " s " skipped" }' "$log"
