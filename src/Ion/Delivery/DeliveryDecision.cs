@@ -180,7 +180,8 @@ public sealed class DeliveryDecision(DeliveryPolicy policy, Func<double> random)
 
         if (charged)
         {
-            var delay = RetrySchedule.Delay(attemptsUsed, policy.RetryBaseDelay, policy.RetryMaxDelay, random());
+            var delay = RetrySchedule.Delay(attemptsUsed, policy.RetryBaseDelay, policy.RetryMaxDelay, random(),
+                statuses.Where(s => s.State == RecipientState.Pending && answers.ContainsKey(s.Address)).Select(s => s.Reply));
             var lastReply = statuses.First(s => s.State == RecipientState.Pending && s.Reply is not null).Reply;
             var entry = new DeliveryEntry(message.Id, holder, MessageState.Retrying, attempt, statuses, attemptsUsed, lastReply,
                 NotBefore: startedAt + duration + delay);

@@ -71,6 +71,18 @@ public class DeliveryDecisionTests
     }
 
     [Fact]
+    public void TransientRefusal_WithARetryHint_WaitsAsLongAsTheRelayAsked_RecordedAsTheNextAttemptTime()
+    {
+        var decision = Decide(Fresh, ["a@x.example", "b@y.example"],
+            ("a@x.example", Reply(450, "4.2.0 <a@x.example>: Recipient address rejected: Greylisted for 293 seconds")),
+            ("b@y.example", Reply(451, "4.7.1 Try again in 2 minutes")));
+
+        Assert.Equal(QueueAction.Retry, decision.Action);
+        Assert.Equal(TimeSpan.FromSeconds(293), decision.Delay);
+        Assert.Equal(Start.AddMinutes(1) + TimeSpan.FromMilliseconds(20) + TimeSpan.FromSeconds(293), decision.Entry!.NotBefore);
+    }
+
+    [Fact]
     public void TransientRefusal_OnTheLastAttempt_DeadLetters_WithTheLastReason()
     {
         var decision = Decide(Fresh with { AttemptsUsed = 2 }, ["a@x.example"], ("a@x.example", Reply(451, "4.7.1 Greylisted, try later")));

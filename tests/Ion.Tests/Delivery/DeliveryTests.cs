@@ -82,6 +82,21 @@ public class DeliveryTests
     }
 
     [Fact]
+    public async Task TransientFailure_WithARetryHint_WaitsAsLongAsTheRelayAsked_NotTheShorterBackoff()
+    {
+        // The backoff would retry within 0.2 s; the relay asks for 2 s, which lies inside [base, max].
+        await using var sink = await SmtpSink.StartAsync("-b", "451 4.7.1 Greylisted, please try again in 2 seconds", "-r", "RCPT");
+        await using var ion = await IonServer.StartAsync(sink.Port, "--Ion:Delivery:RetryMaxDelay=00:00:05");
+
+        var id = await ion.PublishAsync(new { action = "send", recipient = "bob@example.com", subject = "Hi", body_text = "x" });
+
+        var retried = await ion.WaitForStatusAsync(id, r => r.Attempts.Count >= 2, Wait);
+        var gap = retried.Attempts[1].At - retried.Attempts[0].At;
+        Assert.True(gap >= TimeSpan.FromSeconds(2), $"the second attempt came {gap} after the first; the relay asked for 2 s");
+        Assert.All(retried.Attempts, a => Assert.Equal(451, a.SmtpCode));
+    }
+
+    [Fact]
     public async Task TransientFailure_AfterMaxAttempts_GoesToDeadLetterQueue_WithTheLastReason()
     {
         await using var sink = await SmtpSink.StartAsync("-b", "451 4.7.1 Greylisted, try later", "-r", "RCPT");
