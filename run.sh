@@ -61,7 +61,8 @@ if [ "$AWS" = 1 ]; then
   # The emulators take any credentials: these, whatever the environment holds, so nothing real is sent anywhere.
   export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
   unset AWS_SESSION_TOKEN AWS_PROFILE
-  settings=$(dotnet .build/ion/ion.dll aws provision --prefix ion --Ion:Aws:Region=us-east-1 \
+  # --payloads: messages over SNS's 256 KB go through fauxqs's S3, so the limit is 10 MiB here too, as on one machine.
+  settings=$(dotnet .build/ion/ion.dll aws provision --prefix ion --payloads --Ion:Aws:Region=us-east-1 \
     --Ion:Aws:ServiceUrl="http://127.0.0.1:$SQS_PORT" --Ion:Aws:DynamoDbServiceUrl="http://127.0.0.1:$DYNAMODB_PORT")
   while IFS= read -r line; do export "${line?}"; done <<<"$settings"
   echo "run.sh: AWS store on the emulators: SNS and SQS at http://127.0.0.1:$SQS_PORT, DynamoDB at http://127.0.0.1:$DYNAMODB_PORT" >&2

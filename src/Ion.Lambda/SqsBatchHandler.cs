@@ -41,7 +41,8 @@ public sealed class SqsBatchHandler(
         // the two would still have each record handled as its queue's.
         var feedbackRecords = sqsEvent.Records.Where(r => feedbackQueue.IsSourceOf(r.EventSourceArn)).ToList();
         var records = sqsEvent.Records.Where(r => !feedbackQueue.IsSourceOf(r.EventSourceArn)).ToList();
-        List<QueuedMessage> batch = [.. records.Select(r => sqs.FromReceived(r.ToMessage()))];
+        // A large message's payload is read from S3 here; S3 not answering fails the invocation, and the batch comes back.
+        List<QueuedMessage> batch = [.. await sqs.LoadAsync([.. records.Select(r => sqs.FromReceived(r.ToMessage()))], cancellationToken)];
         queue.Begin();
 
         // Stop starting messages a margin before the deadline; a send under way finishes (its command timeout bounds it).

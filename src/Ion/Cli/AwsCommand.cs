@@ -6,7 +6,8 @@ namespace Ion.Cli;
 
 /// <summary><c>ion aws provision [--prefix NAME]</c>: creates the queues, topic, subscription and table the AWS store
 /// needs where they are missing (with <c>--feedback</c>, SES's feedback topic and queue too; with <c>--events</c> the
-/// delivery events topic, and with <c>--webhook NAME</c> a webhook's queue on it), and prints the settings as
+/// delivery events topic, and with <c>--webhook NAME</c> a webhook's queue on it; with <c>--payloads</c> the bucket for
+/// large messages), and prints the settings as
 /// lines a shell can <c>export</c>.</summary>
 internal static class AwsCommand
 {
@@ -27,7 +28,11 @@ internal static class AwsCommand
             Description = "Also a queue PREFIX-webhook-NAME (and -dead) on the events topic for the webhook Ion:Events:Webhooks:NAME (Ion:Aws:WebhookQueueUrls:NAME); repeat for several",
             AllowMultipleArgumentsPerToken = false,
         };
-        Command command = new("provision", "Create the queues, topic, subscription and tables ion needs unless they exist; print the settings to export.") { prefix, feedback, events, webhooks };
+        Option<bool> payloads = new("--payloads")
+        {
+            Description = "Also the S3 bucket PREFIX-payloads-ACCOUNT-REGION for messages larger than SNS's 256 KB, with a rule expiring what is left after 14 days (Ion:Aws:PayloadBucket)",
+        };
+        Command command = new("provision", "Create the queues, topic, subscription and tables ion needs unless they exist; print the settings to export.") { prefix, feedback, events, webhooks, payloads };
         command.TreatUnmatchedTokensAsErrors = false;
         command.SetAction((parse, cancellationToken) => CliOutput.RunAsync(async () =>
         {
@@ -54,13 +59,16 @@ internal static class AwsCommand
                 return CliOutput.Fail(CliOutput.Invalid, $"{AwsOptions.Section}:DynamoDbServiceUrl must be an http(s) URL (is '{aws.DynamoDbServiceUrl}')");
             // No region or no credentials: a configuration error, one line.
             using var clients = AwsClients.Create(aws);
-            var provisioner = new AwsProvisioner(clients.Sqs, clients.Sns, clients.DynamoDb);
+            if (parse.GetValue(payloads) && AwsProvisioner.CheckPayloadBucket(name, aws.Region!) is { } badBucket)
+                return CliOutput.Fail(CliOutput.Invalid, badBucket);
+            using var s3 = parse.GetValue(payloads) ? clients.NewS3Client() : null;
+            var provisioner = new AwsProvisioner(clients.Sqs, clients.Sns, clients.DynamoDb, s3: s3);
 
             AwsProvisioning provisioned;
             try
             {
                 provisioned = await provisioner.ProvisionAsync(name,
-                    new ProvisionExtras(parse.GetValue(feedback), parse.GetValue(events), hooks), cancellationToken);
+                    new ProvisionExtras(parse.GetValue(feedback), parse.GetValue(events), hooks, parse.GetValue(payloads)), cancellationToken);
             }
             catch (SnsException failure)
             {
@@ -70,6 +78,10 @@ internal static class AwsCommand
             {
                 // A table of that name without the delivery log's or the suppression list's index.
                 return CliOutput.Fail(CliOutput.Failed, failure.Message);
+            }
+            catch (Amazon.S3.AmazonS3Exception failure)
+            {
+                return CliOutput.Fail(CliOutput.Failed, $"S3: {OneLine(failure.Message)}");
             }
             catch (Exception failure) when (failure is AmazonServiceException or AmazonClientException or HttpRequestException)
             {
@@ -98,6 +110,8 @@ internal static class AwsCommand
                 Console.WriteLine($"Ion__Aws__EventsTopicArn={r.EventsTopicArn}");
             foreach (var (webhook, url) in r.WebhookQueueUrls ?? new Dictionary<string, string>())
                 Console.WriteLine($"Ion__Aws__WebhookQueueUrls__{webhook}={url}");
+            if (r.PayloadBucket is not null)
+                Console.WriteLine($"Ion__Aws__PayloadBucket={r.PayloadBucket}");
             if (!string.IsNullOrWhiteSpace(aws.ServiceUrl))
                 Console.WriteLine($"Ion__Aws__ServiceUrl={aws.ServiceUrl}");
             if (!string.IsNullOrWhiteSpace(aws.DynamoDbServiceUrl))

@@ -156,7 +156,8 @@ public sealed class BatchDelivery(
         IReadOnlyList<string> tags = [];
         try
         {
-            var parsed = MessageParser.Parse(message.Body, _rules);
+            // A body the store could not read (its payload gone from S3) is a message that cannot be sent.
+            ParsedMessage parsed = message.Offloaded?.Error is { } unreadable ? new InvalidMessage(null, unreadable) : MessageParser.Parse(message.Body, _rules);
             if (parsed is SendRequest { Email.Tags: var given })
                 tags = given;
             return events.Attach(await DecideAsync(sender, message, claim, parsed, permit, recorded, stoppingToken), message.Id, claim.History, tags);
@@ -178,6 +179,10 @@ public sealed class BatchDelivery(
     {
         switch (parsed)
         {
+            // A copy of a message delivered already is done, readable or not (a duplicate copy whose payload the first
+            // copy's delivery deleted).
+            case InvalidMessage when claim.Status == ClaimStatus.AlreadySent:
+                return DeliveryDecision.NotClaimed(claim, time.GetUtcNow());
             case InvalidMessage invalid:
                 Log.Invalid(logger, message.Id, invalid.Reason);
                 return DeliveryDecision.Invalid(message, message.QueueMessageId, claim.History, invalid.Reason, time.GetUtcNow());

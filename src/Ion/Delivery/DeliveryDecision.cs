@@ -56,7 +56,7 @@ public sealed class DeliveryDecision(DeliveryPolicy policy, Func<double> random)
         ArgumentNullException.ThrowIfNull(history);
         var attempt = new DeliveryAttempt(now, "invalid", null, reason, TimeSpan.Zero);
         var entry = new DeliveryEntry(message.Id, holder, MessageState.Dead, attempt, history.Recipients, history.AttemptsUsed,
-            reason, FailureClass.Invalid, message.Body);
+            reason, FailureClass.Invalid, message.Offloaded?.Reference ?? message.Body);
         return new Decision(QueueAction.DeadLetter, Entry: entry, Note: new DeadLetterNote(reason, FailureClass.Invalid, history.AttemptsUsed, null));
     }
 
@@ -224,7 +224,7 @@ public sealed class DeliveryDecision(DeliveryPolicy policy, Func<double> random)
             ? failed[0].Reply!
             : string.Create(CultureInfo.InvariantCulture,
                 $"{failed.Count} of {statuses.Count} recipients failed ({statuses.Count - failed.Count - left} sent{(left > 0 ? $", {left} suppressed" : "")}): {string.Join("; ", failed.Select(f => $"{f.Address}: {f.Reply}"))}");
-        var entry = new DeliveryEntry(message.Id, holder, MessageState.Dead, attempt, statuses, attemptsUsed, reason, failureClass, message.Body);
+        var entry = new DeliveryEntry(message.Id, holder, MessageState.Dead, attempt, statuses, attemptsUsed, reason, failureClass, message.Offloaded?.Reference ?? message.Body);
         var code = failed.Select(f => f.SmtpCode).FirstOrDefault(c => c is not null);
         return new Decision(QueueAction.DeadLetter, Entry: entry, Note: new DeadLetterNote(reason, failureClass, attemptsUsed, code), RelayAnswer: relay);
     }

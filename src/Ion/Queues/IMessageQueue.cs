@@ -56,8 +56,10 @@ public sealed record MessageSizeLimit(long MaxBodyBytes, string Name);
 /// <see cref="Copy"/>, when set, names this copy in advance (unique per enqueue): a store that can carry the name with
 /// the message (SQS: the <c>ion-copy</c> attribute) receives it back as the copy's
 /// <see cref="QueuedMessage.QueueMessageId"/>; a store that names copies itself (SQLite) ignores it. <see cref="Events"/>
-/// (its <c>accepted</c> event) a store with an event outbox writes in the enqueue's own transaction, when it queues it.</summary>
-public sealed record OutgoingMessage(string Id, string Body, string? Copy = null, IReadOnlyList<Events.OutboxEvent>? Events = null)
+/// (its <c>accepted</c> event) a store with an event outbox writes in the enqueue's own transaction, when it queues it.
+/// <see cref="PayloadBytes"/> is set by a store that put the body elsewhere and <see cref="Body"/> points to it: the
+/// size of what it points to.</summary>
+public sealed record OutgoingMessage(string Id, string Body, string? Copy = null, IReadOnlyList<Events.OutboxEvent>? Events = null, int? PayloadBytes = null)
 {
     /// <summary>Starts every name ion gives a copy and no name a store gives one (SQS's MessageIds are UUIDs), so the
     /// delivery log can tell a copy whose claim its publish may have recorded from the rest.</summary>
@@ -85,7 +87,14 @@ public sealed record QueuedMessage(
     DateTimeOffset EnqueuedAt,
     int ReceiveCount,
     string QueueMessageId,
-    string ReceiptHandle);
+    string ReceiptHandle,
+    OffloadedBody? Offloaded = null);
+
+/// <summary>A message whose body the store keeps elsewhere, with only <see cref="Reference"/> in the queue (on AWS, a
+/// message too large for SNS, in S3). A dead letter keeps the pointer, not the body, so that it stays as small as the
+/// queue needs; <see cref="Error"/> says why the body could not be read (gone from where it was kept), and the message
+/// is then a dead letter for that reason.</summary>
+public sealed record OffloadedBody(string Reference, string? Error = null);
 
 /// <summary>What travels with a dead letter in the store (SQS: message attributes), beside the delivery log's record.</summary>
 public sealed record DeadLetterNote(string Reason, FailureClass Class, int Attempts, int? SmtpCode);

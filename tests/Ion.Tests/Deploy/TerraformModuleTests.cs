@@ -284,7 +284,7 @@ public sealed class TerraformModuleTests(TerraformFixture terraform) : IClassFix
         string[] contract =
         [
             "Ion__Store", "Ion__Aws__Region", "Ion__Aws__QueueUrl", "Ion__Aws__DeadLetterQueueUrl", "Ion__Aws__TableName",
-            "Ion__Aws__SuppressionTable", "Ion__Aws__TopicArn", "Ion__Aws__FeedbackQueueUrl", "Ion__Aws__EventsTopicArn", "Ion__Smtp__Host", "Ion__Smtp__Port", "Ion__Smtp__Security", "Ion__Smtp__Username",
+            "Ion__Aws__SuppressionTable", "Ion__Aws__TopicArn", "Ion__Aws__FeedbackQueueUrl", "Ion__Aws__EventsTopicArn", "Ion__Aws__PayloadBucket", "Ion__Smtp__Host", "Ion__Smtp__Port", "Ion__Smtp__Security", "Ion__Smtp__Username",
             "Ion__Smtp__PasswordParameter", "Ion__DefaultSender", "Ion__Delivery__MaxAttempts",
         ];
         Assert.Equal(contract.Order(StringComparer.Ordinal), EnvironmentNames("lambda_environment").Order(StringComparer.Ordinal));
@@ -420,9 +420,9 @@ public sealed class TerraformModuleTests(TerraformFixture terraform) : IClassFix
         // The suppression list: the lookup, the adds, and a streak's undoing (a scan and deletes); no listing.
         Grants(lambda, "${aws_dynamodb_table.suppressions.arn}", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan");
         Grants(lambda, "${aws_cloudwatch_log_group.lambda.arn}:*", "logs:CreateLogStream", "logs:PutLogEvents");
-        // The SMTP password and its key, the feedback queue (FeedbackQueue_…) and the events topic (EventsTopic_…), each
-        // when there is one.
-        Assert.Equal(10, lambda.Count);
+        // The SMTP password and its key, the feedback queue (FeedbackQueue_…), the events topic (EventsTopic_…) and the
+        // payload bucket (PayloadBucket_…: its objects, and the bucket), each when there is one.
+        Assert.Equal(12, lambda.Count);
 
         var parameter = Assert.Single(lambda, s => Strings(s["actions"]).SequenceEqual(["ssm:GetParameter"]));
         Assert.Equal(["${statement.value}"], Strings(parameter["resources"]));
@@ -544,11 +544,46 @@ public sealed class TerraformModuleTests(TerraformFixture terraform) : IClassFix
         var lambda = Module.Data("aws_iam_policy_document", "lambda").Body["dynamic"]!["statement"]!.AsArray();
         var publish = Assert.Single(lambda, d => Text(d!["for_each"]) == "${aws_sns_topic.events[*].arn}")!;
         Assert.Equal(["sns:Publish"], Strings(Single(Blocks(publish.AsObject(), "content"))["actions"]));
-        var worker = Module.Data("aws_iam_policy_document", "worker").Body["dynamic"]!["statement"]!.AsArray().ToDictionary(d => Text(d!["for_each"]), d => Single(Blocks(d!.AsObject(), "content")));
+        // (The payload bucket's two statements, on its objects and on itself, share their for_each: PayloadBucket_… checks them.)
+        var worker = Module.Data("aws_iam_policy_document", "worker").Body["dynamic"]!["statement"]!.AsArray()
+            .Where(d => Text(d!["for_each"]) != "${aws_s3_bucket.payloads[*].arn}")
+            .ToDictionary(d => Text(d!["for_each"]), d => Single(Blocks(d!.AsObject(), "content")));
         Assert.Equal(["sns:GetTopicAttributes", "sns:Publish"], Strings(worker["${aws_sns_topic.events[*].arn}"]["actions"]).Order(StringComparer.Ordinal));
         Assert.Equal(["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
             Strings(worker["${aws_sqs_queue.webhook}"]["actions"]).Order(StringComparer.Ordinal));
         Assert.Equal(["sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"], Strings(worker["${aws_sqs_queue.webhook_dead}"]["actions"]).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void PayloadBucket_IsOptional_Private_ExpiresWhatIsLeftWithTheQueues_AndIsReadByBoth_WrittenByTheWorkersOnly()
+    {
+        Assert.False(Module.Variables["create_payload_bucket"]["default"]!.GetValue<bool>());
+        foreach (var type in new[] { "aws_s3_bucket", "aws_s3_bucket_public_access_block", "aws_s3_bucket_lifecycle_configuration" })
+            Assert.Equal("${var.create_payload_bucket ? 1 : 0}", Text(Module.Resource(type, "payloads").Body["count"]));
+        // ion aws provision's name: S3's names are global.
+        Assert.Equal("${var.name}-payloads-${data.aws_caller_identity.current.account_id}-${local.region}",
+            Text(Module.Resource("aws_s3_bucket", "payloads").Body["bucket"]));
+        var block = Module.Resource("aws_s3_bucket_public_access_block", "payloads").Body;
+        foreach (var setting in new[] { "block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets" })
+            Assert.True(block[setting]!.GetValue<bool>(), setting);
+        var rule = Single(Blocks(Module.Resource("aws_s3_bucket_lifecycle_configuration", "payloads").Body, "rule"));
+        Assert.Equal("Enabled", Text(rule["status"]));
+        Assert.Equal("${local.message_retention_seconds / 86400}", Text(Single(Blocks(rule, "expiration"))["days"]));
+
+        Assert.Contains("one(aws_s3_bucket.payloads[*].bucket)", Text(Module.Locals["optional_environment"]), StringComparison.Ordinal);
+        Assert.Contains("Ion__Aws__PayloadBucket", EnvironmentNames("lambda_environment"));
+        Assert.Equal("${one(aws_s3_bucket.payloads[*].bucket)}", Text(Module.Outputs["payload_bucket"]["value"]));
+
+        Dictionary<string, string[]> Grants(string document) =>
+            Module.Data("aws_iam_policy_document", document).Body["dynamic"]!["statement"]!.AsArray()
+                .Where(d => Text(d!["for_each"]) == "${aws_s3_bucket.payloads[*].arn}")
+                .Select(d => Single(Blocks(d!.AsObject(), "content")))
+                .ToDictionary(c => Strings(c["resources"]).Single(), c => Strings(c["actions"]).Order(StringComparer.Ordinal).ToArray());
+        // The Lambda only reads and deletes (it never publishes); the workers also put (the API, ion publish).
+        Assert.Equal(new Dictionary<string, string[]> { ["${statement.value}/*"] = ["s3:DeleteObject", "s3:GetObject"], ["${statement.value}"] = ["s3:ListBucket"] },
+            Grants("lambda"));
+        Assert.Equal(new Dictionary<string, string[]> { ["${statement.value}/*"] = ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"], ["${statement.value}"] = ["s3:ListBucket"] },
+            Grants("worker"));
     }
 
     [Fact]
@@ -635,14 +670,14 @@ public sealed class TerraformModuleTests(TerraformFixture terraform) : IClassFix
         [
             "topic_arn", "queue_url", "queue_arn", "dead_letter_queue_url", "dead_letter_queue_arn", "table_name", "suppression_table_name", "function_name",
             "log_group_name", "alarm_topic_arn", "worker_environment", "worker_policy_arn", "feedback_queue_url", "feedback_topic_arn",
-            "events_topic_arn", "webhook_queue_urls",
+            "events_topic_arn", "webhook_queue_urls", "payload_bucket",
         ];
         Assert.Equal(outputs.Order(StringComparer.Ordinal), Module.Outputs.Keys.Order(StringComparer.Ordinal));
         Assert.Equal("${local.worker_environment}", Text(Module.Outputs["worker_environment"]["value"]));
         Assert.All(EnvironmentNames("worker_environment"), n => Assert.Matches(@"^Ion__(Store|Aws__\w+)$", n));
-        // The store's settings, the feedback queue and the events topic (which the Lambda gets too, lambda_environment),
-        // and the webhooks' queues, by name.
-        Assert.Equal(EnvironmentNames("store_environment").Concat(["Ion__Aws__FeedbackQueueUrl", "Ion__Aws__EventsTopicArn"]).Order(StringComparer.Ordinal),
+        // The store's settings, the feedback queue, the events topic and the payload bucket (which the Lambda gets too,
+        // lambda_environment), and the webhooks' queues, by name.
+        Assert.Equal(EnvironmentNames("store_environment").Concat(["Ion__Aws__FeedbackQueueUrl", "Ion__Aws__EventsTopicArn", "Ion__Aws__PayloadBucket"]).Order(StringComparer.Ordinal),
             EnvironmentNames("worker_environment").Order(StringComparer.Ordinal));
         Assert.Contains("\"Ion__Aws__WebhookQueueUrls__${webhook}\" => queue.url", Text(Module.Locals["worker_environment"]), StringComparison.Ordinal);
 

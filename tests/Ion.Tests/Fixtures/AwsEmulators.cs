@@ -1,5 +1,6 @@
 using Amazon.DynamoDBv2;
 using Amazon.Runtime;
+using Amazon.S3;
 using Amazon.SQS;
 using Amazon.SQS.Model;
 using Ion.Stores.Aws;
@@ -32,6 +33,9 @@ public sealed class AwsEmulators : IAsyncLifetime
 
     public SnsTopic Sns { get; private set; } = null!;
 
+    /// <summary>fauxqs's S3, on the same endpoint as SNS and SQS (by path: no names per bucket on 127.0.0.1).</summary>
+    public AmazonS3Client S3 { get; private set; } = null!;
+
     public async ValueTask InitializeAsync()
     {
         Environment.SetEnvironmentVariable("AWS_ACCESS_KEY_ID", "test");
@@ -50,18 +54,25 @@ public sealed class AwsEmulators : IAsyncLifetime
         Sqs = new AmazonSQSClient(credentials, new AmazonSQSConfig { ServiceURL = SqsUrl, AuthenticationRegion = Region });
         DynamoDb = new AmazonDynamoDBClient(credentials, new AmazonDynamoDBConfig { ServiceURL = DynamoDbUrl, AuthenticationRegion = Region });
         Sns = new SnsTopic(Region, SqsUrl, credentials);
+        S3 = new AmazonS3Client(credentials, new AmazonS3Config { ServiceURL = SqsUrl, AuthenticationRegion = Region, ForcePathStyle = true });
     }
 
     /// <summary>A topic, the input queue subscribed to it with raw delivery, the dead-letter queue and the tables, all
     /// new (a prefix of their own); with <paramref name="feedback"/>, SES's feedback topic and queue too; with
-    /// <paramref name="events"/> the events topic, and a queue on it for each of <paramref name="webhooks"/>.</summary>
+    /// <paramref name="events"/> the events topic, and a queue on it for each of <paramref name="webhooks"/>; with
+    /// <paramref name="payloads"/> the bucket for large messages.</summary>
     public async Task<AwsResources> ProvisionAsync(int maxReceiveCount = AwsProvisioner.DefaultMaxReceiveCount, TimeSpan? visibilityTimeout = null,
-        bool feedback = false, bool events = false, IReadOnlyList<string>? webhooks = null)
+        bool feedback = false, bool events = false, IReadOnlyList<string>? webhooks = null, bool payloads = false)
     {
-        var provisioner = new AwsProvisioner(Sqs, Sns, DynamoDb, maxReceiveCount, visibilityTimeout);
+        var provisioner = new AwsProvisioner(Sqs, Sns, DynamoDb, maxReceiveCount, visibilityTimeout, S3);
         var prefix = $"t{Guid.NewGuid():N}"[..12];
-        return (await provisioner.ProvisionAsync(prefix, new ProvisionExtras(feedback, events, webhooks), TestContext.Current.CancellationToken)).Resources;
+        return (await provisioner.ProvisionAsync(prefix, new ProvisionExtras(feedback, events, webhooks, payloads), TestContext.Current.CancellationToken)).Resources;
     }
+
+    /// <summary>The keys in a bucket now.</summary>
+    public async Task<List<string>> KeysAsync(string bucket) =>
+        [.. ((await S3.ListObjectsV2Async(new Amazon.S3.Model.ListObjectsV2Request { BucketName = bucket }, TestContext.Current.CancellationToken)).S3Objects ?? [])
+            .Select(o => o.Key)];
 
     /// <summary>The settings that run ion on <paramref name="resources"/>, as <c>--Key=value</c> arguments.</summary>
     public string[] Settings(AwsResources resources, bool throughTopic = true) =>
@@ -77,6 +88,7 @@ public sealed class AwsEmulators : IAsyncLifetime
         .. throughTopic ? [$"--Ion:Aws:TopicArn={resources.TopicArn}"] : Array.Empty<string>(),
         .. resources.FeedbackQueueUrl is { } feedback ? [$"--Ion:Aws:FeedbackQueueUrl={feedback}"] : Array.Empty<string>(),
         .. resources.EventsTopicArn is { } events ? [$"--Ion:Aws:EventsTopicArn={events}"] : Array.Empty<string>(),
+        .. resources.PayloadBucket is { } bucket ? [$"--Ion:Aws:PayloadBucket={bucket}"] : Array.Empty<string>(),
         .. (resources.WebhookQueueUrls ?? new Dictionary<string, string>()).Select(w => $"--Ion:Aws:WebhookQueueUrls:{w.Key}={w.Value}"),
     ];
 
@@ -158,6 +170,7 @@ public sealed class AwsEmulators : IAsyncLifetime
         Sqs?.Dispose();
         DynamoDb?.Dispose();
         Sns?.Dispose();
+        S3?.Dispose();
         if (_fauxqs is not null)
             await _fauxqs.DisposeAsync();
         if (_dynalite is not null)

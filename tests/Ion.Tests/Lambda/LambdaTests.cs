@@ -97,6 +97,35 @@ public sealed class LambdaTests(AwsEmulators aws) : IClassFixture<AwsEmulators>
     }
 
     [Fact]
+    public async Task AMessageOverSnssLimit_KeptInS3_IsDeliveredByTheLambda_AndItsPayloadIsDeleted()
+    {
+        await using var sink = await SmtpSink.StartAsync();
+        var resources = await aws.ProvisionAsync(payloads: true);
+        await using var lambda = await StartAsync(resources, sink.Port);
+
+        // 3 MB, offloaded as an extended client (or ion serve's API) does: the payload in S3, the pointer on the topic.
+        var attachment = System.Security.Cryptography.RandomNumberGenerator.GetBytes(3 * 1024 * 1024);
+        var body = System.Text.Json.JsonSerializer.Serialize(new
+        {
+            action = "send", id = "lambda-large", recipient = "a@example.com", subject = "Lambda large", body_text = "attached",
+            attachments = new[] { new { filename = "report.pdf", content_type = "application/pdf", content_base64 = Convert.ToBase64String(attachment) } },
+        });
+        await aws.S3.PutObjectAsync(new Amazon.S3.Model.PutObjectRequest { BucketName = resources.PayloadBucket, Key = "large-1", ContentBody = body }, Token);
+        await aws.Sns.PublishAsync(resources.TopicArn, S3Payloads.ReferenceTo(resources.PayloadBucket!, "large-1"),
+            new Dictionary<string, string> { [S3Payloads.SizeAttribute] = $"{body.Length}" }, Token);
+
+        var message = Assert.Single(await sink.WaitForMessagesAsync(1, Wait));
+        Assert.Equal("Lambda large", message.Subject);
+        var part = Assert.Single(message.Attachments.OfType<MimeKit.MimePart>());
+        using var bytes = new MemoryStream();
+        await part.Content!.DecodeToAsync(bytes, Token);
+        Assert.Equal(attachment, bytes.ToArray());
+        Assert.Equal(250, Assert.Single((await RecordAsync(resources, "lambda-large", MessageState.Sent)).Attempts).SmtpCode);
+        await IonServer.WaitUntilAsync(async () => (await aws.KeysAsync(resources.PayloadBucket!)).Count == 0, "the payload is deleted");
+        Assert.Empty(lambda.InitErrors);
+    }
+
+    [Fact]
     public async Task WithAnEventsTopic_TheLambdaPublishesTheSameEvents_OneMachineWouldSend()
     {
         await using var relay = await ScriptedSmtpServer.StartAsync(SmtpScripts.RefuseRecipients(("bob@y.example", 550, "5.1.1 User unknown")));

@@ -58,6 +58,28 @@ data "aws_iam_policy_document" "lambda" {
     }
   }
 
+  # Large messages' payloads (payloads.tf): read when a message is taken, deleted once it is sent. ListBucket lets S3
+  # answer a payload that is gone with 404 (a dead letter saying so) rather than 403 (taken for S3 refusing ion).
+  dynamic "statement" {
+    for_each = aws_s3_bucket.payloads[*].arn
+
+    content {
+      sid       = "PayloadObjects"
+      actions   = ["s3:GetObject", "s3:DeleteObject"]
+      resources = ["${statement.value}/*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = aws_s3_bucket.payloads[*].arn
+
+    content {
+      sid       = "PayloadBucket"
+      actions   = ["s3:ListBucket"]
+      resources = [statement.value]
+    }
+  }
+
   statement {
     sid       = "DeliveryLog"
     actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query"]
@@ -169,6 +191,28 @@ data "aws_iam_policy_document" "worker" {
     content {
       sid       = "EventsTopic"
       actions   = ["sns:Publish", "sns:GetTopicAttributes"]
+      resources = [statement.value]
+    }
+  }
+
+  # Large messages' payloads (payloads.tf): put by the API and ion publish, read when a message is taken, deleted once
+  # it is sent; ListBucket for the start check (HeadBucket) and for a gone payload to be a 404, not a 403.
+  dynamic "statement" {
+    for_each = aws_s3_bucket.payloads[*].arn
+
+    content {
+      sid       = "PayloadObjects"
+      actions   = ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"]
+      resources = ["${statement.value}/*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = aws_s3_bucket.payloads[*].arn
+
+    content {
+      sid       = "PayloadBucket"
+      actions   = ["s3:ListBucket"]
       resources = [statement.value]
     }
   }

@@ -1,7 +1,7 @@
 # ion on AWS: SNS topic → SQS input queue (raw delivery) → the Lambda → the SMTP relay, with a dead-letter queue,
 # a DynamoDB delivery log and suppression list, and alarms. queues.tf, table.tf, lambda.tf, iam.tf and alarms.tf hold the
 # parts; feedback.tf the optional queue of SES's bounces and complaints; events.tf the optional delivery events topic and
-# the webhooks' queues.
+# the webhooks' queues; payloads.tf the optional bucket for messages over 256 KB.
 
 data "aws_region" "current" {}
 
@@ -34,11 +34,12 @@ locals {
     Ion__Aws__TopicArn           = aws_sns_topic.mail.arn
   }
 
-  # Both publish events when there is a topic for them (events.tf), and both read the feedback queue when there is one
-  # (feedback.tf).
+  # Both publish events when there is a topic for them (events.tf), both read the feedback queue when there is one
+  # (feedback.tf), and both read and write large messages' payloads when there is a bucket for them (payloads.tf).
   optional_environment = { for key, value in {
     Ion__Aws__EventsTopicArn   = one(aws_sns_topic.events[*].arn)
     Ion__Aws__FeedbackQueueUrl = one(aws_sqs_queue.feedback[*].url)
+    Ion__Aws__PayloadBucket    = one(aws_s3_bucket.payloads[*].bucket)
   } : key => value if value != null }
 
   # `ion serve`'s: the webhooks' queues too, which only workers read (events.tf).

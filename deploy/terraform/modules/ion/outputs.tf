@@ -79,3 +79,8 @@ output "webhook_queue_urls" {
   description = "Each webhook's queue on the events topic, by webhook name (Ion:Aws:WebhookQueueUrls:NAME)."
   value       = { for webhook, queue in aws_sqs_queue.webhook : webhook => queue.url }
 }
+
+output "payload_bucket" {
+  description = "The bucket for messages over SNS's 256 KB (Ion:Aws:PayloadBucket), with create_payload_bucket, else null."
+  value       = one(aws_s3_bucket.payloads[*].bucket)
+}

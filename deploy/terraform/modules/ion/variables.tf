@@ -343,3 +343,11 @@ variable "webhooks" {
     error_message = "Each webhook name must be 1 to 40 letters, digits, '-' or '_'."
   }
 }
+
+# --- Large messages -------------------------------------------------------------------------------------------------
+
+variable "create_payload_bucket" {
+  description = "Also create the S3 bucket NAME-payloads-ACCOUNT-REGION for messages over SNS's 256 KB (Ion:Aws:PayloadBucket): ion keeps them there with a pointer on the topic, up to Ion:MaxMessageBytes (10 MiB), and grants the Lambda and the workers what they need on it. Without it, such a message is refused on AWS."
+  type        = bool
+  default     = false
+}

@@ -21,6 +21,11 @@ public sealed class AwsOptions
     /// publish</c>); without it, ion sends straight to the queue.</summary>
     public string? TopicArn { get; set; }
 
+    /// <summary>The S3 bucket for messages larger than SNS takes (256 KB): such a message is kept there and a pointer to
+    /// it travels on the topic and queue, as AWS's extended client libraries do; ion deletes it once the message is sent.
+    /// Unset: such a message is refused (413), and a pointer an application published is a dead letter.</summary>
+    public string? PayloadBucket { get; set; }
+
     /// <summary>The delivery log's DynamoDB table.</summary>
     public string? TableName { get; set; }
 

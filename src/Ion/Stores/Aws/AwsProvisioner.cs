@@ -3,6 +3,8 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Amazon.DynamoDBv2;
+using Amazon.S3;
+using Amazon.S3.Model;
 using Amazon.SQS;
 using Amazon.SQS.Model;
 
@@ -12,12 +14,13 @@ namespace Ion.Stores.Aws;
 /// and queue, the events topic and the webhooks' queues are there only when provisioning was asked for them.</summary>
 public sealed record AwsResources(string QueueUrl, string DeadLetterQueueUrl, string TopicArn, string TableName, string SuppressionTable,
     string? FeedbackQueueUrl = null, string? FeedbackTopicArn = null, string? EventsTopicArn = null,
-    IReadOnlyDictionary<string, string>? WebhookQueueUrls = null);
+    IReadOnlyDictionary<string, string>? WebhookQueueUrls = null, string? PayloadBucket = null);
 
 /// <summary>What to provision beyond the store itself: SES's feedback topic and queue (<c>Ion:Aws:FeedbackQueueUrl</c>),
 /// the delivery events topic (<c>Ion:Aws:EventsTopicArn</c>), and a queue for each webhook by name
-/// (<c>Ion:Aws:WebhookQueueUrls</c>; implies the events topic).</summary>
-public sealed record ProvisionExtras(bool Feedback = false, bool Events = false, IReadOnlyList<string>? Webhooks = null);
+/// (<c>Ion:Aws:WebhookQueueUrls</c>; implies the events topic), and the S3 bucket for messages larger than SNS takes
+/// (<c>Ion:Aws:PayloadBucket</c>).</summary>
+public sealed record ProvisionExtras(bool Feedback = false, bool Events = false, IReadOnlyList<string>? Webhooks = null, bool Payloads = false);
 
 /// <summary>The resources, and what provisioning had to do to get them (empty when everything was there already).</summary>
 public sealed record AwsProvisioning(AwsResources Resources, IReadOnlyList<string> Changes);
@@ -49,19 +52,22 @@ public sealed partial class AwsProvisioner
     private readonly IAmazonSQS _sqs;
     private readonly SnsTopic _sns;
     private readonly IAmazonDynamoDB? _dynamoDb;
+    private readonly IAmazonS3? _s3;
     private readonly int _maxReceiveCount;
     private readonly TimeSpan _visibilityTimeout;
 
     /// <param name="dynamoDb">Where to create the tables (each with its store's own <c>CreateTableAsync</c>); when null
     /// they are only named.</param>
+    /// <param name="s3">Where to create the payload bucket, when asked for (<see cref="ProvisionExtras.Payloads"/>).</param>
     public AwsProvisioner(IAmazonSQS sqs, SnsTopic sns, IAmazonDynamoDB? dynamoDb = null,
-        int maxReceiveCount = DefaultMaxReceiveCount, TimeSpan? visibilityTimeout = null)
+        int maxReceiveCount = DefaultMaxReceiveCount, TimeSpan? visibilityTimeout = null, IAmazonS3? s3 = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxReceiveCount, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(maxReceiveCount, 1000);
         _sqs = sqs;
         _sns = sns;
         _dynamoDb = dynamoDb;
+        _s3 = s3;
         _maxReceiveCount = maxReceiveCount;
         _visibilityTimeout = visibilityTimeout ?? DefaultVisibilityTimeout;
         if (_visibilityTimeout < TimeSpan.Zero || _visibilityTimeout > TimeSpan.FromHours(12))
@@ -137,7 +143,79 @@ public sealed partial class AwsProvisioner
                 queues[webhook] = await EnsureWebhookQueueAsync(WebhookQueueName(prefix, webhook), eventsTopicArn, changes, cancellationToken);
             resources = resources with { EventsTopicArn = eventsTopicArn, WebhookQueueUrls = queues.Count > 0 ? queues : null };
         }
+        if (extras.Payloads)
+            resources = resources with { PayloadBucket = await EnsurePayloadBucketAsync(prefix, deadLetters.Arn, changes, cancellationToken) };
         return new(resources, changes);
+    }
+
+    /// <summary>How long a large message's payload is kept in S3 before it expires: the queues' retention, so that a
+    /// payload outlives every message or dead letter that points to it (ion deletes it sooner, once sent).</summary>
+    public static readonly TimeSpan PayloadRetention = TimeSpan.FromDays(14);
+
+    private const string PayloadRuleId = "ion-payloads-expire";
+
+    /// <summary>The bucket name for <paramref name="prefix"/>: S3's names are global, so it carries the account and region
+    /// (<c>{prefix}-payloads-{account}-{region}</c>, lower case, '_' as '-'); null when that is no valid bucket name.</summary>
+    public static string? PayloadBucketName(string prefix, string account, string region)
+    {
+        var name = $"{prefix.ToLowerInvariant().Replace('_', '-')}-payloads-{account}-{region}";
+        return BucketPattern().IsMatch(name) ? name : null;
+    }
+
+    /// <summary>Why <paramref name="prefix"/> cannot name the payload bucket in <paramref name="region"/>, or null (an
+    /// account id is always 12 digits, so this can be asked before anything is created).</summary>
+    public static string? CheckPayloadBucket(string prefix, string region) =>
+        PayloadBucketName(prefix, "000000000000", region) is null
+            ? $"{prefix.ToLowerInvariant().Replace('_', '-')}-payloads-ACCOUNT-{region} is no valid S3 bucket name (at most 63 characters): use a shorter prefix"
+            : null;
+
+    /// <summary>The payload bucket, created when missing, with a rule expiring what ion did not delete (a message whose
+    /// publish failed after its payload went up, a dead letter never redriven) after <see cref="PayloadRetention"/>, and
+    /// uploads left unfinished after a day.</summary>
+    private async Task<string> EnsurePayloadBucketAsync(string prefix, string anyQueueArn, List<string> changes, CancellationToken cancellationToken)
+    {
+        if (_s3 is null)
+            throw new InvalidOperationException("no S3 client to create the payload bucket with");
+        var arn = anyQueueArn.Split(':');
+        var bucket = PayloadBucketName(prefix, arn[4], arn[3]) ?? throw new ArgumentException(CheckPayloadBucket(prefix, arn[3]), nameof(prefix));
+        try
+        {
+            await _s3.HeadBucketAsync(new HeadBucketRequest { BucketName = bucket }, cancellationToken);
+        }
+        catch (AmazonS3Exception error) when (error.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            await _s3.PutBucketAsync(new PutBucketRequest { BucketName = bucket, UseClientRegion = true }, cancellationToken);
+            changes.Add($"created bucket {bucket}");
+        }
+        var days = (int)PayloadRetention.TotalDays;
+        LifecycleConfiguration? current = null;
+        try
+        {
+            current = (await _s3.GetLifecycleConfigurationAsync(new GetLifecycleConfigurationRequest { BucketName = bucket }, cancellationToken)).Configuration;
+        }
+        catch (AmazonS3Exception error) when (error.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            // NoSuchLifecycleConfiguration: none yet.
+        }
+        var rules = current?.Rules ?? [];
+        if (!rules.Exists(r => r.Id == PayloadRuleId && r.Expiration?.Days == days && r.Status == LifecycleRuleStatus.Enabled))
+        {
+            List<LifecycleRule> wanted = [.. rules.Where(r => r.Id != PayloadRuleId), new LifecycleRule
+            {
+                Id = PayloadRuleId,
+                Status = LifecycleRuleStatus.Enabled,
+                Filter = new LifecycleFilter { LifecycleFilterPredicate = new LifecyclePrefixPredicate { Prefix = "" } },
+                Expiration = new LifecycleRuleExpiration { Days = days },
+                AbortIncompleteMultipartUpload = new LifecycleRuleAbortIncompleteMultipartUpload { DaysAfterInitiation = 1 },
+            }];
+            await _s3.PutLifecycleConfigurationAsync(new PutLifecycleConfigurationRequest
+            {
+                BucketName = bucket,
+                Configuration = new LifecycleConfiguration { Rules = wanted },
+            }, cancellationToken);
+            changes.Add($"set a lifecycle rule expiring objects after {days} days on bucket {bucket}");
+        }
+        return bucket;
     }
 
     /// <summary>A webhook's queue, subscribed to the events topic with raw delivery (the body is the event's JSON, the
@@ -313,4 +391,9 @@ public sealed partial class AwsProvisioner
 
     [GeneratedRegex("^[A-Za-z0-9_-]{1,67}$")]
     private static partial Regex PrefixPattern();
+
+    // S3's rules for a bucket name, as far as ion's names can break them: 3 to 63 lower-case letters, digits and '-',
+    // starting and ending with a letter or digit, not starting "xn--".
+    [GeneratedRegex("^(?!xn--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")]
+    private static partial Regex BucketPattern();
 }

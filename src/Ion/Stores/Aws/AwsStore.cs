@@ -2,6 +2,7 @@ using Amazon;
 using Amazon.DynamoDBv2;
 using Amazon.Runtime;
 using Amazon.Runtime.Credentials;
+using Amazon.S3;
 using Amazon.SQS;
 using Ion.Delivery;
 using Ion.Events;
@@ -44,7 +45,8 @@ public static class AwsStore
                 new SqsQueueOptions { VisibilityTimeout = delivery.VisibilityTimeout, ReceiveWaitTime = LongPoll },
                 sp.GetRequiredService<TimeProvider>(),
                 string.IsNullOrWhiteSpace(aws.TopicArn) ? null : new TopicRoute(clients.Sns, aws.TopicArn),
-                sp.GetService<IEventOutbox>());
+                sp.GetService<IEventOutbox>(),
+                clients.Payloads);
         });
         services.AddSingleton<IMessageQueue>(sp => sp.GetRequiredService<SqsQueue>());
         // A slot asked to stop during a long poll waits for it to end: SqsQueue never cancels one (SQS would hide what
@@ -55,7 +57,8 @@ public static class AwsStore
             sp.GetRequiredService<IOptions<AwsOptions>>().Value.TableName!,
             sp.GetRequiredService<IOptions<DeliveryOptions>>().Value.LogRetention,
             sp.GetRequiredService<TimeProvider>(),
-            sp.GetService<IEventOutbox>()));
+            sp.GetService<IEventOutbox>(),
+            sp.GetRequiredService<AwsClients>().Payloads));
         // Delivery events when there is a topic for them; without one the factory gives null, which DeliveryEvents takes
         // for no outbox: no events are made at all.
         services.AddSingleton<IEventOutbox>(sp =>
@@ -89,11 +92,21 @@ public static class AwsStore
 /// from the standard AWS chain (environment, profile, web identity, container or instance role).</summary>
 public sealed class AwsClients : IDisposable
 {
-    private AwsClients(AmazonSQSClient sqs, AmazonDynamoDBClient dynamoDb, SnsTopic sns)
+    private readonly AWSCredentials _credentials;
+    private readonly RegionEndpoint _region;
+    private readonly string? _serviceUrl;
+
+    private AwsClients(AmazonSQSClient sqs, AmazonDynamoDBClient dynamoDb, SnsTopic sns, AmazonS3Client? s3, string? payloadBucket,
+        AWSCredentials credentials, RegionEndpoint region, string? serviceUrl)
     {
+        _credentials = credentials;
+        _region = region;
+        _serviceUrl = serviceUrl;
         Sqs = sqs;
         DynamoDb = dynamoDb;
         Sns = sns;
+        S3 = s3;
+        Payloads = s3 is null ? null : new S3Payloads(s3, payloadBucket!);
     }
 
     public AmazonSQSClient Sqs { get; }
@@ -101,6 +114,11 @@ public sealed class AwsClients : IDisposable
     public AmazonDynamoDBClient DynamoDb { get; }
 
     public SnsTopic Sns { get; }
+
+    /// <summary>Only with <c>Ion:Aws:PayloadBucket</c>.</summary>
+    public AmazonS3Client? S3 { get; }
+
+    public S3Payloads? Payloads { get; }
 
     /// <exception cref="OptionsValidationException">No region, or no credentials anywhere in the chain.</exception>
     public static AwsClients Create(AwsOptions options)
@@ -124,8 +142,18 @@ public sealed class AwsClients : IDisposable
             new AmazonDynamoDBClient(credentials, Configure(new AmazonDynamoDBConfig(), region, options.DynamoDbServiceUrl)),
             // SNS in the topic's own region, which the ARN says (arn:aws:sns:REGION:ACCOUNT:NAME).
             new SnsTopic(options.TopicArn?.Split(':') is [_, _, "sns", { Length: > 0 } topicRegion, ..] ? topicRegion : options.Region,
-                options.ServiceUrl, credentials));
+                options.ServiceUrl, credentials),
+            string.IsNullOrWhiteSpace(options.PayloadBucket) ? null : NewS3(credentials, region, options.ServiceUrl),
+            options.PayloadBucket, credentials, region, options.ServiceUrl);
     }
+
+    /// <summary>An S3 client whatever the settings say (<c>ion aws provision --payloads</c>, before there is a bucket).</summary>
+    public AmazonS3Client NewS3Client() => NewS3(_credentials, _region, _serviceUrl);
+
+    // S3 on the same endpoint as SQS and SNS when there is one (an emulator), by path: an emulator on 127.0.0.1 has no
+    // name for each bucket.
+    private static AmazonS3Client NewS3(AWSCredentials credentials, RegionEndpoint region, string? serviceUrl) =>
+        new(credentials, Configure(new AmazonS3Config { ForcePathStyle = !string.IsNullOrWhiteSpace(serviceUrl) }, region, serviceUrl));
 
     private static T Configure<T>(T config, RegionEndpoint region, string? serviceUrl) where T : ClientConfig
     {
@@ -148,6 +176,7 @@ public sealed class AwsClients : IDisposable
         Sqs.Dispose();
         DynamoDb.Dispose();
         Sns.Dispose();
+        S3?.Dispose();
     }
 }
 

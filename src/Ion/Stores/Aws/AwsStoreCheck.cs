@@ -6,7 +6,8 @@ using Microsoft.Extensions.Options;
 
 namespace Ion.Stores.Aws;
 
-/// <summary>At <c>ion serve</c>'s start: the queues (the feedback queue too, when set), the tables and the topic exist
+/// <summary>At <c>ion serve</c>'s start: the queues (the feedback queue too, when set), the tables, the topic and the
+/// payload bucket exist
 /// and may be used, and the input queue's redrive policy leads to the dead-letter queue. A missing resource or a refused
 /// call fails with the setting's name; a redrive policy ion would not choose is logged as a warning, since SQS still
 /// works with it, and so is a store without a suppression table (an older deployment still delivers, only without a
@@ -33,6 +34,9 @@ internal sealed partial class AwsStoreCheck(AwsClients clients, IOptions<AwsOpti
             await TopicAsync(errors, "TopicArn", aws.TopicArn, cancellationToken);
         if (!string.IsNullOrWhiteSpace(aws.EventsTopicArn))
             await TopicAsync(errors, "EventsTopicArn", aws.EventsTopicArn, cancellationToken);
+        if (clients.S3 is { } s3)
+            await CheckAsync(errors, "PayloadBucket", $"the S3 bucket '{aws.PayloadBucket}'",
+                () => s3.HeadBucketAsync(new Amazon.S3.Model.HeadBucketRequest { BucketName = aws.PayloadBucket }, cancellationToken), cancellationToken);
         foreach (var (webhook, url) in aws.WebhookQueueUrls)
         {
             if (await AttributesAsync(errors, $"WebhookQueueUrls:{webhook}", url, cancellationToken) is { } attributes

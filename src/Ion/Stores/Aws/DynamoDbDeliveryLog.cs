@@ -58,10 +58,14 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
     private readonly TimeSpan _retention;
     private readonly TimeProvider _time;
     private readonly IEventOutbox? _events;
+    private readonly S3Payloads? _payloads;
 
     /// <param name="events">Where the events of an outcome (<see cref="DeliveryEntry.Events"/>) go, before the outcome
     /// is written: a crash between the two repeats the outcome with its events rather than losing them.</param>
-    public DynamoDbDeliveryLog(IAmazonDynamoDB client, string tableName, TimeSpan retention, TimeProvider time, IEventOutbox? events = null)
+    /// <param name="payloads">Where the bodies of large dead letters are: their record keeps the pointer (DynamoDB takes
+    /// 400 KB an item), and a listing reads what it points to.</param>
+    public DynamoDbDeliveryLog(IAmazonDynamoDB client, string tableName, TimeSpan retention, TimeProvider time, IEventOutbox? events = null,
+        S3Payloads? payloads = null)
     {
         ArgumentNullException.ThrowIfNull(client);
         ArgumentException.ThrowIfNullOrWhiteSpace(tableName);
@@ -72,6 +76,7 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
         _retention = retention;
         _time = time;
         _events = events;
+        _payloads = payloads;
     }
 
     /// <summary>Creates the delivery log's table (on-demand capacity, with its dead-letter index) unless it exists,
@@ -472,7 +477,12 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
             start = page.LastEvaluatedKey is { Count: > 0 } last ? last : null;
         }
         while (start is not null && dead.Count < query.Limit);
-        return dead;
+        if (_payloads is null || !dead.Exists(d => S3Payloads.TryRead(d.Body, out _, out _)))
+            return dead;
+        // A payload gone from S3 leaves the pointer, which says where it was.
+        return [.. await Task.WhenAll(dead.Select(async d => S3Payloads.TryRead(d.Body, out var bucket, out var key)
+            ? d with { Body = (await _payloads.GetAsync(d.Body, bucket, key, cancellationToken)).Body }
+            : d))];
     }
 
     // The table is keyed by id only, and the one index holds dead letters: per-minute counts and the latest finished

@@ -60,13 +60,16 @@ public sealed class SqsQueue : IMessageQueue
     private readonly TimeProvider _time;
     private readonly TopicRoute? _topic;
     private readonly IEventOutbox? _events;
+    private readonly S3Payloads? _payloads;
 
     /// <param name="topic">The topic the queue is subscribed to with raw delivery: messages are enqueued by publishing
     /// there, as applications do, so every subscriber sees them. Null: straight to the queue. A redrive always goes
     /// straight to the queue, so that other subscribers do not get a message twice.</param>
     /// <param name="events">Where the <c>accepted</c> events of what is enqueued go, once it is queued.</param>
+    /// <param name="payloads">Where a message too large for SNS is kept, a pointer to it enqueued in its place; null: such a
+    /// message is refused (<see cref="SizeLimit"/>).</param>
     public SqsQueue(IAmazonSQS sqs, string queueUrl, string deadLetterQueueUrl, SqsQueueOptions options, TimeProvider time, TopicRoute? topic = null,
-        IEventOutbox? events = null)
+        IEventOutbox? events = null, S3Payloads? payloads = null)
     {
         ArgumentNullException.ThrowIfNull(sqs);
         ArgumentException.ThrowIfNullOrWhiteSpace(queueUrl);
@@ -86,11 +89,15 @@ public sealed class SqsQueue : IMessageQueue
         _time = time;
         _topic = topic;
         _events = events;
+        _payloads = payloads;
+        // With S3 for the large ones, only Ion:MaxMessageBytes bounds a message, as on one machine.
+        SizeLimit = payloads is null ? SnsLimit : null;
     }
 
     public async Task<IReadOnlyList<EnqueueResult>> EnqueueAsync(IReadOnlyList<OutgoingMessage> messages, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(messages);
+        messages = await OffloadAsync(messages, cancellationToken);
         var refused = _topic is null
             ? await SendAsync(_queueUrl, messages, cancellationToken)
             : await PublishAsync(_topic, messages, cancellationToken);
@@ -108,8 +115,47 @@ public sealed class SqsQueue : IMessageQueue
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxMessages);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(maxMessages, IMessageQueue.MaxReceive);
         var received = await _calls.ReceiveAsync(_queueUrl, maxMessages, _waitSeconds, _visibilitySeconds, cancellationToken);
-        return [.. received.Select(FromReceived)];
+        return await LoadAsync([.. received.Select(FromReceived)], cancellationToken);
     }
+
+    /// <summary>Each message whose body is a pointer to S3 with the body it points to (<see cref="QueuedMessage.Offloaded"/>
+    /// keeps the pointer); one whose payload is gone with the reason in <see cref="OffloadedBody.Error"/>. Read side by
+    /// side; the rest as they are.</summary>
+    /// <exception cref="StoreUnavailableException">S3 did not answer, or refused ion: the messages show again later.</exception>
+    public async Task<IReadOnlyList<QueuedMessage>> LoadAsync(IReadOnlyList<QueuedMessage> messages, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        if (!messages.Any(m => S3Payloads.TryRead(m.Body, out _, out _)))
+            return messages;
+        return await Task.WhenAll(messages.Select(async m =>
+        {
+            if (!S3Payloads.TryRead(m.Body, out var bucket, out var key))
+                return m;
+            if (_payloads is null)
+            {
+                return m with { Offloaded = new OffloadedBody(m.Body,
+                    $"invalid: its payload is in S3 (s3://{bucket}/{key}) and Ion:Aws:PayloadBucket is not set, so ion does not read S3") };
+            }
+            var (body, offloaded) = await _payloads.GetAsync(m.Body, bucket, key, cancellationToken);
+            // Known by SQS's MessageId (no ion-id: an application published it through an extended client): by the
+            // id of its JSON body, as any other message the application published.
+            var id = m.Id == m.QueueMessageId && offloaded.Error is null && BodyId(body) is { } bodyId ? bodyId : m.Id;
+            return m with { Id = id, Body = body, Offloaded = offloaded };
+        }));
+    }
+
+    /// <summary>The messages as they go on the topic or queue: one larger than SNS takes is put in S3, and its pointer
+    /// goes in its place, marked with the extended clients' size attribute.</summary>
+    private async Task<IReadOnlyList<OutgoingMessage>> OffloadAsync(IReadOnlyList<OutgoingMessage> messages, CancellationToken cancellationToken)
+    {
+        if (_payloads is null || !messages.Any(TooLargeForSns))
+            return messages;
+        return await Task.WhenAll(messages.Select(async m => TooLargeForSns(m)
+            ? m with { Body = await _payloads.PutAsync(m.Body, cancellationToken), PayloadBytes = Encoding.UTF8.GetByteCount(m.Body) }
+            : m));
+    }
+
+    private static bool TooLargeForSns(OutgoingMessage message) => Encoding.UTF8.GetByteCount(message.Body) > SnsLimit.MaxBodyBytes;
 
     public async Task<IReadOnlyList<bool>> KeepHiddenAsync(IReadOnlyList<QueuedMessage> messages, CancellationToken cancellationToken) =>
         await _calls.ChangeVisibilityAsync(_queueUrl, Handles(messages), _visibilitySeconds, cancellationToken);
@@ -121,9 +167,14 @@ public sealed class SqsQueue : IMessageQueue
         await _calls.ChangeVisibilityAsync(_queueUrl, Handles(messages), Seconds(delay < LongestReturn ? delay : LongestReturn), cancellationToken);
     }
 
-    // A stale receipt is ignored: SQS leaves the message, and whoever holds it now decides.
-    public Task CompleteAsync(IReadOnlyList<QueuedMessage> messages, CancellationToken cancellationToken) =>
-        _calls.DeleteAsync(_queueUrl, Handles(messages), cancellationToken);
+    // A stale receipt is ignored: SQS leaves the message, and whoever holds it now decides. A payload in S3 goes after
+    // its message: the other way round a failed delete would leave a message without its payload.
+    public async Task CompleteAsync(IReadOnlyList<QueuedMessage> messages, CancellationToken cancellationToken)
+    {
+        await _calls.DeleteAsync(_queueUrl, Handles(messages), cancellationToken);
+        if (_payloads is not null && messages.Where(m => m.Offloaded is { Error: null }).Select(m => m.Offloaded!).ToList() is { Count: > 0 } done)
+            await _payloads.DeleteAsync(done, cancellationToken);
+    }
 
     public async Task DeadLetterAsync(QueuedMessage message, DeadLetterNote note, CancellationToken cancellationToken)
     {
@@ -149,7 +200,8 @@ public sealed class SqsQueue : IMessageQueue
         };
         if (note.SmtpCode is { } code)
             attributes["ion-smtp-code"] = Number(code);
-        var request = new SendMessageRequest { QueueUrl = _deadLetterQueueUrl, MessageBody = message.Body, MessageAttributes = attributes };
+        // A large message's letter keeps its pointer: the payload stays in S3 until the letter is redriven and sent.
+        var request = new SendMessageRequest { QueueUrl = _deadLetterQueueUrl, MessageBody = message.Offloaded?.Reference ?? message.Body, MessageAttributes = attributes };
         await SqsCalls.CallAsync("SendMessage", _deadLetterQueueUrl, token => _sqs.SendMessageAsync(request, token), cancellationToken);
     }
 
@@ -275,8 +327,10 @@ public sealed class SqsQueue : IMessageQueue
     /// <summary>SNS's limit, 256 KB with the attributes, less room for the <c>ion-id</c> attribute at its longest (128
     /// characters, 3 UTF-8 bytes each at most) and the <c>ion-copy</c> attribute. The same whether ion publishes to the topic or straight to the queue,
     /// so a message is accepted or refused alike either way; and the queues' own limit (1 MiB unless set lower) leaves
-    /// room for the note a dead letter carries.</summary>
-    public MessageSizeLimit SizeLimit { get; } = new(
+    /// room for the note a dead letter carries. Null with S3 for the larger ones.</summary>
+    public MessageSizeLimit? SizeLimit { get; }
+
+    private static readonly MessageSizeLimit SnsLimit = new(
         SnsTopic.MaxMessageBytes - (IdAttribute.Length + "String".Length + (MessageParser.MaxIdLength * 3))
             - (CopyAttribute.Length + "String".Length + CopyLength),
         "SNS's limit of 256 KB, less room for ion's id attribute");
@@ -389,6 +443,8 @@ public sealed class SqsQueue : IMessageQueue
         var attributes = new Dictionary<string, string> { [IdAttribute] = message.Id };
         if (message.Copy is { } copy)
             attributes[CopyAttribute] = copy;
+        if (message.PayloadBytes is { } bytes)
+            attributes[S3Payloads.SizeAttribute] = bytes.ToString(CultureInfo.InvariantCulture);
         return attributes;
     }
 

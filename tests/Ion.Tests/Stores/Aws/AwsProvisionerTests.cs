@@ -295,6 +295,39 @@ public sealed class AwsProvisionerTests(SnsTopicTests.Fauxqs fauxqs, DynaliteFix
     }
 
     [Fact]
+    public async Task ProvisionCommand_WithPayloads_CreatesTheBucketWithAnExpiryRule_PrintsItsSetting_AndASecondRunChangesNothing()
+    {
+        var token = TestContext.Current.CancellationToken;
+        var prefix = Prefix();
+        string[] args = ["aws", "provision", "--prefix", prefix, "--payloads", "--Ion:Aws:Region", "us-east-1", "--Ion:Aws:ServiceUrl", fauxqs.Url,
+            "--Ion:Aws:DynamoDbServiceUrl", dynalite.Url];
+
+        var first = await RunIonAsync(args);
+        var second = await RunIonAsync(args);
+
+        Assert.True(first.ExitCode == 0, first.Error);
+        var bucket = $"{prefix}-payloads-000000000000-us-east-1";
+        Assert.Contains($"Ion__Aws__PayloadBucket={bucket}", first.Out.Split('\n'));
+        Assert.Contains($"created bucket {bucket}", first.Error, StringComparison.Ordinal);
+        using var s3 = new Amazon.S3.AmazonS3Client(fauxqs.Credentials,
+            new Amazon.S3.AmazonS3Config { ServiceURL = fauxqs.Url, AuthenticationRegion = "us-east-1", ForcePathStyle = true });
+        var rules = (await s3.GetLifecycleConfigurationAsync(new Amazon.S3.Model.GetLifecycleConfigurationRequest { BucketName = bucket }, token)).Configuration.Rules;
+        var rule = Assert.Single(rules);
+        Assert.Equal(14, rule.Expiration.Days);
+        Assert.Equal(Amazon.S3.LifecycleRuleStatus.Enabled, rule.Status);
+        Assert.Equal(0, second.ExitCode);
+        Assert.Equal(first.Out, second.Out);
+        Assert.DoesNotContain("created", second.Error, StringComparison.Ordinal);
+        Assert.DoesNotContain("lifecycle", second.Error, StringComparison.Ordinal);
+
+        // S3's names are global and at most 63 characters: a prefix that cannot name the bucket is refused, in one line.
+        var tooLong = await RunIonAsync(["aws", "provision", "--prefix", "p" + new string('x', 40), "--payloads", "--Ion:Aws:Region", "us-east-1",
+            "--Ion:Aws:ServiceUrl", fauxqs.Url, "--Ion:Aws:DynamoDbServiceUrl", dynalite.Url]);
+        Assert.Equal(2, tooLong.ExitCode);
+        Assert.Contains("is no valid S3 bucket name (at most 63 characters): use a shorter prefix", Assert.Single(tooLong.Error.Trim().Split('\n')), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task ProvisionCommand_WithoutARegion_Exits2_WithOneLineNamingTheSetting()
     {
         var result = await RunIonAsync(["aws", "provision", "--Ion:Aws:ServiceUrl", fauxqs.Url]);
