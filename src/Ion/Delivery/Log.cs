@@ -13,7 +13,7 @@ internal static partial class Log
     [LoggerMessage(3, LogLevel.Warning, "Dead-lettered {MessageId} after {Attempts} attempt(s): {Reason}")]
     public static partial void DeadLettered(ILogger logger, string messageId, int attempts, string reason);
 
-    [LoggerMessage(4, LogLevel.Warning, "{MessageId} is invalid: {Reason}")]
+    [LoggerMessage(4, LogLevel.Warning, "{MessageId} cannot be sent, {Reason}")]
     public static partial void Invalid(ILogger logger, string messageId, string reason);
 
     [LoggerMessage(5, LogLevel.Information, "{MessageId}: not sent by this copy ({Status})")]
