@@ -56,8 +56,11 @@ public sealed record MessageSizeLimit(long MaxBodyBytes, string Name);
 /// <see cref="Copy"/>, when set, names this copy in advance (unique per enqueue): a store that can carry the name with
 /// the message (SQS: the <c>ion-copy</c> attribute) receives it back as the copy's
 /// <see cref="QueuedMessage.QueueMessageId"/>; a store that names copies itself (SQLite) ignores it. <see cref="Events"/>
-/// (its <c>accepted</c> event) a store with an event outbox writes in the enqueue's own transaction, when it queues it.</summary>
-public sealed record OutgoingMessage(string Id, string Body, string? Copy = null, IReadOnlyList<Events.OutboxEvent>? Events = null)
+/// (its <c>accepted</c> event) a store with an event outbox writes in the enqueue's own transaction, when it queues it.
+/// <see cref="NotBefore"/>: a scheduled message's <c>send_at</c>; the store keeps it hidden until then, or for as long
+/// as it can (SQS: 15 minutes), and delivery hides it again for the rest.</summary>
+public sealed record OutgoingMessage(string Id, string Body, string? Copy = null, IReadOnlyList<Events.OutboxEvent>? Events = null,
+    DateTimeOffset? NotBefore = null)
 {
     /// <summary>Starts every name ion gives a copy and no name a store gives one (SQS's MessageIds are UUIDs), so the
     /// delivery log can tell a copy whose claim its publish may have recorded from the rest.</summary>
