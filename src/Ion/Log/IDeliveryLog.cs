@@ -22,7 +22,9 @@ public interface IDeliveryLog
 
     /// <summary>Records published messages with a <c>send_at</c> still ahead as <see cref="MessageState.Scheduled"/> until
     /// <paramref name="sendAt"/> (<c>sendAt[i]</c> for <c>ids[i]</c>), as <see cref="RecordQueuedAsync(IReadOnlyList{string}, DateTimeOffset, CancellationToken)"/>
-    /// records the others, and returns the states of the ids it knew already, which keep what they have. No claim is
+    /// records the others, and returns the states of the ids it knew already, which keep what they have. Each counts as
+    /// queued from its time (<see cref="DeliveryHistory.QueuedAt"/>), so that the time a message may wait for delivery
+    /// (<c>Ion:Delivery:MaxQueueTime</c>) starts when it is due, not when it was published. No claim is
     /// recorded for them (whatever the store does for queued ones): a claim would make a cancel see them as being sent.
     /// A claim is granted only from their time on; before it, <see cref="ClaimAsync"/> answers
     /// <see cref="ClaimStatus.Scheduled"/>.</summary>

@@ -436,9 +436,13 @@ public abstract class DeliveryLogContract
     public async Task Scheduled_IsClaimed_FromItsTimeOn_AndSentAsAnyOther()
     {
         var log = await CreateLogAsync();
-        await log.RecordScheduledAsync(["s"], [Now.AddSeconds(-1)], Now.AddMinutes(-5), Cancellation);
+        var sendAt = DateTimeOffset.FromUnixTimeMilliseconds(Now.AddSeconds(-1).ToUnixTimeMilliseconds());
+        await log.RecordScheduledAsync(["s"], [sendAt], Now.AddMinutes(-5), Cancellation);
 
-        Assert.Equal(ClaimStatus.Claimed, (await ClaimAsync(log, "s", "q-s")).Status);
+        var claim = await ClaimAsync(log, "s", "q-s");
+        Assert.Equal(ClaimStatus.Claimed, claim.Status);
+        // The time it may wait for delivery counts from its time, not from its publish.
+        Assert.Equal(sendAt, claim.History.QueuedAt);
         Assert.Equal(ClaimStatus.HeldByOther, (await ClaimAsync(log, "s", "q-other")).Status);
         await SendAsync(log, "s", "q-s");
 

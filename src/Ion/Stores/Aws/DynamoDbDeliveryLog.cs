@@ -167,7 +167,9 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
             var item = NewItem(id, at);
             if (sendAt is { } time)
             {
+                // Queued from its time on, as far as Ion:Delivery:MaxQueueTime is concerned (as in SQLite).
                 item.Item["state"] = S("scheduled");
+                item.Item["queued_at"] = N(time);
                 item.Item["not_before"] = N(time);
             }
             if (copy is not null)

@@ -152,10 +152,11 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
     private Task<IReadOnlyList<MessageState?>> WriteQueuedAsync(IReadOnlyList<(string Id, long At, long? SendAt)> rows) =>
         _database.WriteAsync<IReadOnlyList<MessageState?>>(Durability.Deferred, session =>
         {
-            // A known id keeps what it has: the worker may even have taken and finished it already.
+            // A known id keeps what it has: the worker may even have taken and finished it already. A scheduled one
+            // counts as queued from its time (queued_at), so that Ion:Delivery:MaxQueueTime starts then, not at publish.
             var insert = session.Command("""
                 INSERT INTO messages (id, state, created_at, updated_at, queued_at, attempts_used, not_before)
-                VALUES ($id, CASE WHEN $send_at IS NULL THEN 'queued' ELSE 'scheduled' END, $at, $at, $at, 0, $send_at)
+                VALUES ($id, CASE WHEN $send_at IS NULL THEN 'queued' ELSE 'scheduled' END, $at, $at, coalesce($send_at, $at), 0, $send_at)
                 ON CONFLICT (id) DO NOTHING
                 """);
             var id = insert.Parameter("$id", SqliteType.Text);
