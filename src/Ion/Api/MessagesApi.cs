@@ -14,6 +14,7 @@ public static class MessagesApi
         messages.MapPost("/", PublishAsync);
         // A catch-all, because the contract allows '/' in an id: /v1/messages/a/b and /v1/messages/a%2Fb both find "a/b".
         messages.MapGet("/{**id}", GetAsync);
+        messages.MapDelete("/{**id}", CancelAsync);
         return app;
     }
 
@@ -45,13 +46,39 @@ public static class MessagesApi
     private static async Task<Results<Ok<DeliveryRecord>, ProblemHttpResult>> GetAsync(
         string id, IDeliveryLog log, CancellationToken cancellationToken)
     {
-        // Kestrel decodes every escape in the path except %2F, which it leaves for the application.
-        id = id.Replace("%2F", "/", StringComparison.OrdinalIgnoreCase);
+        id = PathId(id);
         var record = await log.GetAsync(id, cancellationToken);
-        return record is null
-            ? TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, title: "Unknown message", detail: $"no message with id '{id}' in the delivery log")
-            : TypedResults.Ok(record);
+        return record is null ? Unknown(id) : TypedResults.Ok(record);
     }
+
+    /// <summary>Cancels a scheduled message: 200 with its record (cancelled; again 200 when it was already), 409 when it
+    /// is not scheduled (any more), 404 when unknown. The id stays known, so publishing it again sends nothing.</summary>
+    private static async Task<Results<Ok<DeliveryRecord>, ProblemHttpResult>> CancelAsync(
+        string id, IDeliveryLog log, TimeProvider time, CancellationToken cancellationToken)
+    {
+        id = PathId(id);
+        var result = await log.CancelAsync(id, time.GetUtcNow(), cancellationToken);
+        switch (result.Outcome)
+        {
+            case CancelOutcome.Unknown:
+                return Unknown(id);
+            case CancelOutcome.Cancelled:
+                return await log.GetAsync(id, cancellationToken) is { } record ? TypedResults.Ok(record) : Unknown(id);
+            default:
+                var state = StoredNames.Of(result.State!.Value);
+                var why = result.Outcome == CancelOutcome.BeingSent
+                    ? "its time has come and it is being sent"
+                    : $"it is {state}, and only a scheduled message can be cancelled";
+                return TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "Not cancellable",
+                    detail: $"message '{id}' cannot be cancelled: {why}", extensions: new Dictionary<string, object?> { ["state"] = state });
+        }
+    }
+
+    // Kestrel decodes every escape in the path except %2F, which it leaves for the application.
+    private static string PathId(string id) => id.Replace("%2F", "/", StringComparison.OrdinalIgnoreCase);
+
+    private static ProblemHttpResult Unknown(string id) =>
+        TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, title: "Unknown message", detail: $"no message with id '{id}' in the delivery log");
 
     /// <summary>The body as text, or null when it is over the limit (declared or actual).</summary>
     private static async Task<string?> ReadBodyAsync(HttpRequest request, long limit, CancellationToken cancellationToken)

@@ -19,6 +19,8 @@ internal static class StatusCommand
                 return CliOutput.Fail(CliOutput.Failed, $"no message with id '{parse.GetValue(id)}' in the delivery log");
             var state = StoredNames.Of(record.State);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{record.Id}: {state} (since {record.UpdatedAt:u})"));
+            if (record.SendAt is { } sendAt)
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  send at: {sendAt:u}"));
             if (record.LastReason is { } reason && record.State != MessageState.Sent)
                 Console.WriteLine($"  reason: {reason}");
             foreach (var recipient in record.Recipients)

@@ -194,7 +194,7 @@ public sealed class BatchDelivery(
             case SendRequest when claim.Status != ClaimStatus.Claimed:
                 Log.NotClaimed(logger, message.Id, claim.Status);
                 return DeliveryDecision.NotClaimed(claim, time.GetUtcNow());
-            case SendRequest when DeliveryDecision.TooEarly(claim.History, time.GetUtcNow()) is { } early:
+            case SendRequest send when DeliveryDecision.TooEarly(claim.History, time.GetUtcNow(), send.Email.SendAt) is { } early:
                 return early;
             case SendRequest send:
                 return await SendAsync(sender, message, claim.History, send.Email, permit, recorded, stoppingToken);

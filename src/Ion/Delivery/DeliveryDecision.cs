@@ -56,18 +56,20 @@ public sealed class DeliveryDecision(DeliveryPolicy policy, Func<double> random)
         ArgumentNullException.ThrowIfNull(history);
         var attempt = new DeliveryAttempt(now, "invalid", null, reason, TimeSpan.Zero);
         var entry = new DeliveryEntry(message.Id, holder, MessageState.Dead, attempt, history.Recipients, history.AttemptsUsed,
-            reason, FailureClass.Invalid, message.Offloaded?.Reference ?? message.Body);
+            reason, FailureClass.Invalid, message.StoredBody);
         return new Decision(QueueAction.DeadLetter, Entry: entry, Note: new DeadLetterNote(reason, FailureClass.Invalid, history.AttemptsUsed, null));
     }
 
     /// <summary>A claimed message that showed before its retry's time (a queue cannot hide a message for as long as
-    /// any delay: SQS stops at 12 hours): hidden again for the rest, without an attempt. Null when it is due.</summary>
-    public static Decision? TooEarly(DeliveryHistory history, DateTimeOffset now)
+    /// any delay: SQS stops at 12 hours), or before its own <paramref name="sendAt"/> (a message the log did not know as
+    /// scheduled: published straight onto the queue): hidden again for the rest, without an attempt. Null when it is
+    /// due.</summary>
+    public static Decision? TooEarly(DeliveryHistory history, DateTimeOffset now, DateTimeOffset? sendAt = null)
     {
         ArgumentNullException.ThrowIfNull(history);
-        // A second's grace: clocks and the queue's own rounding to seconds.
-        return history.NotBefore is { } notBefore && notBefore - now > TimeSpan.FromSeconds(1)
-            ? new Decision(QueueAction.Release, notBefore - now)
+        var notBefore = sendAt > history.NotBefore || history.NotBefore is null ? sendAt : history.NotBefore;
+        return notBefore is { } time && time - now > DeliveryHistory.Grace
+            ? new Decision(QueueAction.Release, time - now)
             : null;
     }
 
@@ -77,11 +79,15 @@ public sealed class DeliveryDecision(DeliveryPolicy policy, Func<double> random)
         ArgumentNullException.ThrowIfNull(claim);
         return claim.Status switch
         {
-            ClaimStatus.AlreadySent => new Decision(QueueAction.Complete),
+            // Cancelled: the log says so already, and nothing is to be sent.
+            ClaimStatus.AlreadySent or ClaimStatus.Cancelled => new Decision(QueueAction.Complete),
             // A copy of a dead letter joins it there rather than disappearing: nothing is ever dropped unseen.
             ClaimStatus.Dead => new Decision(QueueAction.DeadLetter, Note: new DeadLetterNote(
                 claim.History.LastReason ?? "dead letter", claim.History.FailureClass ?? FailureClass.Permanent, claim.History.AttemptsUsed, null)),
-            ClaimStatus.HeldByOther => new Decision(QueueAction.Release, Delay: claim.HeldUntil is { } until && until > now ? until - now : TimeSpan.Zero),
+            // Scheduled: hidden until its time, uncharged (a queue that cannot hide it that long shows it again sooner, and
+            // it is hidden again for the rest).
+            ClaimStatus.HeldByOther or ClaimStatus.Scheduled =>
+                new Decision(QueueAction.Release, Delay: claim.HeldUntil is { } until && until > now ? until - now : TimeSpan.Zero),
             _ => throw new ArgumentOutOfRangeException(nameof(claim), claim.Status, "a granted claim needs no decision of its own"),
         };
     }
@@ -224,7 +230,7 @@ public sealed class DeliveryDecision(DeliveryPolicy policy, Func<double> random)
             ? failed[0].Reply!
             : string.Create(CultureInfo.InvariantCulture,
                 $"{failed.Count} of {statuses.Count} recipients failed ({statuses.Count - failed.Count - left} sent{(left > 0 ? $", {left} suppressed" : "")}): {string.Join("; ", failed.Select(f => $"{f.Address}: {f.Reply}"))}");
-        var entry = new DeliveryEntry(message.Id, holder, MessageState.Dead, attempt, statuses, attemptsUsed, reason, failureClass, message.Offloaded?.Reference ?? message.Body);
+        var entry = new DeliveryEntry(message.Id, holder, MessageState.Dead, attempt, statuses, attemptsUsed, reason, failureClass, message.StoredBody);
         var code = failed.Select(f => f.SmtpCode).FirstOrDefault(c => c is not null);
         return new Decision(QueueAction.DeadLetter, Entry: entry, Note: new DeadLetterNote(reason, failureClass, attemptsUsed, code), RelayAnswer: relay);
     }

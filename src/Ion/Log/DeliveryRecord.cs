@@ -15,6 +15,11 @@ public enum MessageState
     /// <summary>Every recipient is on the suppression list: nothing was sent, and nothing will be (it is finished, as
     /// a sent message is).</summary>
     [JsonStringEnumMemberName("suppressed")] Suppressed,
+    /// <summary>Accepted with a <c>send_at</c> still ahead: waiting for that time, and until then cancellable.</summary>
+    [JsonStringEnumMemberName("scheduled")] Scheduled,
+    /// <summary>Cancelled while scheduled: never sent, and never will be (finished; publishing the id again changes
+    /// nothing).</summary>
+    [JsonStringEnumMemberName("cancelled")] Cancelled,
 }
 
 /// <summary>Why a message is a dead letter, for filtering and redrive.</summary>
@@ -44,6 +49,11 @@ public enum RecipientState
     [JsonStringEnumMemberName("failed")] Failed,
     /// <summary>On the suppression list when the message went: not sent to, on purpose; the reply says why.</summary>
     [JsonStringEnumMemberName("suppressed")] Suppressed,
+    /// <summary>Accepted with a <c>send_at</c> still ahead: waiting for that time, and until then cancellable.</summary>
+    [JsonStringEnumMemberName("scheduled")] Scheduled,
+    /// <summary>Cancelled while scheduled: never sent, and never will be (finished; publishing the id again changes
+    /// nothing).</summary>
+    [JsonStringEnumMemberName("cancelled")] Cancelled,
 }
 
 /// <summary>One recipient's outcome so far, with the relay's last answer about it.</summary>
@@ -51,7 +61,8 @@ public sealed record RecipientStatus(string Address, RecipientState State, int? 
 
 /// <summary>Everything the delivery log knows of one message id. <see cref="AttemptsUsed"/> counts the attempts that
 /// count towards <c>MaxAttempts</c> since the message was last queued (a redrive starts again from zero);
-/// <see cref="Attempts"/> is every attempt ever made.</summary>
+/// <see cref="Attempts"/> is every attempt ever made. <see cref="SendAt"/>: while <see cref="MessageState.Scheduled"/>, the
+/// time it is not to be sent before.</summary>
 public sealed record DeliveryRecord(
     string Id,
     MessageState State,
@@ -61,7 +72,9 @@ public sealed record DeliveryRecord(
     FailureClass? FailureClass,
     int AttemptsUsed,
     IReadOnlyList<RecipientStatus> Recipients,
-    IReadOnlyList<DeliveryAttempt> Attempts);
+    IReadOnlyList<DeliveryAttempt> Attempts,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    DateTimeOffset? SendAt = null);
 
 /// <summary>One try at the relay. <see cref="Outcome"/> is <c>sent</c>, <c>partial</c> (some recipients accepted,
 /// others still waiting), <c>retry</c>, <c>rejected</c> or <c>invalid</c>; <see cref="Reply"/> is the server's answer

@@ -20,6 +20,22 @@ public interface IDeliveryLog
     Task<IReadOnlyDictionary<string, MessageState>> RecordQueuedAsync(IReadOnlyList<string> ids, IReadOnlyList<string> copies, DateTimeOffset at,
         CancellationToken cancellationToken) => RecordQueuedAsync(ids, at, cancellationToken);
 
+    /// <summary>Records published messages with a <c>send_at</c> still ahead as <see cref="MessageState.Scheduled"/> until
+    /// <paramref name="sendAt"/> (<c>sendAt[i]</c> for <c>ids[i]</c>), as <see cref="RecordQueuedAsync(IReadOnlyList{string}, DateTimeOffset, CancellationToken)"/>
+    /// records the others, and returns the states of the ids it knew already, which keep what they have. Each counts as
+    /// queued from its time (<see cref="DeliveryHistory.QueuedAt"/>), so that the time a message may wait for delivery
+    /// (<c>Ion:Delivery:MaxQueueTime</c>) starts when it is due, not when it was published. No claim is
+    /// recorded for them (whatever the store does for queued ones): a claim would make a cancel see them as being sent.
+    /// A claim is granted only from their time on; before it, <see cref="ClaimAsync"/> answers
+    /// <see cref="ClaimStatus.Scheduled"/>.</summary>
+    Task<IReadOnlyDictionary<string, MessageState>> RecordScheduledAsync(IReadOnlyList<string> ids, IReadOnlyList<DateTimeOffset> sendAt, DateTimeOffset at,
+        CancellationToken cancellationToken);
+
+    /// <summary>Cancels a scheduled message that no copy is being delivered by: it becomes
+    /// <see cref="MessageState.Cancelled"/>, and the copy still on the queue is completed unsent when it comes up
+    /// (<see cref="ClaimStatus.Cancelled"/>). One conditional write, so a cancel and a claim never both win.</summary>
+    Task<CancelResult> CancelAsync(string id, DateTimeOffset at, CancellationToken cancellationToken);
+
     /// <summary>Marks dead letters as being redriven, before they move: a copy that reaches a worker before
     /// <see cref="RecordRedrivenAsync"/> ran (or after a crash in between) is then delivered, not dead-lettered again.</summary>
     Task BeginRedriveAsync(IReadOnlyList<string> ids, DateTimeOffset at, CancellationToken cancellationToken);
@@ -75,6 +91,26 @@ public enum ClaimStatus
     Dead,
     /// <summary>Another copy is being delivered: look again after <see cref="Claim.HeldUntil"/>.</summary>
     HeldByOther,
+    /// <summary>Scheduled for later: look again at <see cref="Claim.HeldUntil"/>, its <c>send_at</c>.</summary>
+    Scheduled,
+    /// <summary>Cancelled while scheduled: complete the copy without sending it.</summary>
+    Cancelled,
+}
+
+/// <summary>What <see cref="IDeliveryLog.CancelAsync"/> came to: <see cref="CancelOutcome.Cancelled"/> (now, or
+/// before), or why not, with the state the message is in (null when the id is unknown).</summary>
+public sealed record CancelResult(CancelOutcome Outcome, MessageState? State);
+
+public enum CancelOutcome
+{
+    /// <summary>It is cancelled (by this call or an earlier one).</summary>
+    Cancelled,
+    /// <summary>The log does not know the id.</summary>
+    Unknown,
+    /// <summary>Its time came and a copy is being delivered now.</summary>
+    BeingSent,
+    /// <summary>Not scheduled: queued without a time, retrying, sent, dead or suppressed.</summary>
+    NotScheduled,
 }
 
 public sealed record Claim(string Id, ClaimStatus Status, DeliveryHistory History, DateTimeOffset? HeldUntil = null);
@@ -90,6 +126,10 @@ public sealed record DeliveryHistory(
     FailureClass? FailureClass = null,
     DateTimeOffset? NotBefore = null)
 {
+    /// <summary>How close to <see cref="NotBefore"/> a message counts as due: clocks of different hosts, and a queue's
+    /// own rounding to whole seconds (SQS).</summary>
+    public static readonly TimeSpan Grace = TimeSpan.FromSeconds(1);
+
     public static DeliveryHistory New(DateTimeOffset queuedAt) => new(0, queuedAt, []);
 }
 

@@ -13,6 +13,8 @@ public static class StoredNames
         MessageState.Sent => "sent",
         MessageState.Dead => "dead",
         MessageState.Suppressed => "suppressed",
+        MessageState.Scheduled => "scheduled",
+        MessageState.Cancelled => "cancelled",
         _ => throw new ArgumentOutOfRangeException(nameof(state)),
     };
 
@@ -26,6 +28,8 @@ public static class StoredNames
         "sent" => MessageState.Sent,
         "dead" => MessageState.Dead,
         "suppressed" => MessageState.Suppressed,
+        "scheduled" => MessageState.Scheduled,
+        "cancelled" => MessageState.Cancelled,
         _ => throw new InvalidDataException($"unknown message state '{name}' in the delivery log"),
     };
 

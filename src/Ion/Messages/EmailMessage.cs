@@ -24,6 +24,8 @@ public sealed record EmailMessage
     /// <summary>Send even to recipients on the suppression list (a password reset the owner asked for), where
     /// <c>Ion:Suppression:AllowIgnore</c> allows it.</summary>
     public bool IgnoreSuppression { get; init; }
+    /// <summary>Not to be sent before this time (UTC); null, or a time already past, sends at once.</summary>
+    public DateTimeOffset? SendAt { get; init; }
 }
 
 public sealed record Attachment(string FileName, string ContentType, byte[] Content);

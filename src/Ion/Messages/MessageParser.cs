@@ -30,7 +30,14 @@ public static class MessageParser
     static readonly string[] _sendFields =
     [
         "action", "id", "recipient", "to", "cc", "bcc", "from", "reply_to", "subject",
-        "body_text", "body_html", "headers", "attachments", "tags", "ignore_suppression",
+        "body_text", "body_html", "headers", "attachments", "tags", "ignore_suppression", "send_at",
+    ];
+
+    // ISO 8601 as clients write it (seconds and their fraction optional), with the offset (K) checked for separately, because
+    // K also reads a time without one, which would mean the server's local time.
+    static readonly string[] _sendAtFormats =
+    [
+        "yyyy-MM-dd'T'HH:mmK", "yyyy-MM-dd'T'HH:mm:ssK", "yyyy-MM-dd'T'HH:mm:ss.FFFFFFFK",
     ];
 
     static readonly string[] _attachmentFields = ["filename", "content_type", "content_base64"];
@@ -210,6 +217,14 @@ public static class MessageParser
             ignoreSuppression = ignoreValue.GetBoolean();
         }
 
+        DateTimeOffset? sendAt = null;
+        if (fields.TryGet("send_at", out var sendAtValue))
+        {
+            if (ReadSendAt(sendAtValue, out var at) is { } badSendAt)
+                return badSendAt;
+            sendAt = at;
+        }
+
         return new SendRequest(new EmailMessage
         {
             Id = id,
@@ -225,7 +240,39 @@ public static class MessageParser
             Attachments = attachments,
             Tags = tags,
             IgnoreSuppression = ignoreSuppression,
+            SendAt = sendAt,
         });
+    }
+
+    /// <summary>Why <paramref name="email"/>'s <c>send_at</c> cannot be accepted at <paramref name="now"/> (more than
+    /// <see cref="MessageRules.MaxScheduleAhead"/> ahead), or null. Checked when a message is published, not when it is
+    /// delivered: the parser has no clock, and a message accepted once stays accepted.</summary>
+    public static InvalidMessage? ScheduleProblem(EmailMessage email, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(email);
+        return email.SendAt is { } sendAt && sendAt - now > MessageRules.MaxScheduleAhead
+            ? Invalid("send_at", string.Create(CultureInfo.InvariantCulture,
+                $"{sendAt:yyyy-MM-dd'T'HH:mm:ss'Z'} is more than {MessageRules.MaxScheduleAhead.TotalDays} days ahead"))
+            : null;
+    }
+
+    /// <summary>The time in UTC; a time in the past is fine (sent at once).</summary>
+    static InvalidMessage? ReadSendAt(JsonElement value, out DateTimeOffset sendAt)
+    {
+        sendAt = default;
+        if (ReadString(value, "send_at", out var text) is { } invalid)
+            return invalid;
+        const string Example = "as 2026-12-24T09:00:00Z or 2026-12-24T10:00:00+01:00";
+        if (!DateTimeOffset.TryParseExact(text, _sendAtFormats, CultureInfo.InvariantCulture, DateTimeStyles.None, out var parsed))
+            return Invalid("send_at", $"{Quote(text)} is not an ISO 8601 time, {Example}");
+        // Without an offset the time would be read in whatever zone the server runs in.
+        if (!HasOffset(text))
+            return Invalid("send_at", $"{Quote(text)} has no offset: end it with Z or ±hh:mm, {Example}");
+        sendAt = parsed.ToUniversalTime();
+        return null;
+
+        static bool HasOffset(string text) =>
+            text.EndsWith('Z') || (text.Length > 6 && text[^6] is '+' or '-' && text[^3] == ':');
     }
 
     static InvalidMessage? ReadId(JsonElement value, string field, out string id)

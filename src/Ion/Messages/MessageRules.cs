@@ -15,4 +15,7 @@ public sealed record MessageRules(
     public const int MaxTags = 10;
     public const int MaxAttachments = 20;
     public const int MaxSubjectLength = 998;
+    /// <summary>How far ahead <c>send_at</c> may be when a message is published: a month keeps what waits in the queue
+    /// (and in the log, which forgets nothing still waiting) bounded.</summary>
+    public static readonly TimeSpan MaxScheduleAhead = TimeSpan.FromDays(30);
 }

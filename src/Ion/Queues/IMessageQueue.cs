@@ -57,9 +57,11 @@ public sealed record MessageSizeLimit(long MaxBodyBytes, string Name);
 /// the message (SQS: the <c>ion-copy</c> attribute) receives it back as the copy's
 /// <see cref="QueuedMessage.QueueMessageId"/>; a store that names copies itself (SQLite) ignores it. <see cref="Events"/>
 /// (its <c>accepted</c> event) a store with an event outbox writes in the enqueue's own transaction, when it queues it.
-/// <see cref="PayloadBytes"/> is set by a store that put the body elsewhere and <see cref="Body"/> points to it: the
-/// size of what it points to.</summary>
-public sealed record OutgoingMessage(string Id, string Body, string? Copy = null, IReadOnlyList<Events.OutboxEvent>? Events = null, int? PayloadBytes = null)
+/// <see cref="NotBefore"/>: a scheduled message's <c>send_at</c>; the store keeps it hidden until then, or for as long
+/// as it can (SQS: 15 minutes), and delivery hides it again for the rest. <see cref="PayloadBytes"/> is set by a store
+/// that put the body elsewhere and <see cref="Body"/> points to it: the size of what it points to.</summary>
+public sealed record OutgoingMessage(string Id, string Body, string? Copy = null, IReadOnlyList<Events.OutboxEvent>? Events = null,
+    DateTimeOffset? NotBefore = null, int? PayloadBytes = null)
 {
     /// <summary>Starts every name ion gives a copy and no name a store gives one (SQS's MessageIds are UUIDs), so the
     /// delivery log can tell a copy whose claim its publish may have recorded from the rest.</summary>
@@ -88,7 +90,12 @@ public sealed record QueuedMessage(
     int ReceiveCount,
     string QueueMessageId,
     string ReceiptHandle,
-    OffloadedBody? Offloaded = null);
+    OffloadedBody? Offloaded = null)
+{
+    /// <summary>The body as the store holds it: the pointer of an offloaded message, which is what a copy of it sent
+    /// again (a dead letter, a renewal, a record of it) keeps, else the body.</summary>
+    public string StoredBody => Offloaded?.Reference ?? Body;
+}
 
 /// <summary>A message whose body the store keeps elsewhere, with only <see cref="Reference"/> in the queue (on AWS, a
 /// message too large for SNS, in S3). A dead letter keeps the pointer, not the body, so that it stays as small as the

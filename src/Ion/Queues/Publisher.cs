@@ -33,18 +33,20 @@ public sealed class Publisher(IMessageQueue queue, IDeliveryLog log, IOptions<Io
     public string TooLarge => $"the message is larger than {_limit.Name} ({_limit.MaxBodyBytes} bytes)";
 
     /// <summary>Why the message would be refused, or null when it is fine.</summary>
-    public InvalidMessage? Validate(string body) => Parse(body) as InvalidMessage;
+    public InvalidMessage? Validate(string body) => Parse(body, time.GetUtcNow()) as InvalidMessage;
 
-    private ParsedMessage Parse(string body)
+    private ParsedMessage Parse(string body, DateTimeOffset now)
     {
         ArgumentNullException.ThrowIfNull(body);
         // The same limit whatever the way in: HTTP checks it while reading the body, the CLI here.
         if (Encoding.UTF8.GetByteCount(body) > MaxBytes)
             return new InvalidMessage(null, $"invalid: {TooLarge}");
         var parsed = MessageParser.Parse(body, _rules);
-        return parsed is SendRequest send && suppressions.RefusalOf(send.Email) is { } refused
-            ? new InvalidMessage("ignore_suppression", $"invalid: ignore_suppression: {refused}")
-            : parsed;
+        if (parsed is not SendRequest send)
+            return parsed;
+        if (suppressions.RefusalOf(send.Email) is { } refused)
+            return new InvalidMessage("ignore_suppression", $"invalid: ignore_suppression: {refused}");
+        return MessageParser.ScheduleProblem(send.Email, now) ?? parsed;
     }
 
     /// <summary>All or nothing: when any message is invalid none is queued, so fixing the input and publishing
@@ -56,16 +58,22 @@ public sealed class Publisher(IMessageQueue queue, IDeliveryLog log, IOptions<Io
         List<string> sends = [];
         Dictionary<string, IReadOnlyList<string>> tags = new(StringComparer.Ordinal);
         List<PublishError> errors = [];
+        // A send_at still ahead now is scheduled; one already past (or this very moment) is sent at once.
+        var now = time.GetUtcNow();
+        Dictionary<string, DateTimeOffset> scheduled = new(StringComparer.Ordinal);
         for (var i = 0; i < bodies.Count; i++)
         {
-            switch (Parse(bodies[i]))
+            switch (Parse(bodies[i], now))
             {
                 case InvalidMessage invalid:
                     errors.Add(new PublishError(i, invalid));
                     break;
                 case SendRequest send:
                     var id = send.Email.Id ?? MessageIds.New();
-                    messages.Add(new OutgoingMessage(id, bodies[i]));
+                    var sendAt = send.Email.SendAt > now ? send.Email.SendAt : null;
+                    if (sendAt is { } at)
+                        scheduled.TryAdd(id, at);
+                    messages.Add(new OutgoingMessage(id, bodies[i], NotBefore: sendAt));
                     sends.Add(id);
                     tags.TryAdd(id, send.Email.Tags);
                     break;
@@ -82,18 +90,26 @@ public sealed class Publisher(IMessageQueue queue, IDeliveryLog log, IOptions<Io
         // there alone, and the store (one copy per id) or delivery's claim (SQS) keeps a second copy from mattering.
         // Each copy is named now, so the log can record a new id as claimed by the copy that is about to carry it, and
         // that copy's first claim needs no write of its own (see IDeliveryLog.RecordQueuedAsync).
-        List<string> ids = [.. sends.Distinct(StringComparer.Ordinal)];
+        // A scheduled id is recorded as such, until its time (see IDeliveryLog.RecordScheduledAsync); a batch holding both
+        // kinds costs a second write.
+        List<string> ids = [.. sends.Distinct(StringComparer.Ordinal).Where(id => !scheduled.ContainsKey(id))];
         List<string> copies = [.. ids.Select(_ => OutgoingMessage.NewCopy())];
-        var copyOf = ids.Zip(copies).ToDictionary(p => p.First, p => p.Second, StringComparer.Ordinal);
-        IReadOnlyDictionary<string, MessageState> known;
+        List<string> later = [.. sends.Distinct(StringComparer.Ordinal).Where(scheduled.ContainsKey)];
+        var copyOf = ids.Zip(copies).Concat(later.Select(id => (id, OutgoingMessage.NewCopy())))
+            .ToDictionary(p => p.Item1, p => p.Item2, StringComparer.Ordinal);
+        Dictionary<string, MessageState> known = new(StringComparer.Ordinal);
         List<OutgoingMessage> toQueue;
         IReadOnlyList<EnqueueResult> results;
         try
         {
-            known = await log.RecordQueuedAsync(ids, copies, time.GetUtcNow(), cancellationToken);
+            if (ids.Count > 0)
+                Add(known, await log.RecordQueuedAsync(ids, copies, now, cancellationToken));
+            if (later.Count > 0)
+                Add(known, await log.RecordScheduledAsync(later, [.. later.Select(id => scheduled[id])], now, cancellationToken));
             HashSet<string> seen = new(StringComparer.Ordinal);
+            // Still only queued or scheduled: see above.
             toQueue = [.. messages
-                .Where(m => (!known.TryGetValue(m.Id, out var state) || state == MessageState.Queued) && seen.Add(m.Id))
+                .Where(m => (!known.TryGetValue(m.Id, out var state) || state is MessageState.Queued or MessageState.Scheduled) && seen.Add(m.Id))
                 .Select(m => copyOf.TryGetValue(m.Id, out var copy) ? m with { Copy = copy, Events = events.Accepted(m.Id, tags[m.Id]) } : m)];
             results = await EnqueueAsync(toQueue, cancellationToken);
         }
@@ -111,6 +127,12 @@ public sealed class Publisher(IMessageQueue queue, IDeliveryLog log, IOptions<Io
                 ? new Published(m.Id, Duplicate: true, State: state)
                 : new Published(m.Id, Duplicate: !queuedNow.Remove(m.Id)))],
             []);
+    }
+
+    private static void Add(Dictionary<string, MessageState> known, IReadOnlyDictionary<string, MessageState> more)
+    {
+        foreach (var (id, state) in more)
+            known[id] = state;
     }
 
     /// <summary>The queue's enqueue. When it fails, the claims the log's write recorded for the copies named here are

@@ -508,6 +508,38 @@ public sealed class DashboardTests(Chromium chromium) : IClassFixture<Chromium>
         return request;
     }
 
+    [Fact]
+    public async Task AScheduledMessage_ShowsItsTime_AndIsCancelledFromItsView()
+    {
+        await using var sink = await SmtpSink.StartAsync();
+        await using var ion = await IonServer.StartAsync(sink.Port);
+        var sendAt = TimeProvider.System.GetUtcNow().AddHours(1);
+        await ion.PublishAsync(new
+        {
+            action = "send", id = "sched-1", recipient = "a@example.com", subject = "later", body_text = "x",
+            send_at = sendAt.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture),
+        });
+
+        var (context, page) = await chromium.OpenAsync(ion.Client.BaseAddress!, _scriptErrors);
+        await using var _ = context;
+        await page.FillAsync("#find-id", "sched-1");
+        await page.Keyboard.PressAsync("Enter");
+
+        var view = page.Locator("#message");
+        await Assertions.Expect(view.Locator(".badge-scheduled")).ToHaveTextAsync("scheduled");
+        await Assertions.Expect(view).ToContainTextAsync("Send at");
+        var shown = await view.Locator("dd time").Last.GetAttributeAsync("datetime");
+        Assert.Equal(DateTimeOffset.FromUnixTimeSeconds(sendAt.ToUnixTimeSeconds()), DateTimeOffset.Parse(shown!, CultureInfo.InvariantCulture));
+        await Assertions.Expect(page.Locator("#message-redrive")).ToBeHiddenAsync();
+        await page.ClickAsync("#message-cancel");
+
+        await Assertions.Expect(view).ToContainTextAsync("Cancelled sched-1: it will not be sent.");
+        await Assertions.Expect(view.Locator(".badge-cancelled")).ToHaveTextAsync("cancelled");
+        await Assertions.Expect(page.Locator("#message-cancel")).ToBeHiddenAsync();
+        Assert.Equal(MessageState.Cancelled, (await ion.StatusAsync("sched-1"))!.State);
+        AssertNoScriptErrors();
+    }
+
     private void AssertNoScriptErrors()
     {
         lock (_scriptErrors)

@@ -29,6 +29,22 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Publish_OfAScheduledMessage_StatusShowsItScheduled_WithItsTime()
+    {
+        var sendAt = TimeProvider.System.GetUtcNow().AddDays(2);
+        var published = await IonCli.RunAsync(_data, ["publish", "-"], $$"""
+            {"action":"send","id":"cli-later","recipient":"a@example.com","subject":"Hi","body_text":"x","send_at":"{{sendAt:yyyy-MM-dd'T'HH:mm:ss'Z'}}"}
+            """);
+        Assert.Equal(0, published.ExitCode);
+
+        var status = await IonCli.RunAsync(_data, ["status", "cli-later"]);
+
+        Assert.Equal(0, status.ExitCode);
+        Assert.StartsWith("cli-later: scheduled", status.Out, StringComparison.Ordinal);
+        Assert.Contains($"  send at: {sendAt:yyyy-MM-dd HH:mm:ss}Z", status.Out, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Send_WithABadAddress_Exits2_WithOneLineNamingTheField()
     {
         var result = await IonCli.RunAsync(_data, ["send", "--to", "not-an-address", "--subject", "Hi", "--text", "x"]);

@@ -227,6 +227,32 @@ public class DeliveryDecisionTests
     }
 
     [Fact]
+    public void NotClaimed_Scheduled_IsHiddenUntilItsTime_Uncharged_AndCancelled_Completes()
+    {
+        var sendAt = Start.AddDays(3);
+
+        var scheduled = DeliveryDecision.NotClaimed(new Claim("m-1", ClaimStatus.Scheduled, Fresh, sendAt), Start);
+        var cancelled = DeliveryDecision.NotClaimed(new Claim("m-1", ClaimStatus.Cancelled, Fresh), Start);
+
+        Assert.Equal((QueueAction.Release, TimeSpan.FromDays(3)), (scheduled.Action, scheduled.Delay));
+        Assert.Null(scheduled.Entry);
+        Assert.Equal(QueueAction.Complete, cancelled.Action);
+        Assert.Null(cancelled.Entry);
+    }
+
+    [Fact]
+    public void ABodysSendAt_TheLogDidNotKnow_HidesItAgainUntilThen_AndTheLaterOfItAndARetrysTimeWins()
+    {
+        var sendAt = Start.AddHours(2);
+
+        Assert.Equal(TimeSpan.FromHours(2), DeliveryDecision.TooEarly(Fresh, Start, sendAt)!.Delay);
+        Assert.Equal(TimeSpan.FromHours(3), DeliveryDecision.TooEarly(Fresh with { NotBefore = Start.AddHours(3) }, Start, sendAt)!.Delay);
+        Assert.Equal(TimeSpan.FromHours(2), DeliveryDecision.TooEarly(Fresh with { NotBefore = Start.AddHours(1) }, Start, sendAt)!.Delay);
+        Assert.Null(DeliveryDecision.TooEarly(Fresh, sendAt, sendAt));
+        Assert.Null(DeliveryDecision.TooEarly(Fresh, Start, Start.AddHours(-1)));
+    }
+
+    [Fact]
     public void Pending_LeavesOutWhoIsDone_AndCountsEachAddressOnce()
     {
         var history = new DeliveryHistory(1, Start, [new("a@x.example", RecipientState.Sent), new("b@x.example", RecipientState.Failed), new("c@x.example", RecipientState.Pending)]);

@@ -411,6 +411,84 @@ public abstract class DeliveryLogContract
         Assert.Equal(["third", "first"], (await log.ListRecentAsync(10, Cancellation))!.Select(r => r.Id));
     }
 
+    [Fact]
+    public async Task RecordScheduled_IsScheduled_WithItsTime_AndNotClaimedBeforeIt()
+    {
+        var log = await CreateLogAsync();
+        // Whole milliseconds: what the stores keep.
+        var sendAt = DateTimeOffset.FromUnixTimeMilliseconds(Now.AddHours(1).ToUnixTimeMilliseconds());
+
+        Assert.Empty(await log.RecordScheduledAsync(["s"], [sendAt], Now, Cancellation));
+
+        var record = await log.GetAsync("s", Cancellation);
+        Assert.Equal(MessageState.Scheduled, record!.State);
+        Assert.Equal(sendAt, record.SendAt);
+        var claim = await ClaimAsync(log, "s", "q-s");
+        Assert.Equal(ClaimStatus.Scheduled, claim.Status);
+        Assert.Equal(sendAt, claim.HeldUntil);
+        // Publishing it again changes nothing, and says it is scheduled.
+        Assert.Equal(MessageState.Scheduled, (await log.RecordQueuedAsync(["s"], Now, Cancellation))["s"]);
+        Assert.Equal(MessageState.Scheduled, (await log.RecordScheduledAsync(["s"], [sendAt.AddHours(1)], Now, Cancellation))["s"]);
+        Assert.Equal(sendAt, (await log.GetAsync("s", Cancellation))!.SendAt);
+    }
+
+    [Fact]
+    public async Task Scheduled_IsClaimed_FromItsTimeOn_AndSentAsAnyOther()
+    {
+        var log = await CreateLogAsync();
+        var sendAt = DateTimeOffset.FromUnixTimeMilliseconds(Now.AddSeconds(-1).ToUnixTimeMilliseconds());
+        await log.RecordScheduledAsync(["s"], [sendAt], Now.AddMinutes(-5), Cancellation);
+
+        var claim = await ClaimAsync(log, "s", "q-s");
+        Assert.Equal(ClaimStatus.Claimed, claim.Status);
+        // The time it may wait for delivery counts from its time, not from its publish.
+        Assert.Equal(sendAt, claim.History.QueuedAt);
+        Assert.Equal(ClaimStatus.HeldByOther, (await ClaimAsync(log, "s", "q-other")).Status);
+        await SendAsync(log, "s", "q-s");
+
+        var record = await log.GetAsync("s", Cancellation);
+        Assert.Equal(MessageState.Sent, record!.State);
+        Assert.Null(record.SendAt);
+    }
+
+    [Fact]
+    public async Task Cancel_OfAScheduledMessage_MakesItCancelled_ForGood()
+    {
+        var log = await CreateLogAsync();
+        await log.RecordScheduledAsync(["s"], [Now.AddHours(1)], Now, Cancellation);
+
+        Assert.Equal(new CancelResult(CancelOutcome.Cancelled, MessageState.Cancelled), await log.CancelAsync("s", Now, Cancellation));
+
+        var record = await log.GetAsync("s", Cancellation);
+        Assert.Equal(MessageState.Cancelled, record!.State);
+        Assert.Null(record.SendAt);
+        // Its copy on the queue is completed unsent when it comes up, now or at its time.
+        Assert.Equal(ClaimStatus.Cancelled, (await ClaimAsync(log, "s", "q-s")).Status);
+        // The id stays known: publishing it again queues nothing.
+        Assert.Equal(MessageState.Cancelled, (await log.RecordQueuedAsync(["s"], Now, Cancellation))["s"]);
+        Assert.Equal(MessageState.Cancelled, (await log.RecordScheduledAsync(["s"], [Now.AddHours(1)], Now, Cancellation))["s"]);
+        // Cancelling again says so again.
+        Assert.Equal(CancelOutcome.Cancelled, (await log.CancelAsync("s", Now, Cancellation)).Outcome);
+    }
+
+    [Fact]
+    public async Task Cancel_OfAMessageNotScheduled_OrBeingSent_OrUnknown_IsRefused_SayingWhy()
+    {
+        var log = await CreateLogAsync();
+        await log.RecordQueuedAsync(["queued"], Now, Cancellation);
+        await log.RecordQueuedAsync(["sent"], Now, Cancellation);
+        await SendAsync(log, "sent", "q-sent");
+        await log.RecordScheduledAsync(["due"], [Now.AddSeconds(-1)], Now.AddMinutes(-5), Cancellation);
+        await ClaimAsync(log, "due", "q-due");
+
+        Assert.Equal(new CancelResult(CancelOutcome.Unknown, null), await log.CancelAsync("nobody", Now, Cancellation));
+        Assert.Equal(new CancelResult(CancelOutcome.NotScheduled, MessageState.Queued), await log.CancelAsync("queued", Now, Cancellation));
+        Assert.Equal(new CancelResult(CancelOutcome.NotScheduled, MessageState.Sent), await log.CancelAsync("sent", Now, Cancellation));
+        Assert.Equal(new CancelResult(CancelOutcome.BeingSent, MessageState.Scheduled), await log.CancelAsync("due", Now, Cancellation));
+        Assert.Equal(MessageState.Scheduled, (await log.GetAsync("due", Cancellation))!.State);
+        Assert.Null(await log.GetAsync("nobody", Cancellation));
+    }
+
     protected static async Task RetryAsync(IDeliveryLog log, string id, string holder)
     {
         await ClaimAsync(log, id, holder);

@@ -500,6 +500,7 @@ async function openMessage(id) {
   openId = id;
   $('message-title').textContent = `Message ${id}`;
   $('message-redrive').hidden = true;
+  $('message-cancel').hidden = true;
   body.replaceChildren(el('p', {}, 'Loading…'));
   if (!dialog.open) dialog.showModal();
   let record;
@@ -516,6 +517,7 @@ async function openMessage(id) {
     el('dt', {}, 'First queued'), el('dd', {}, time(record.created_at, dateTimeFormat)),
     el('dt', {}, 'Last change'), el('dd', {}, time(record.updated_at, dateTimeFormat)),
     el('dt', {}, 'Attempts counted'), el('dd', {}, String(record.attempts_used)));
+  if (record.send_at) facts.append(el('dt', {}, 'Send at'), el('dd', {}, time(record.send_at, dateTimeFormat)));
   if (record.last_reason) facts.append(el('dt', {}, 'Reason'), el('dd', { className: 'reason' }, record.last_reason));
   if (record.failure_class) facts.append(el('dt', {}, 'Failure class'), el('dd', {}, record.failure_class));
 
@@ -535,6 +537,21 @@ async function openMessage(id) {
     }));
   body.replaceChildren(facts, el('h3', {}, 'Recipients'), recipients, el('h3', {}, 'Attempts'), attempts);
   $('message-redrive').hidden = record.state !== 'dead';
+  $('message-cancel').hidden = record.state !== 'scheduled';
+}
+
+// A scheduled message is cancelled with DELETE; the answer (or why not) shows in the dialog, which then shows the
+// message as it is now.
+async function cancelMessage(id) {
+  let note;
+  try {
+    await api(`/v1/messages/${encodeURIComponent(id)}`, { method: 'DELETE' });
+    note = el('p', { className: 'status', role: 'status' }, `Cancelled ${id}: it will not be sent.`);
+  } catch (error) {
+    note = el('p', { className: 'problem', role: 'alert' }, `Could not cancel ${id}: ${error.message}`);
+  }
+  await openMessage(id);
+  $('message-body').prepend(note);
 }
 
 function table(label, headers, rows) {
@@ -544,6 +561,7 @@ function table(label, headers, rows) {
 }
 
 $('message-close').addEventListener('click', () => $('message').close());
+$('message-cancel').addEventListener('click', () => cancelMessage(openId));
 $('message-redrive').addEventListener('click', async () => {
   const id = openId;
   $('message').close();

@@ -16,14 +16,14 @@ namespace Ion.Stores.Aws;
 /// </summary>
 /// <remarks>
 /// <para>The item, keyed by <c>id</c> (S); times are unix milliseconds (N) as in SQLite: <c>state</c> (queued,
-/// retrying, sent, dead), <c>created_at</c> (first queued) and <c>created_s</c> (the same in seconds, the base of the
+/// retrying, sent, dead, suppressed, scheduled, cancelled), <c>created_at</c> (first queued) and <c>created_s</c> (the same in seconds, the base of the
 /// TTL), <c>updated_at</c>, <c>queued_at</c> (last queued: published or redriven), <c>attempts_used</c>,
 /// <c>recipients</c> (JSON array of <see cref="RecipientStatus"/>), <c>attempts</c> (list of maps, appended with
 /// <c>list_append</c>), <c>last_reason</c>, <c>failure_class</c>, <c>claim_holder</c>/<c>claim_until</c> (which queue
 /// copy delivers it, until when; a publish through ion writes the claim of the copy it is about to enqueue),
 /// <c>redrive_at</c> (set while a redrive moves it), <c>not_before</c> (a retry's
-/// time), and <c>expires_at</c>, the table's TTL attribute (epoch seconds: first queued + retention), present only
-/// while the message is finished (sent or dead), so DynamoDB never expires a message still waiting.</para>
+/// time; while scheduled, its send_at), and <c>expires_at</c>, the table's TTL attribute (epoch seconds: first queued + retention), present only
+/// while the message is finished (sent, dead, suppressed or cancelled), so DynamoDB never expires a message still waiting.</para>
 /// <para>While dead an item also carries <c>body</c> and the keys of the sparse index <c>dead_letters</c>:
 /// <c>dead_pk</c> (always "dead") and <c>dead_sk</c> (dead time, zero-padded, then the id: oldest first, ties by id as
 /// in SQLite), plus <c>dead_domains</c> (string set of its recipients' domains, lower case) to filter on. Only dead
@@ -131,8 +131,28 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
     {
         ArgumentNullException.ThrowIfNull(ids);
         var states = new MessageState?[ids.Count];
-        await ForEachAsync(ids.Count, async (i, token) => states[i] = await RecordQueuedAsync(ids[i], copies?[i], at.ToUnixTimeMilliseconds(), token),
+        await ForEachAsync(ids.Count, async (i, token) => states[i] = await RecordQueuedAsync(ids[i], copies?[i], null, at.ToUnixTimeMilliseconds(), token),
             cancellationToken);
+        return Known(ids, states);
+    }
+
+    /// <summary>Without a claim (see <see cref="IDeliveryLog.RecordScheduledAsync"/>): the copy's claim at its time is a
+    /// write.</summary>
+    public async Task<IReadOnlyDictionary<string, MessageState>> RecordScheduledAsync(IReadOnlyList<string> ids, IReadOnlyList<DateTimeOffset> sendAt,
+        DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        ArgumentNullException.ThrowIfNull(sendAt);
+        if (sendAt.Count != ids.Count)
+            throw new ArgumentException("one time per id", nameof(sendAt));
+        var states = new MessageState?[ids.Count];
+        await ForEachAsync(ids.Count, async (i, token) =>
+            states[i] = await RecordQueuedAsync(ids[i], null, sendAt[i].ToUnixTimeMilliseconds(), at.ToUnixTimeMilliseconds(), token), cancellationToken);
+        return Known(ids, states);
+    }
+
+    private static Dictionary<string, MessageState> Known(IReadOnlyList<string> ids, MessageState?[] states)
+    {
         var known = new Dictionary<string, MessageState>(StringComparer.Ordinal);
         for (var i = 0; i < ids.Count; i++)
         {
@@ -142,13 +162,21 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
         return known;
     }
 
-    /// <summary>Null when the id was recorded now, else the state the log already had.</summary>
-    private async Task<MessageState?> RecordQueuedAsync(string id, string? copy, long at, CancellationToken cancellationToken)
+    /// <summary>Null when the id was recorded now (queued, or scheduled until <paramref name="sendAt"/>), else the
+    /// state the log already had.</summary>
+    private async Task<MessageState?> RecordQueuedAsync(string id, string? copy, long? sendAt, long at, CancellationToken cancellationToken)
     {
         for (var round = 0; round < MaxRounds; round++)
         {
             // A known id keeps what it has: the worker may even have taken and finished it already.
             var item = NewItem(id, at);
+            if (sendAt is { } time)
+            {
+                // Queued from its time on, as far as Ion:Delivery:MaxQueueTime is concerned (as in SQLite).
+                item.Item["state"] = S("scheduled");
+                item.Item["queued_at"] = N(time);
+                item.Item["not_before"] = N(time);
+            }
             if (copy is not null)
             {
                 item.Item["claim_holder"] = S(copy);
@@ -229,6 +257,7 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
             // One write for the usual cases: it creates an id never seen (published straight onto the queue, queued
             // when the queue took it) and claims it if it waits and is free, expired, or this copy's own already.
             var enqueued = request.EnqueuedAt.ToUnixTimeMilliseconds();
+            var due = now + (long)DeliveryHistory.Grace.TotalMilliseconds;
             var (claimed, item) = await TryUpdateAsync(request.Id, new ItemUpdate()
                 .Set("claim_holder", S(request.Holder))
                 .Set("claim_until", N(until))
@@ -243,8 +272,13 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
                 .When("attribute_not_exists(id)"
                       + " OR #state IN (:queued, :retrying) AND attribute_not_exists(claim_holder)"
                       + " OR #state IN (:queued, :retrying) AND claim_holder = :claim_holder"
-                      + " OR #state IN (:queued, :retrying) AND claim_until <= :now",
-                    (":retrying", S("retrying")), (":now", N(now))), operation, cancellationToken, returnItem: true);
+                      + " OR #state IN (:queued, :retrying) AND claim_until <= :now"
+                      // A scheduled message from its time on, as a queued one.
+                      + " OR #state = :scheduled AND not_before <= :due AND attribute_not_exists(claim_holder)"
+                      + " OR #state = :scheduled AND not_before <= :due AND claim_holder = :claim_holder"
+                      + " OR #state = :scheduled AND not_before <= :due AND claim_until <= :now",
+                    (":retrying", S("retrying")), (":now", N(now)), (":scheduled", S("scheduled")), (":due", N(due))),
+                operation, cancellationToken, returnItem: true);
             if (claimed)
                 return new Claim(request.Id, ClaimStatus.Claimed, History(item!));
 
@@ -269,6 +303,10 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
                     continue;
                 case MessageState.Dead:
                     return new Claim(request.Id, ClaimStatus.Dead, history);
+                case MessageState.Cancelled:
+                    return new Claim(request.Id, ClaimStatus.Cancelled, history);
+                case MessageState.Scheduled when history.NotBefore is { } sendAt && sendAt.ToUnixTimeMilliseconds() > due:
+                    return new Claim(request.Id, ClaimStatus.Scheduled, history, sendAt);
                 default:
                     if (Text(item, "claim_holder") is { } holder && holder != request.Holder && Number(item, "claim_until") is { } held && held > now)
                         return new Claim(request.Id, ClaimStatus.HeldByOther, history, FromUnix(held));
@@ -290,6 +328,10 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
             case MessageState.Dead:
                 // Caught mid-redrive it is queued again by the write; else this copy joins it in the dead letters.
                 return item.ContainsKey("redrive_at") ? null : new Claim(request.Id, ClaimStatus.Dead, History(item));
+            case MessageState.Cancelled:
+                return new Claim(request.Id, ClaimStatus.Cancelled, History(item));
+            case MessageState.Scheduled when Number(item, "not_before") is { } sendAt && sendAt > now + (long)DeliveryHistory.Grace.TotalMilliseconds:
+                return new Claim(request.Id, ClaimStatus.Scheduled, History(item), FromUnix(sendAt));
             default:
                 if (Text(item, "claim_holder") is not { } holder || held is not { } until)
                     return null;
@@ -297,6 +339,36 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
                     return until - now >= (long)lease.TotalMilliseconds ? new Claim(request.Id, ClaimStatus.Claimed, History(item)) : null;
                 return until > now ? new Claim(request.Id, ClaimStatus.HeldByOther, History(item), FromUnix(until)) : null;
         }
+    }
+
+    /// <summary>One conditional write: scheduled and no claim running (from its time on, a claim is what a delivery
+    /// starts with). A refusal is explained from the item.</summary>
+    public async Task<CancelResult> CancelAsync(string id, DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(id);
+        const string operation = "cancel a scheduled message";
+        var now = at.ToUnixTimeMilliseconds();
+        var (written, item) = await TryUpdateAsync(id, new ItemUpdate()
+            .Set("#state", S("cancelled"))
+            .Set("updated_at", N(now))
+            .Remove("not_before")
+            // Finished now: it expires as a sent message does (see Record).
+            .SetTo("expires_at", "created_s + :retention_s", (":retention_s", N((long)_retention.TotalSeconds)))
+            .When("#state = :scheduled AND attribute_not_exists(claim_holder)"
+                  + " OR #state = :scheduled AND claim_until <= :now", (":scheduled", S("scheduled")), (":now", N(now))),
+            operation, cancellationToken);
+        if (written)
+            return new CancelResult(CancelOutcome.Cancelled, MessageState.Cancelled);
+        item = await ExistingAsync(id, item, operation, cancellationToken);
+        if (item is null)
+            return new CancelResult(CancelOutcome.Unknown, null);
+        var state = ReadState(item);
+        return state switch
+        {
+            MessageState.Cancelled => new CancelResult(CancelOutcome.Cancelled, state),
+            MessageState.Scheduled => new CancelResult(CancelOutcome.BeingSent, state),
+            _ => new CancelResult(CancelOutcome.NotScheduled, state),
+        };
     }
 
     public Task ReleaseAsync(IReadOnlyList<ClaimRequest> claims, CancellationToken cancellationToken)
@@ -396,16 +468,18 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
         if (item is null)
             return null;
         var attempts = item.TryGetValue("attempts", out var list) && list.L is { } values ? values.Select(a => ReadAttempt(a.M)).ToList() : [];
+        var state = ReadState(item);
         return new DeliveryRecord(
             id,
-            ReadState(item),
+            state,
             FromUnix(Number(item, "created_at") ?? 0),
             FromUnix(Number(item, "updated_at") ?? 0),
             Text(item, "last_reason"),
             ReadClass(item),
             (int)(Number(item, "attempts_used") ?? 0),
             Recipients(item),
-            attempts);
+            attempts,
+            state == MessageState.Scheduled && Number(item, "not_before") is { } sendAt ? FromUnix(sendAt) : null);
     }
 
     public async Task<IReadOnlyList<DeadLetter>> ListDeadLettersAsync(DeadLetterQuery query, CancellationToken cancellationToken)
@@ -504,7 +578,7 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
     {
         const string operation = "prune finished messages";
         // The same condition filters the scan and guards each delete, so a message redriven in between is kept.
-        const string finishedBefore = "created_at < :before AND #state IN (:sent, :dead, :suppressed)";
+        const string finishedBefore = "created_at < :before AND #state IN (:sent, :dead, :suppressed, :cancelled)";
         var cutOff = N(before.ToUnixTimeMilliseconds());
         var removed = 0;
         Dictionary<string, AttributeValue>? start = null;
@@ -517,7 +591,7 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
                 ProjectionExpression = "id",
                 FilterExpression = finishedBefore,
                 ExpressionAttributeNames = new() { ["#state"] = "state" },
-                ExpressionAttributeValues = new() { [":before"] = cutOff, [":sent"] = S("sent"), [":dead"] = S("dead"), [":suppressed"] = S("suppressed") },
+                ExpressionAttributeValues = new() { [":before"] = cutOff, [":sent"] = S("sent"), [":dead"] = S("dead"), [":suppressed"] = S("suppressed"), [":cancelled"] = S("cancelled") },
                 ExclusiveStartKey = start,
             };
             var page = await CallAsync(operation, () => _client.ScanAsync(request, cancellationToken), cancellationToken);
@@ -530,7 +604,7 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
                     Key = Key(ids[i]),
                     ConditionExpression = finishedBefore,
                     ExpressionAttributeNames = new() { ["#state"] = "state" },
-                    ExpressionAttributeValues = new() { [":before"] = cutOff, [":sent"] = S("sent"), [":dead"] = S("dead"), [":suppressed"] = S("suppressed") },
+                    ExpressionAttributeValues = new() { [":before"] = cutOff, [":sent"] = S("sent"), [":dead"] = S("dead"), [":suppressed"] = S("suppressed"), [":cancelled"] = S("cancelled") },
                 };
                 try
                 {

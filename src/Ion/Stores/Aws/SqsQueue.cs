@@ -41,6 +41,17 @@ public sealed class SqsQueue : IMessageQueue
     // again after its visibility timeout, to be hidden again the same way.)
     private static readonly TimeSpan LongestReturn = TimeSpan.FromHours(11) + TimeSpan.FromMinutes(50);
 
+    // SQS delays a message it is sent by at most 15 minutes. A scheduled message further ahead shows after that and is
+    // hidden for the rest by delivery (the log's claim answers Scheduled), as a long retry is, at the cost of a receive.
+    private static readonly TimeSpan LongestDelay = TimeSpan.FromMinutes(15);
+
+    // Every receive counts towards the redrive policy's maxReceiveCount (ion provisions 50, and warns below 10), and a
+    // message scheduled 30 days ahead is hidden again some 60 times, 11 h 50 min at a time. So a long return of a copy
+    // received this often already goes back as a fresh copy (the same body, id and copy name, delayed what SQS allows)
+    // and the old one is deleted: its count starts again. A return is a live worker's decision, never the crash loop
+    // the redrive policy is there to end, which only a copy nobody returns can be.
+    private const int FreshCopyAfter = 5;
+
     // The delivery log keeps the whole reason; the attribute is for a person reading the queue (SQS allows ten
     // attributes and one message's size for body and attributes together).
     private const int ReasonLength = 1000;
@@ -162,9 +173,28 @@ public sealed class SqsQueue : IMessageQueue
 
     public async Task ReturnAsync(IReadOnlyList<QueuedMessage> messages, TimeSpan delay, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(messages);
         ArgumentOutOfRangeException.ThrowIfLessThan(delay, TimeSpan.Zero);
+        List<QueuedMessage> fresh = delay > LongestDelay ? [.. messages.Where(m => m.ReceiveCount >= FreshCopyAfter)] : [];
+        List<QueuedMessage> parked = [.. messages.Except(fresh)];
+        if (fresh.Count > 0)
+            parked.AddRange(await RenewAsync(fresh, delay, cancellationToken));
         // A stale receipt is ignored: the message is someone else's now, or gone.
-        await _calls.ChangeVisibilityAsync(_queueUrl, Handles(messages), Seconds(delay < LongestReturn ? delay : LongestReturn), cancellationToken);
+        await _calls.ChangeVisibilityAsync(_queueUrl, Handles(parked), Seconds(delay < LongestReturn ? delay : LongestReturn), cancellationToken);
+    }
+
+    /// <summary>Sends each message again as a fresh copy (see <see cref="FreshCopyAfter"/>), straight to the queue, and
+    /// deletes the old copy. Returns those SQS refused, still to be hidden the usual way. A crash between the send and
+    /// the delete, or a receipt gone stale meanwhile (SQS may then keep the old copy), leaves two copies, which the
+    /// delivery log's claim sends once.</summary>
+    private async Task<IReadOnlyList<QueuedMessage>> RenewAsync(List<QueuedMessage> messages, TimeSpan delay, CancellationToken cancellationToken)
+    {
+        var notBefore = _time.GetUtcNow() + delay;
+        // The same copy name, so the log sees one copy over its renewals (a claim it holds stays its own).
+        List<OutgoingMessage> copies = [.. messages.Select(m => new OutgoingMessage(m.Id, m.StoredBody, Copy: m.QueueMessageId, NotBefore: notBefore))];
+        var refused = (await SendAsync(_queueUrl, copies, cancellationToken)).Select(r => r.Index).ToHashSet();
+        await _calls.DeleteAsync(_queueUrl, [.. messages.Where((_, i) => !refused.Contains(i)).Select(m => m.ReceiptHandle)], cancellationToken);
+        return [.. messages.Where((_, i) => refused.Contains(i))];
     }
 
     // A stale receipt is ignored: SQS leaves the message, and whoever holds it now decides. A payload in S3 goes after
@@ -201,7 +231,7 @@ public sealed class SqsQueue : IMessageQueue
         if (note.SmtpCode is { } code)
             attributes["ion-smtp-code"] = Number(code);
         // A large message's letter keeps its pointer: the payload stays in S3 until the letter is redriven and sent.
-        var request = new SendMessageRequest { QueueUrl = _deadLetterQueueUrl, MessageBody = message.Offloaded?.Reference ?? message.Body, MessageAttributes = attributes };
+        var request = new SendMessageRequest { QueueUrl = _deadLetterQueueUrl, MessageBody = message.StoredBody, MessageAttributes = attributes };
         await SqsCalls.CallAsync("SendMessage", _deadLetterQueueUrl, token => _sqs.SendMessageAsync(request, token), cancellationToken);
     }
 
@@ -412,14 +442,23 @@ public sealed class SqsQueue : IMessageQueue
                     Id = EntryId(i),
                     MessageBody = messages[i].Body,
                     MessageAttributes = Attributes(messages[i]).ToDictionary(a => a.Key, a => Text(a.Value)),
+                    DelaySeconds = Delay(messages[i]),
                 })],
             };
             var response = await SqsCalls.CallAsync("SendMessageBatch", queueUrl, token => _sqs.SendMessageBatchAsync(request, token), cancellationToken);
             return [.. (response.Failed ?? []).Select(f => (int.Parse(f.Id, CultureInfo.InvariantCulture), $"{f.Code}: {f.Message}"))];
         });
 
+    /// <summary>How long SQS is to keep the message from receives: a scheduled one until its time, or
+    /// <see cref="LongestDelay"/>; null for the others (the queue's own delay).</summary>
+    private int? Delay(OutgoingMessage message) =>
+        message.NotBefore is { } notBefore && notBefore - _time.GetUtcNow() is var wait && wait > TimeSpan.Zero
+            ? Seconds(wait < LongestDelay ? wait : LongestDelay)
+            : null;
+
     /// <summary>Publishes the messages to the topic the queue is subscribed to (raw delivery), the same way: the
-    /// <c>ion-id</c> attribute reaches the queue with each.</summary>
+    /// <c>ion-id</c> attribute reaches the queue with each. SNS has no per-message delay, so a scheduled message reaches
+    /// the queue at once, and its first receive hides it until its time (up to 12 hours at a time).</summary>
     private static Task<IReadOnlyList<(int Index, string Reason)>> PublishAsync(TopicRoute route, IReadOnlyList<OutgoingMessage> messages, CancellationToken cancellationToken) =>
         SendInSlicesAsync(messages, async slice =>
         {

@@ -17,11 +17,11 @@ namespace Ion.Stores.Sqlite;
 public sealed class SqliteDeliveryLog : IDeliveryLog
 {
     // messages: one row per message id, with everything about it, as a DynamoDB item will hold it. state: queued,
-    //   retrying, sent, dead. queued_at: when it was last queued (published or redriven), from which attempts_used
+    //   retrying, sent, dead, suppressed, scheduled, cancelled. queued_at: when it was last queued (published or redriven), from which attempts_used
     //   counts and the queue time is measured. recipients: JSON array of RecipientStatus; attempts: JSON array of
     //   every try, appended to. body: kept while dead, so dead letters can be listed from here. claim_holder and
     //   claim_until: which queue copy is delivering it, until when. redrive_at: set while a redrive moves it.
-    //   not_before: a retry's time, for a queue that cannot hide a message that long.
+    //   not_before: a retry's time, for a queue that cannot hide a message that long; while scheduled, its send_at.
     // Only what is looked for is indexed: creation time (pruning), dead letters by time (listing), and finished
     // messages by time (the dashboard's recent deliveries: one index entry per message as it finishes, appended at the
     // end, since the times only grow; reading the newest few then costs a few rows however large the log is).
@@ -118,7 +118,26 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
         var ms = at.ToUnixTimeMilliseconds();
         // Concurrent publishes record their "queued" rows in one transaction (the database's group commit); so do
         // concurrent delivery slots their outcomes, which each slot writes before its connection takes the next message.
-        var states = await WriteQueuedAsync([.. ids.Select(id => (id, ms))]);
+        var states = await WriteQueuedAsync([.. ids.Select(id => (id, ms, (long?)null))]);
+        return Known(ids, states);
+    }
+
+    public async Task<IReadOnlyDictionary<string, MessageState>> RecordScheduledAsync(IReadOnlyList<string> ids, IReadOnlyList<DateTimeOffset> sendAt,
+        DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        ArgumentNullException.ThrowIfNull(sendAt);
+        if (sendAt.Count != ids.Count)
+            throw new ArgumentException("one time per id", nameof(sendAt));
+        if (ids.Count == 0)
+            return new Dictionary<string, MessageState>();
+        var ms = at.ToUnixTimeMilliseconds();
+        var states = await WriteQueuedAsync([.. ids.Select((id, i) => (id, ms, (long?)sendAt[i].ToUnixTimeMilliseconds()))]);
+        return Known(ids, states);
+    }
+
+    private static Dictionary<string, MessageState> Known(IReadOnlyList<string> ids, IReadOnlyList<MessageState?> states)
+    {
         var known = new Dictionary<string, MessageState>(StringComparer.Ordinal);
         for (var i = 0; i < ids.Count; i++)
         {
@@ -128,18 +147,21 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
         return known;
     }
 
-    /// <summary>Per id: null when it was recorded now, else the state the log already had.</summary>
-    private Task<IReadOnlyList<MessageState?>> WriteQueuedAsync(IReadOnlyList<(string Id, long At)> rows) =>
+    /// <summary>Per id: null when it was recorded now (queued, or scheduled until its SendAt), else the state the log
+    /// already had.</summary>
+    private Task<IReadOnlyList<MessageState?>> WriteQueuedAsync(IReadOnlyList<(string Id, long At, long? SendAt)> rows) =>
         _database.WriteAsync<IReadOnlyList<MessageState?>>(Durability.Deferred, session =>
         {
-            // A known id keeps what it has: the worker may even have taken and finished it already.
+            // A known id keeps what it has: the worker may even have taken and finished it already. A scheduled one
+            // counts as queued from its time (queued_at), so that Ion:Delivery:MaxQueueTime starts then, not at publish.
             var insert = session.Command("""
-                INSERT INTO messages (id, state, created_at, updated_at, queued_at, attempts_used)
-                VALUES ($id, 'queued', $at, $at, $at, 0)
+                INSERT INTO messages (id, state, created_at, updated_at, queued_at, attempts_used, not_before)
+                VALUES ($id, CASE WHEN $send_at IS NULL THEN 'queued' ELSE 'scheduled' END, $at, $at, coalesce($send_at, $at), 0, $send_at)
                 ON CONFLICT (id) DO NOTHING
                 """);
             var id = insert.Parameter("$id", SqliteType.Text);
             var at = insert.Parameter("$at", SqliteType.Integer);
+            var sendAt = insert.Parameter("$send_at", SqliteType.Integer);
             var find = session.Command("SELECT state FROM messages WHERE id = $id");
             var known = find.Parameter("$id", SqliteType.Text);
             var states = new MessageState?[rows.Count];
@@ -147,6 +169,7 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
             {
                 id.Value = rows[i].Id;
                 at.Value = rows[i].At;
+                sendAt.Value = rows[i].SendAt is { } time ? time : DBNull.Value;
                 if (insert.ExecuteNonQuery() == 1)
                     continue;
                 known.Value = rows[i].Id;
@@ -213,7 +236,7 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
                 UPDATE messages SET {Requeued.Replace("$at", "$now", StringComparison.Ordinal)}
                 WHERE id = $id AND state = 'dead' AND redrive_at IS NOT NULL;
                 UPDATE messages SET claim_holder = $holder, claim_until = $until
-                WHERE id = $id AND state IN ('queued', 'retrying')
+                WHERE id = $id AND (state IN ('queued', 'retrying') OR (state = 'scheduled' AND not_before <= $due))
                   AND (claim_holder IS NULL OR claim_holder = $holder OR claim_until <= $now);
                 SELECT state, attempts_used, queued_at, recipients, last_reason, failure_class, claim_holder, claim_until, not_before
                 FROM messages WHERE id = $id;
@@ -222,6 +245,7 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
             var holder = claim.Parameter("$holder", SqliteType.Text);
             var enqueued = claim.Parameter("$enqueued", SqliteType.Integer);
             claim.Set("$now", now);
+            claim.Set("$due", now + (long)ScheduleGrace.TotalMilliseconds);
             claim.Set("$until", now + (long)lease.TotalMilliseconds);
 
             var claims = new List<Claim>(requests.Count);
@@ -245,11 +269,41 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
                 {
                     MessageState.Sent or MessageState.Suppressed => new Claim(request.Id, ClaimStatus.AlreadySent, history),
                     MessageState.Dead => new Claim(request.Id, ClaimStatus.Dead, history),
+                    MessageState.Cancelled => new Claim(request.Id, ClaimStatus.Cancelled, history),
                     _ when claimedBy == request.Holder => new Claim(request.Id, ClaimStatus.Claimed, history),
+                    MessageState.Scheduled when history.NotBefore is { } sendAt && sendAt.ToUnixTimeMilliseconds() > now + (long)ScheduleGrace.TotalMilliseconds =>
+                        new Claim(request.Id, ClaimStatus.Scheduled, history, sendAt),
                     _ => new Claim(request.Id, ClaimStatus.HeldByOther, history, FromUnix(reader.GetInt64(7))),
                 });
             }
             return claims;
+        }, cancellationToken);
+    }
+
+    public Task<CancelResult> CancelAsync(string id, DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(id);
+        return _database.WriteAsync(Durability.Deferred, session =>
+        {
+            var now = at.ToUnixTimeMilliseconds();
+            // Only while no copy holds a claim: from its time on, a claim is what a delivery starts with.
+            var cancel = session.Command("""
+                UPDATE messages SET state = 'cancelled', updated_at = $now, not_before = NULL
+                WHERE id = $id AND state = 'scheduled' AND (claim_holder IS NULL OR claim_until <= $now);
+                SELECT state, claim_holder IS NOT NULL AND claim_until > $now FROM messages WHERE id = $id;
+                """);
+            cancel.Set("$id", id);
+            cancel.Set("$now", now);
+            using var reader = cancel.ExecuteReader();
+            if (!reader.Read())
+                return new CancelResult(CancelOutcome.Unknown, null);
+            var state = StoredNames.State(reader.GetString(0));
+            return state switch
+            {
+                MessageState.Cancelled => new CancelResult(CancelOutcome.Cancelled, state),
+                MessageState.Scheduled => new CancelResult(CancelOutcome.BeingSent, state),
+                _ => new CancelResult(CancelOutcome.NotScheduled, state),
+            };
         }, cancellationToken);
     }
 
@@ -360,7 +414,7 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
         _database.ReadAsync(session =>
         {
             var command = session.Command("""
-                SELECT state, created_at, updated_at, last_reason, failure_class, attempts_used, recipients, attempts
+                SELECT state, created_at, updated_at, last_reason, failure_class, attempts_used, recipients, attempts, not_before
                 FROM messages WHERE id = $id
                 """);
             command.Set("$id", id);
@@ -368,16 +422,18 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
             if (!reader.Read())
                 return null;
             var attempts = reader.IsDBNull(7) ? [] : JsonSerializer.Deserialize(reader.GetString(7), SqliteJson.Default.ListStoredAttempt) ?? [];
+            var state = StoredNames.State(reader.GetString(0));
             return (DeliveryRecord?)new DeliveryRecord(
                 id,
-                StoredNames.State(reader.GetString(0)),
+                state,
                 FromUnix(reader.GetInt64(1)),
                 FromUnix(reader.GetInt64(2)),
                 reader.IsDBNull(3) ? null : reader.GetString(3),
                 reader.IsDBNull(4) ? null : StoredNames.FailureClass(reader.GetString(4)),
                 reader.GetInt32(5),
                 ReadRecipients(reader, 6) ?? [],
-                [.. attempts.Select(a => a.ToAttempt())]);
+                [.. attempts.Select(a => a.ToAttempt())],
+                state == MessageState.Scheduled && !reader.IsDBNull(8) ? FromUnix(reader.GetInt64(8)) : null);
         }, cancellationToken);
 
     public Task<IReadOnlyList<DeadLetter>> ListDeadLettersAsync(DeadLetterQuery query, CancellationToken cancellationToken)
@@ -474,12 +530,14 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
             var minutes = session.Command("DELETE FROM throughput WHERE minute < $before");
             minutes.Set("$before", before.ToUnixTimeMilliseconds());
             minutes.ExecuteNonQuery();
-            var command = session.Command("DELETE FROM messages WHERE created_at < $before AND state IN ('sent', 'dead', 'suppressed')");
+            var command = session.Command("DELETE FROM messages WHERE created_at < $before AND state IN ('sent', 'dead', 'suppressed', 'cancelled')");
             command.Set("$before", before.ToUnixTimeMilliseconds());
             return command.ExecuteNonQuery();
         }, cancellationToken);
 
     private const long MinuteMs = 60_000;
+
+    private static readonly TimeSpan ScheduleGrace = DeliveryHistory.Grace;
 
     private long Now() => _time.GetUtcNow().ToUnixTimeMilliseconds();
 

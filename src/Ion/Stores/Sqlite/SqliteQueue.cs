@@ -55,10 +55,12 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
         CREATE INDEX IF NOT EXISTS dead_letters_message_id ON dead_letters (message_id);
         """;
 
-    // One copy per id waiting or in flight: a second enqueue (or a redrive) of an id already there adds nothing.
+    // One copy per id waiting or in flight: a second enqueue (or a redrive) of an id already there adds nothing. A
+    // scheduled message is hidden until its time ($visible_at), as a retry is until its own: receives never see it
+    // before, and a receiver with nothing visible waits its long poll, however far off that time is.
     private const string InsertUnlessQueued = """
         INSERT INTO queue (message_id, body, enqueued_at, visible_at, receive_count, receipt, holder)
-        VALUES ($id, $body, $now, $now, 0, NULL, NULL)
+        VALUES ($id, $body, $now, max($now, coalesce($visible_at, $now)), 0, NULL, NULL)
         ON CONFLICT (message_id) DO NOTHING
         """;
 
@@ -139,7 +141,7 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
         // Enqueues that arrive while one is being written go together in the next transaction (the database's group
         // commit): N concurrent publishers cost one fsync, not N, and none returns before its own messages are on disk.
         var results = await InsertAsync(messages);
-        if (results.Contains(EnqueueResult.Queued))
+        if (results.Where((r, i) => r == EnqueueResult.Queued && messages[i].NotBefore is null).Any())
             Arrived();
         return results;
     }
@@ -151,12 +153,14 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
             var insert = session.Command(InsertUnlessQueued);
             var id = insert.Parameter("$id", SqliteType.Text);
             var body = insert.Parameter("$body", SqliteType.Text);
+            var visibleAt = insert.Parameter("$visible_at", SqliteType.Integer);
             insert.Set("$now", Now());
             var results = new EnqueueResult[messages.Count];
             for (var i = 0; i < messages.Count; i++)
             {
                 id.Value = messages[i].Id;
                 body.Value = messages[i].Body;
+                visibleAt.Value = messages[i].NotBefore is { } notBefore ? notBefore.ToUnixTimeMilliseconds() : DBNull.Value;
                 results[i] = insert.ExecuteNonQuery() == 1 ? EnqueueResult.Queued : EnqueueResult.AlreadyQueued;
                 // Its accepted event with it, or neither (SqliteEventOutbox).
                 if (results[i] == EnqueueResult.Queued && messages[i].Events is { Count: > 0 } events)
@@ -379,6 +383,7 @@ public sealed class SqliteQueue : IMessageQueue, IDisposable
             var id = insert.Parameter("$id", SqliteType.Text);
             var body = insert.Parameter("$body", SqliteType.Text);
             insert.Set("$now", Now());
+            insert.Set("$visible_at", null);
             foreach (var message in moved)
             {
                 id.Value = message.Id;

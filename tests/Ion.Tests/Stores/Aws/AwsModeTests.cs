@@ -41,6 +41,66 @@ public sealed class AwsModeTests(AwsEmulators aws) : IClassFixture<AwsEmulators>
         Assert.Empty(await aws.PeekAllAsync(resources.DeadLetterQueueUrl));
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Scheduled_IsShownScheduled_AndDeliveredAfterItsTime_NotBefore(bool throughTopic)
+    {
+        await using var sink = await SmtpSink.StartAsync();
+        var resources = await aws.ProvisionAsync();
+        await using var ion = await IonServer.StartAsync(sink.Port, aws.Settings(resources, throughTopic));
+        var sendAt = DateTimeOffset.FromUnixTimeMilliseconds(TimeProvider.System.GetUtcNow().AddSeconds(3).ToUnixTimeMilliseconds());
+
+        await ion.PublishAsync(Scheduled("aws-later", sendAt));
+
+        var scheduled = await ion.StatusAsync("aws-later");
+        Assert.Equal((MessageState.Scheduled, sendAt), (scheduled!.State, scheduled.SendAt));
+        while (TimeProvider.System.GetUtcNow() < sendAt - TimeSpan.FromMilliseconds(300))
+        {
+            Assert.Equal(0, sink.Count);
+            await Task.Delay(100, Token);
+        }
+        await sink.WaitForMessagesAsync(1, Wait);
+        var sent = await ion.WaitForStatusAsync("aws-later", r => r.State == MessageState.Sent, Wait);
+        // Hidden again until its time without an attempt: the one attempt is the send, after send_at.
+        Assert.True(Assert.Single(sent.Attempts).At >= sendAt, $"sent at {sent.Attempts[0].At:O}, scheduled for {sendAt:O}");
+        Assert.Equal(1, sent.AttemptsUsed);
+        Assert.Empty(await aws.PeekAllAsync(resources.DeadLetterQueueUrl));
+    }
+
+    [Fact]
+    public async Task Cancelled_WhileScheduled_IsRecordedInTheTable_AndItsCopyIsCompletedUnsentWhenItComesUp()
+    {
+        await using var sink = await SmtpSink.StartAsync();
+        var resources = await aws.ProvisionAsync();
+        await using var ion = await IonServer.StartAsync(sink.Port, aws.Settings(resources));
+        await ion.PublishAsync(Scheduled("aws-cancel", TimeProvider.System.GetUtcNow().AddSeconds(3)));
+
+        using var cancel = await ion.Client.DeleteAsync("/v1/messages/aws-cancel", Token);
+
+        Assert.Equal(HttpStatusCode.OK, cancel.StatusCode);
+        Assert.Equal(MessageState.Cancelled, (await ion.StatusAsync("aws-cancel"))!.State);
+        await IonServer.WaitUntilAsync(async () =>
+        {
+            var attributes = (await aws.Sqs.GetQueueAttributesAsync(resources.QueueUrl, [SqsCalls.Visible, SqsCalls.NotVisible, SqsCalls.Delayed], Token)).Attributes;
+            return attributes.Values.All(v => v == "0");
+        }, "the cancelled message's copy left the queue", Wait);
+        Assert.Equal(0, sink.Count);
+        var record = await ion.StatusAsync("aws-cancel");
+        Assert.Equal(MessageState.Cancelled, record!.State);
+        Assert.Empty(record.Attempts);
+        Assert.Empty(await aws.PeekAllAsync(resources.DeadLetterQueueUrl));
+        // Published again, it is a duplicate and nothing is sent.
+        using var again = await ion.Client.PostAsJsonAsync("/v1/messages", Scheduled("aws-cancel", TimeProvider.System.GetUtcNow()), Token);
+        Assert.Contains("\"state\":\"cancelled\"", await again.Content.ReadAsStringAsync(Token), StringComparison.Ordinal);
+    }
+
+    private static object Scheduled(string id, DateTimeOffset sendAt) => new
+    {
+        action = "send", id, recipient = "a@example.com", subject = "scheduled", body_text = "x",
+        send_at = sendAt.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture),
+    };
+
     [Fact]
     public async Task PostMessages_InAwsMode_PublishesToTheTopic_WithTheIdAsAnAttribute()
     {

@@ -349,6 +349,48 @@ public sealed class SqsQueueTests(SqsQueueTests.Fauxqs fauxqs) : QueueContract, 
         return received;
     }
 
+    [Fact]
+    public async Task Scheduled_IsSentWithADelay_AndNotReceivedBeforeItsTime()
+    {
+        var (queue, _, _) = await CreateAsync();
+        var notBefore = TimeProvider.System.GetUtcNow().AddSeconds(3);
+
+        await queue.EnqueueAsync([new OutgoingMessage("later", "{}", NotBefore: notBefore)], Cancellation);
+
+        IReadOnlyList<QueuedMessage> received;
+        while ((received = await queue.ReceiveAsync(10, Cancellation)).Count == 0)
+            await Task.Delay(100, Cancellation);
+        var receivedAt = TimeProvider.System.GetUtcNow();
+        Assert.Equal(("later", 1), (Assert.Single(received).Id, received[0].ReceiveCount));
+        // SQS counts the delay in whole seconds, rounded up: never before the time.
+        Assert.True(receivedAt >= notBefore, $"received at {receivedAt:O}, not before {notBefore:O}");
+    }
+
+    [Fact]
+    public async Task ALongReturn_OfACopyReceivedOften_GoesBackAsAFreshCopy_ThatKeepsItsIdAndName()
+    {
+        var (queue, url, _) = await CreateAsync(maxReceiveCount: 10);
+        await queue.EnqueueAsync([new OutgoingMessage("often", "{\"n\":1}", Copy: "ion-00000000000000000000000000000001")], Cancellation);
+        QueuedMessage often;
+        while ((often = Assert.Single(await queue.ReceiveAsync(10, Cancellation))).ReceiveCount < 5)
+            await queue.ReturnAsync([often], TimeSpan.Zero, Cancellation);
+        await queue.EnqueueAsync([new OutgoingMessage("seldom", "{\"n\":2}")], Cancellation);
+        var seldom = Assert.Single(await queue.ReceiveAsync(10, Cancellation));
+
+        await queue.ReturnAsync([often, seldom], TimeSpan.FromHours(1), Cancellation);
+
+        // The often-received copy is a new message, delayed (its count starts again); the other is only hidden.
+        var attributes = (await Sqs.GetQueueAttributesAsync(url, [SqsCalls.Visible, SqsCalls.NotVisible, SqsCalls.Delayed], Cancellation)).Attributes;
+        Assert.Equal(("0", "1", "1"), (attributes[SqsCalls.Visible], attributes[SqsCalls.NotVisible], attributes[SqsCalls.Delayed]));
+        // fauxqs shows its messages without receiving them: the delayed one carries the old copy's id and name.
+        using var http = new HttpClient();
+        var inspected = System.Text.Json.JsonDocument.Parse(await http.GetStringAsync($"{fauxqs.Url}/_fauxqs/queues/{url[(url.LastIndexOf('/') + 1)..]}", Cancellation));
+        var delayed = Assert.Single(inspected.RootElement.GetProperty("messages").GetProperty("delayed").EnumerateArray()).GetRawText();
+        Assert.Contains("ion-00000000000000000000000000000001", delayed, StringComparison.Ordinal);
+        Assert.Contains("often", delayed, StringComparison.Ordinal);
+        Assert.Contains("\\\"n\\\":1", delayed, StringComparison.Ordinal);
+    }
+
     private static SqsQueueOptions Options() => new() { VisibilityTimeout = LongVisibility, ReceiveWaitTime = TimeSpan.Zero };
 
     private async Task<(SqsQueue Queue, string Url, string DeadUrl)> CreateAsync(

@@ -83,6 +83,35 @@ public sealed class SqliteQueueTests : QueueContract, IDisposable
     }
 
     [Fact]
+    public async Task Scheduled_StaysHiddenUntilExactlyItsTime_HoweverFarAhead_CountedAsDelayed()
+    {
+        var queue = Open(Visibility, _time);
+        var sendAt = _time.GetUtcNow().AddDays(30);
+        await queue.EnqueueAsync([new OutgoingMessage("later", "{}", NotBefore: sendAt), new OutgoingMessage("now", "{}")], Cancellation);
+
+        var now = Assert.Single(await queue.ReceiveAsync(10, Cancellation));
+        Assert.Equal("now", now.Id);
+        await queue.CompleteAsync([now], Cancellation);
+        var counts = await queue.CountAsync(Cancellation);
+        Assert.Equal((0, 1), (counts.Ready, counts.Delayed));
+        _time.Advance(sendAt - _time.GetUtcNow() - TimeSpan.FromMilliseconds(1));
+        Assert.Empty(await queue.ReceiveAsync(10, Cancellation));
+        _time.Advance(TimeSpan.FromMilliseconds(1));
+        var later = Assert.Single(await queue.ReceiveAsync(10, Cancellation));
+        Assert.Equal(("later", 1), (later.Id, later.ReceiveCount));
+    }
+
+    [Fact]
+    public async Task Scheduled_WithATimeAlreadyPast_IsVisibleAtOnce()
+    {
+        var queue = Open(Visibility, _time);
+
+        await queue.EnqueueAsync([new OutgoingMessage("late", "{}", NotBefore: _time.GetUtcNow().AddHours(-1))], Cancellation);
+
+        Assert.Equal("late", Assert.Single(await queue.ReceiveAsync(10, Cancellation)).Id);
+    }
+
+    [Fact]
     public async Task Received_StaysHiddenForExactlyTheVisibilityTimeout()
     {
         var queue = Open(Visibility, _time);
