@@ -77,7 +77,7 @@ public sealed class LambdaFunction(IHost host, SqsBatchHandler handler, ILogger<
         builder.Services.AddDelivery();
         builder.Services.AddOptions<LambdaOptions>().BindConfiguration(LambdaOptions.Section);
         builder.Services.AddSingleton(sp => new InvocationQueue(
-            sp.GetRequiredService<SqsQueue>(), sp.GetRequiredService<RelayCircuit>(), sp.GetRequiredService<IOptions<LambdaOptions>>().Value));
+            sp.GetRequiredService<SqsQueue>(), sp.GetRequiredService<Relays>(), sp.GetRequiredService<IOptions<LambdaOptions>>().Value));
         builder.Services.Replace(ServiceDescriptor.Singleton<IMessageQueue>(sp => sp.GetRequiredService<InvocationQueue>()));
         builder.Services.AddSingleton<SqsBatchHandler>();
         builder.Services.AddSingleton<LambdaFunction>();
