@@ -91,18 +91,23 @@ public sealed class Relays
         return fallback;
     }
 
-    /// <summary>Leave to send one message of a batch taken under the primary's <paramref name="permit"/> through the
-    /// fallback instead, or null to keep to the permit: a message the relays deferred
-    /// <c>Ion:Smtp:Fallback:AfterDeferrals</c> times goes through the fallback while the fallback is up. A trial keeps
-    /// to its relay: it is there to try that relay.</summary>
+    /// <summary>Leave to send one message of a batch taken under <paramref name="permit"/> through the other relay, or
+    /// null to keep to the permit's: a message the relays deferred <c>Ion:Smtp:Fallback:AfterDeferrals</c> times goes
+    /// through the fallback while the fallback is up; any other goes through the primary once its circuit is closed
+    /// again (a batch taken while it was down need not finish on the fallback), and through the fallback once the
+    /// primary's circuit opened under it. A trial keeps to its relay: it is there to try that relay.</summary>
     public RelayPermit? Divert(RelayPermit permit, DeliveryHistory history)
     {
         ArgumentNullException.ThrowIfNull(permit);
         ArgumentNullException.ThrowIfNull(history);
-        return Fallback is { IsOpen: false } && _afterDeferrals > 0 && permit is { Relay: Relay.Primary, IsTrial: false }
-            && history.AttemptsUsed >= _afterDeferrals
-                ? new RelayPermit(isTrial: false, Relay.Fallback)
-                : null;
+        if (Fallback is null || permit.IsTrial)
+            return null;
+        var fallbackUp = !Fallback.IsOpen;
+        var wanted = _afterDeferrals > 0 && history.AttemptsUsed >= _afterDeferrals && fallbackUp ? Relay.Fallback
+            : !Primary.IsOpen ? Relay.Primary
+            : fallbackUp ? Relay.Fallback
+            : permit.Relay;
+        return wanted == permit.Relay ? null : new RelayPermit(isTrial: false, wanted);
     }
 }
 
