@@ -83,6 +83,31 @@ public sealed class MetricsTests
     }
 
     [Fact]
+    public async Task WithAFallbackRelay_TheRelayMetricsSayWhichRelay()
+    {
+        await using var fallback = await SmtpSink.StartAsync();
+        await using var ion = await IonServer.StartAsync(Ports.Free(), "--Ion:Smtp:ConnectTimeout=00:00:02",
+            "--Ion:Smtp:Fallback:Host=127.0.0.1", $"--Ion:Smtp:Fallback:Port={fallback.Port}", "--Ion:Smtp:Fallback:Security=None");
+
+        var before = await ScrapeAsync(ion.Client);
+        Assert.Equal(0, before["ion_messages_sent_total{relay=\"fallback\"}"]);
+        Assert.Equal(0, before["ion_messages_retried_total{relay=\"fallback\"}"]);
+
+        var id = await ion.PublishAsync(new { action = "send", recipient = "a@example.com", subject = "carried", body_text = "x" });
+        await ion.WaitForStatusAsync(id, r => r.State == MessageState.Sent, Wait);
+
+        // A scrape is answered from a copy for a moment: wait for one taken after the send.
+        Dictionary<string, double> after = [];
+        await IonServer.WaitUntilAsync(async () => (after = await ScrapeAsync(ion.Client)).GetValueOrDefault("ion_messages_sent_total{relay=\"fallback\"}") == 1,
+            "one message sent through the fallback");
+        Assert.Equal(1, after["ion_relay_circuit_open{relay=\"primary\"}"]);
+        Assert.Equal(0, after["ion_relay_circuit_open{relay=\"fallback\"}"]);
+        Assert.Equal(1, after["ion_messages_sent_total{relay=\"fallback\"}"]);
+        Assert.Equal(0, after["ion_messages_sent_total{relay=\"primary\"}"]);
+        Assert.Equal(1, after["ion_smtp_send_duration_seconds_count{relay=\"fallback\"}"]);
+    }
+
+    [Fact]
     public async Task TheTokenRuleApplies_UnlessOpenedOnLoopback_AndMetricsCanBeTurnedOff()
     {
         const string secret = "0123456789abcdef-metrics-token";
