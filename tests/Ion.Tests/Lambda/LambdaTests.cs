@@ -269,6 +269,34 @@ public sealed class LambdaTests(AwsEmulators aws) : IClassFixture<AwsEmulators>
     }
 
     [Fact]
+    public async Task WhileThePrimaryIsDown_TheLambdaDeliversThroughTheFallback_AtOnce_WithNoAttemptCharged()
+    {
+        await using var fallback = await SmtpSink.StartAsync();
+        var resources = await aws.ProvisionAsync(maxReceiveCount: 50);
+        await using var lambda = await StartAsync(resources, Ports.Free(), settings: new()
+        {
+            // Longer than the test waits: a record handed back for the primary's outage must not wait for it while the
+            // fallback is up.
+            ["Ion__Lambda__RelayDownDelay"] = "00:05:00",
+            ["Ion__Smtp__ConnectTimeout"] = "00:00:02",
+            ["Ion__Smtp__Fallback__Host"] = "127.0.0.1",
+            ["Ion__Smtp__Fallback__Port"] = fallback.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Ion__Smtp__Fallback__Security"] = "None",
+        });
+
+        await PublishAsync(resources, Original("carried-1"), Original("carried-2"));
+        await fallback.WaitForMessagesAsync(2, TimeSpan.FromSeconds(30));
+        foreach (var id in new[] { "carried-1", "carried-2" })
+        {
+            var record = await RecordAsync(resources, id, MessageState.Sent);
+            Assert.Equal(1, record.AttemptsUsed);
+            Assert.Equal("fallback", Assert.Single(record.Attempts).Relay);
+        }
+        Assert.Equal(2, fallback.Count);
+        Assert.Empty(await aws.PeekAllAsync(resources.DeadLetterQueueUrl));
+    }
+
+    [Fact]
     public async Task AWarmInstance_ReusesItsSmtpConnection_AcrossInvocations()
     {
         await using var relay = await ScriptedSmtpServer.StartAsync();
