@@ -14,7 +14,6 @@ public static class DeliveryServices
         // Jitter for backoffs and probe pauses; injected so that the decision and the circuit stay exact in tests.
         Func<double> random = Random.Shared.NextDouble;
         services.AddSingleton(sp => new Relays(sp.GetRequiredService<IOptions<SmtpOptions>>().Value, Options(sp), sp.GetRequiredService<TimeProvider>(), random));
-        services.AddSingleton(sp => sp.GetRequiredService<Relays>().Primary);
         services.AddSingleton(sp => new SendRate(Options(sp).RatePerSecond, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<RefusalStreak>();
         services.AddSingleton(sp => new HeldMessages(

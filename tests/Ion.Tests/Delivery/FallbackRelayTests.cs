@@ -83,6 +83,12 @@ public class FallbackRelayTests(ITestOutputHelper output)
         Assert.Equal(3, primary.Count);
         Assert.Equal(1, fallback.Count);
         Assert.Equal("ok", (await ion.HealthAsync()).GetProperty("status").GetString());
+
+        // ion status says which relay took each attempt.
+        var shown = await IonCli.RunAsync(ion.DataDirectory, ["status", during]);
+        Assert.Equal(0, shown.ExitCode);
+        Assert.Matches(@"attempt 1: \S+ \S+ sent via fallback \d+ ms: 250", shown.Out);
+        Assert.Contains("sent via primary", (await IonCli.RunAsync(ion.DataDirectory, ["status", ids[0]])).Out, StringComparison.Ordinal);
     }
 
     [Fact]
