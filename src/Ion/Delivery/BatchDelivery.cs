@@ -245,8 +245,8 @@ public sealed class BatchDelivery(
                 return new Decision(QueueAction.LetGo);
             }
 
-            // The batch's relay, or the fallback for a message the relays deferred often enough: decided afresh for each
-            // try, from what the log says has happened to the message.
+            // The batch's relay, or the other one where it should take this message instead (deferred often enough, or
+            // the primary back or gone down since the batch was taken): decided afresh for each try (Relays.Divert).
             var through = relays.Divert(permit, history) ?? permit;
             startedAt = time.GetUtcNow();
             var started = time.GetTimestamp();

@@ -344,6 +344,27 @@ public sealed class LambdaTests(AwsEmulators aws) : IClassFixture<AwsEmulators>
         Assert.Contains("/ion/missing", lambda.InitErrors[0], StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task TheFallbacksPassword_IsReadFromItsOwnSsmParameter_AMissingOneIsAnInitError_NamingTheSetting()
+    {
+        await using var sink = await SmtpSink.StartAsync();
+        var resources = await aws.ProvisionAsync();
+        await using var lambda = await StartAsync(resources, sink.Port,
+            settings: new()
+            {
+                ["Ion__Smtp__Fallback__Host"] = "127.0.0.1",
+                ["Ion__Smtp__Fallback__Port"] = Ports.Free().ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["Ion__Smtp__Fallback__Security"] = "None",
+                ["Ion__Smtp__Fallback__Username"] = "ion",
+                ["Ion__Smtp__Fallback__PasswordParameter"] = "/ion/fallback-missing",
+            },
+            parameters: new() { ["/ion/other"] = "x" });
+
+        await IonServer.WaitUntilAsync(() => Task.FromResult(lambda.InitErrors.Count > 0), "an init error", Wait);
+        Assert.Contains("Ion:Smtp:Fallback:PasswordParameter", lambda.InitErrors[0], StringComparison.Ordinal);
+        Assert.Contains("/ion/fallback-missing", lambda.InitErrors[0], StringComparison.Ordinal);
+    }
+
     // --- SES's feedback queue: a second event source mapping ---------------------------------------------------------
 
     private DynamoDbSuppressionList SuppressionList(AwsResources resources) => new(aws.DynamoDb, resources.SuppressionTable);
