@@ -10,7 +10,7 @@ namespace Ion.Lambda;
 /// moved to the dead-letter queue; everything else (retried, given back, let go, or a call that failed) is reported
 /// as a failure, so Lambda's event source never deletes a message ion did not finish.
 /// </summary>
-public sealed class InvocationQueue(SqsQueue sqs, RelayCircuit circuit, LambdaOptions options) : IMessageQueue
+public sealed class InvocationQueue(SqsQueue sqs, Relays relays, LambdaOptions options) : IMessageQueue
 {
     private readonly HashSet<string> _settled = new(StringComparer.Ordinal);
 
@@ -42,10 +42,11 @@ public sealed class InvocationQueue(SqsQueue sqs, RelayCircuit circuit, LambdaOp
     public Task ReturnAsync(IReadOnlyList<QueuedMessage> messages, TimeSpan delay, CancellationToken cancellationToken) =>
         sqs.ReturnAsync(messages, HandBackDelay(delay), cancellationToken);
 
-    /// <summary>How long a message given back waits: while the relay is down (the circuit is open) at least
-    /// <see cref="LambdaOptions.RelayDownDelay"/>, since given back at once Lambda would hand it straight back, and
-    /// every receive counts towards the redrive policy's maxReceiveCount.</summary>
-    public TimeSpan HandBackDelay(TimeSpan delay) => circuit.IsOpen && delay < options.RelayDownDelay ? options.RelayDownDelay : delay;
+    /// <summary>How long a message given back waits: while the relay is down (the circuit is open; with a fallback, both
+    /// circuits) at least <see cref="LambdaOptions.RelayDownDelay"/>, since given back at once Lambda would hand it
+    /// straight back, and every receive counts towards the redrive policy's maxReceiveCount. With the fallback up, it
+    /// may go again at once: through the fallback.</summary>
+    public TimeSpan HandBackDelay(TimeSpan delay) => relays.AllDown && delay < options.RelayDownDelay ? options.RelayDownDelay : delay;
 
     private void Settle(IEnumerable<QueuedMessage> messages)
     {

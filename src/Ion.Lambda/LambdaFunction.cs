@@ -18,7 +18,7 @@ public sealed class LambdaFunction(IHost host, SqsBatchHandler handler, ILogger<
 {
     /// <summary>The settings: the environment, the region Lambda runs in, and the SMTP password read from the SSM
     /// parameter <c>Ion:Smtp:PasswordParameter</c> names (a SecureString, decrypted), so it is never in the package or
-    /// in the function's configuration.</summary>
+    /// in the function's configuration; the fallback relay's likewise from <c>Ion:Smtp:Fallback:PasswordParameter</c>.</summary>
     public static async Task<IConfiguration> ConfigurationAsync(CancellationToken cancellationToken)
     {
         var configuration = new ConfigurationManager();
@@ -32,12 +32,15 @@ public sealed class LambdaFunction(IHost host, SqsBatchHandler handler, ILogger<
         configuration["Ion:Store"] = "Aws";
         if (string.IsNullOrWhiteSpace(configuration["Ion:Aws:Region"]))
             configuration["Ion:Aws:Region"] = Environment.GetEnvironmentVariable("AWS_REGION");
-        if (configuration["Ion:Smtp:PasswordParameter"] is { Length: > 0 } parameter)
-            configuration["Ion:Smtp:Password"] = await ReadSecretAsync(configuration, parameter, cancellationToken);
+        foreach (var section in new[] { SmtpOptions.Section, FallbackRelayOptions.Section })
+        {
+            if (configuration[$"{section}:PasswordParameter"] is { Length: > 0 } parameter)
+                configuration[$"{section}:{nameof(RelayOptions.Password)}"] = await ReadSecretAsync(configuration, section, parameter, cancellationToken);
+        }
         return configuration;
     }
 
-    private static async Task<string> ReadSecretAsync(ConfigurationManager configuration, string name, CancellationToken cancellationToken)
+    private static async Task<string> ReadSecretAsync(ConfigurationManager configuration, string section, string name, CancellationToken cancellationToken)
     {
         var config = new AmazonSimpleSystemsManagementConfig();
         // An endpoint other than AWS's: the local harness.
@@ -58,7 +61,7 @@ public sealed class LambdaFunction(IHost host, SqsBatchHandler handler, ILogger<
         }
         catch (Exception error) when (error is not OperationCanceledException)
         {
-            throw new InvalidOperationException($"Ion:Smtp:PasswordParameter: could not read SSM parameter '{name}': {error.Message}", error);
+            throw new InvalidOperationException($"{section}:PasswordParameter: could not read SSM parameter '{name}': {error.Message}", error);
         }
     }
 
@@ -77,7 +80,7 @@ public sealed class LambdaFunction(IHost host, SqsBatchHandler handler, ILogger<
         builder.Services.AddDelivery();
         builder.Services.AddOptions<LambdaOptions>().BindConfiguration(LambdaOptions.Section);
         builder.Services.AddSingleton(sp => new InvocationQueue(
-            sp.GetRequiredService<SqsQueue>(), sp.GetRequiredService<RelayCircuit>(), sp.GetRequiredService<IOptions<LambdaOptions>>().Value));
+            sp.GetRequiredService<SqsQueue>(), sp.GetRequiredService<Relays>(), sp.GetRequiredService<IOptions<LambdaOptions>>().Value));
         builder.Services.Replace(ServiceDescriptor.Singleton<IMessageQueue>(sp => sp.GetRequiredService<InvocationQueue>()));
         builder.Services.AddSingleton<SqsBatchHandler>();
         builder.Services.AddSingleton<LambdaFunction>();

@@ -16,14 +16,15 @@ namespace Ion.Lambda;
 /// <remarks>
 /// The SMTP connection belongs to the instance, not to the invocation: a warm instance sends the next batch on it
 /// (<see cref="SmtpSender"/> reconnects if it sat idle too long or the relay closed it). The relay circuit belongs to
-/// the instance too: while it is open, a batch goes back untouched, each record hidden for
+/// the instance too: while it is open, a batch goes through the fallback relay when there is one and it is up
+/// (<see cref="Relays"/>); with no relay up, it goes back untouched, each record hidden for
 /// <see cref="LambdaOptions.RelayDownDelay"/>, and after the circuit's pause the next invocation probes the relay.
 /// </remarks>
 public sealed class SqsBatchHandler(
     SqsQueue sqs,
     InvocationQueue queue,
     BatchDelivery delivery,
-    RelayCircuit circuit,
+    Relays relays,
     DeadLetterSweeper sweeper,
     FeedbackQueue feedbackQueue,
     IOptions<SmtpOptions> smtpOptions,
@@ -31,7 +32,7 @@ public sealed class SqsBatchHandler(
     TimeProvider time,
     ILogger<SqsBatchHandler> logger) : IAsyncDisposable
 {
-    private readonly SmtpSender _sender = new(smtpOptions.Value, time);
+    private readonly RelaySenders _senders = new(smtpOptions.Value, time);
     private readonly LambdaOptions _options = lambdaOptions.Value;
 
     public async Task<BatchResponse> HandleAsync(SqsEvent sqsEvent, DateTimeOffset deadline, CancellationToken cancellationToken)
@@ -71,7 +72,7 @@ public sealed class SqsBatchHandler(
         {
             // Out of time: close the session cleanly rather than leave it to be cut when the instance is frozen.
             Log.Deadline(logger, deadline);
-            await _sender.DisposeAsync();
+            await _senders.DisposeAsync();
         }
         // Settled by the name the batch knows each copy by: SQS's MessageId, or the name ion gave it when it published it.
         failures.AddRange(records.Where((_, i) => !queue.Settled(batch[i].QueueMessageId)).Select(Failure));
@@ -88,20 +89,20 @@ public sealed class SqsBatchHandler(
             try
             {
                 if (!stop.IsCancellationRequested)
-                    await delivery.ProcessAsync(_sender, batch, permit, stop);
+                    await delivery.ProcessAsync(_senders, batch, permit, stop);
                 else
                     await queue.ReturnAsync(batch, TimeSpan.Zero, CancellationToken.None);
             }
             finally
             {
-                circuit.Abandon(permit);
+                relays[permit.Relay].Abandon(permit);
             }
         }
         else
         {
             // Not before the circuit's next probe either: back sooner, they would only be handed back again.
             var delay = queue.HandBackDelay(pause == Timeout.InfiniteTimeSpan ? TimeSpan.Zero : pause);
-            Log.RelayDown(logger, batch.Count, delay, circuit.LastAnswer?.Reply);
+            Log.RelayDown(logger, batch.Count, delay, relays.Primary.LastAnswer?.Reply);
             await queue.ReturnAsync(batch, delay, CancellationToken.None);
         }
     }
@@ -148,14 +149,21 @@ public sealed class SqsBatchHandler(
     /// not be reached is probed by connecting, as the worker does, so no message is taken for it.</summary>
     private async Task<(RelayPermit? Permit, TimeSpan Pause)> PermitAsync(CancellationToken cancellationToken)
     {
-        if (circuit.TryEnter(out var pause) is not { } permit)
+        if (relays.TryEnter(out var pause) is not { } permit)
             return (null, pause);
-        if (!permit.IsTrial || circuit.NeedsAMessageToProbe)
+        if (!permit.IsTrial || relays[permit.Relay].NeedsAMessageToProbe)
             return (permit, TimeSpan.Zero);
-        await delivery.ProbeAsync(_sender, permit, cancellationToken);
-        permit = circuit.TryEnter(out pause);
+        await delivery.ProbeAsync(_senders, permit, cancellationToken);
+        // Whatever the probe found, the batch may still go: through the relay that answered, or the other one.
+        permit = relays.TryEnter(out pause);
+        if (permit is { IsTrial: true } && !relays[permit.Relay].NeedsAMessageToProbe)
+        {
+            // The other relay's probe was due as well (the primary's failed, and the fallback is down too).
+            await delivery.ProbeAsync(_senders, permit, cancellationToken);
+            permit = relays.TryEnter(out pause);
+        }
         return (permit, pause);
     }
 
-    public ValueTask DisposeAsync() => _sender.DisposeAsync();
+    public ValueTask DisposeAsync() => _senders.DisposeAsync();
 }

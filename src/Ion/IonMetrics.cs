@@ -32,10 +32,10 @@ public sealed class IonMetrics
     private readonly Histogram<double> _latency;
 
     /// <param name="queue">The queue's gauges (null: none, as in a process that only publishes or redrives).</param>
-    /// <param name="circuit">The relay's gauges come with the delivery's services (null: none).</param>
+    /// <param name="relays">The relays' gauges come with the delivery's services (null: none).</param>
     /// <param name="store">Whether the store takes writes (null: not watched).</param>
     /// <param name="webhooks">The webhooks' outboxes (null: no events).</param>
-    public IonMetrics(IMeterFactory meters, QueueGauges? queue = null, RelayCircuit? circuit = null, SendRate? rate = null, StoreHealth? store = null,
+    public IonMetrics(IMeterFactory meters, QueueGauges? queue = null, Relays? relays = null, SendRate? rate = null, StoreHealth? store = null,
         Events.WebhookBacklogs? webhooks = null)
     {
         ArgumentNullException.ThrowIfNull(meters);
@@ -59,8 +59,15 @@ public sealed class IonMetrics
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400] });
         // Every counter exists from the start, at 0: a rate or an alert over a series that appears only with its first
         // event would miss that event.
-        foreach (var counter in new[] { _accepted, _sent, _retried, _redriven, _recipientsRefused, _recipientsSuppressed })
+        foreach (var counter in new[] { _accepted, _redriven, _recipientsRefused, _recipientsSuppressed })
             counter.Add(0);
+        // What concerns a relay is counted by relay (primary, fallback): the fallback's series only where there is one.
+        Relay[] known = relays?.Fallback is null ? [Relay.Primary] : [Relay.Primary, Relay.Fallback];
+        foreach (var relay in known)
+        {
+            _sent.Add(0, ByRelay(relay));
+            _retried.Add(0, ByRelay(relay));
+        }
         foreach (var failureClass in Enum.GetValues<FailureClass>())
             _deadLettered.Add(0, new KeyValuePair<string, object?>("failure_class", StoredNames.Of(failureClass)));
         foreach (var source in FeedbackSources)
@@ -92,8 +99,11 @@ public sealed class IonMetrics
             meter.CreateObservableGauge("ion.webhook.dead", () => webhooks.Latest.Select(w => new Measurement<long>(w.Value.Dead,
                 new KeyValuePair<string, object?>("webhook", w.Key))), "{event}", "Events a webhook never took, kept with why");
         }
-        if (circuit is not null)
-            meter.CreateObservableGauge("ion.relay.circuit_open", () => circuit.IsOpen ? 1 : 0, "{state}", "1 while the relay is down or refuses ion");
+        if (relays is not null)
+        {
+            meter.CreateObservableGauge("ion.relay.circuit_open", () => known.Select(relay => new Measurement<int>(relays[relay].IsOpen ? 1 : 0, ByRelay(relay))),
+                "{state}", "1 while the relay is down or refuses ion, by relay (primary, fallback)");
+        }
         if (rate is not null)
         {
             meter.CreateObservableGauge("ion.relay.rate", () => Observe(rate.CurrentPerSecond),
@@ -113,13 +123,15 @@ public sealed class IonMetrics
             _accepted.Add(count);
     }
 
-    public void Sent(TimeSpan sinceAccepted)
+    /// <param name="relay">The relay that took the last recipients.</param>
+    public void Sent(TimeSpan sinceAccepted, Relay relay)
     {
-        _sent.Add(1);
+        _sent.Add(1, ByRelay(relay));
         _latency.Record(Math.Max(0, sinceAccepted.TotalSeconds));
     }
 
-    public void Retried() => _retried.Add(1);
+    /// <param name="relay">The relay that deferred it.</param>
+    public void Retried(Relay relay) => _retried.Add(1, ByRelay(relay));
 
     public void DeadLettered(FailureClass failureClass) =>
         _deadLettered.Add(1, new KeyValuePair<string, object?>("failure_class", StoredNames.Of(failureClass)));
@@ -157,7 +169,9 @@ public sealed class IonMetrics
 
     public void FeedbackUnreadable(string source) => _feedbackUnreadable.Add(1, new KeyValuePair<string, object?>("source", source));
 
-    public void SendTook(TimeSpan elapsed) => _sendDuration.Record(elapsed.TotalSeconds);
+    public void SendTook(TimeSpan elapsed, Relay relay) => _sendDuration.Record(elapsed.TotalSeconds, ByRelay(relay));
+
+    private static KeyValuePair<string, object?> ByRelay(Relay relay) => new("relay", Relays.Name(relay));
 }
 
 /// <summary>The <c>Ion:Metrics</c> section.</summary>

@@ -40,10 +40,13 @@ public static class HealthApi
     }
 
     /// <summary>The same document on both routes: <c>status</c> (<c>ok</c>, <c>degraded</c>, <c>unavailable</c>), the
-    /// relay, the queue's counts (null when the store did not answer), and each check with why it is not healthy.</summary>
+    /// relay (the primary), the fallback relay (null without one), the queue's counts (null when the store did not
+    /// answer), and each check with why it is not healthy.</summary>
     private static Task WriteAsync(HttpContext context, HealthReport report)
     {
-        var relay = report.Entries.TryGetValue(RelayHealthCheck.Name, out var r) && r.Data.TryGetValue("relay", out var state) ? state as RelayHealth : null;
+        var relays = report.Entries.TryGetValue(RelayHealthCheck.Name, out var r) ? r.Data : null;
+        var relay = relays is not null && relays.TryGetValue("relay", out var state) ? state as RelayHealth : null;
+        var fallback = relays is not null && relays.TryGetValue("fallback", out var fallbackState) ? fallbackState as RelayHealth : null;
         var queue = report.Entries.TryGetValue(StoreHealthCheck.Name, out var q) && q.Data.TryGetValue("queue", out var counts) ? counts as QueueCounts : null;
         var status = report.Status switch
         {
@@ -53,7 +56,7 @@ public static class HealthApi
         };
         var checks = report.Entries.Select(e => new CheckResult(e.Key, e.Value.Status.ToString().ToLowerInvariant(), e.Value.Description)).ToList();
         context.Response.ContentType = "application/json; charset=utf-8";
-        return JsonSerializer.SerializeAsync(context.Response.Body, new Health(status, relay, queue, checks), HealthJson.Default.Health, context.RequestAborted);
+        return JsonSerializer.SerializeAsync(context.Response.Body, new Health(status, relay, queue, checks, fallback), HealthJson.Default.Health, context.RequestAborted);
     }
 }
 
@@ -82,26 +85,43 @@ internal sealed class StoreHealthCheck(IMessageQueue queue, StoreHealth health) 
 }
 
 /// <summary>The relay: up; down (unreachable, or refusing ion itself), with the reason and since when; or throttling
-/// ion. Anything but up is degraded, not unhealthy: ion still accepts and keeps messages.</summary>
-internal sealed class RelayHealthCheck(RelayCircuit circuit, SendRate rate) : IHealthCheck
+/// ion. Anything but up is degraded, not unhealthy: ion still accepts and keeps messages. The fallback relay, when
+/// there is one, is told the same way; a fallback that is down degrades health too, since mail would have nowhere
+/// to go if the primary went down.</summary>
+internal sealed class RelayHealthCheck(Relays relays, SendRate rate) : IHealthCheck
 {
     public const string Name = "relay";
 
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
-        var relay = circuit.IsOpen
-            ? new RelayHealth("down", circuit.LastAnswer?.Reply, circuit.OpenedAt, rate.CurrentPerSecond)
-            : rate.IsThrottled
-                ? new RelayHealth("throttled", "the relay asked ion to slow down", rate.LastThrottledAt, rate.CurrentPerSecond)
-                : new RelayHealth("up", null, null, rate.CurrentPerSecond);
+        var relay = State(relays.Primary, rate.IsThrottled);
         var data = new Dictionary<string, object> { ["relay"] = relay };
-        return Task.FromResult(relay.State == "up"
+        List<string> problems = relay.State == "up" ? [] : [$"relay {relay.State}: {relay.Error}"];
+        if (relays.Fallback is { } circuit)
+        {
+            var fallback = State(circuit, throttled: false);
+            data["fallback"] = fallback;
+            if (fallback.State != "up")
+                problems.Add($"fallback relay {fallback.State}: {fallback.Error}");
+            else if (relay.State == "down")
+                problems.Add("the fallback relay carries the mail meanwhile");
+        }
+        return Task.FromResult(problems.Count == 0
             ? HealthCheckResult.Healthy(data: data)
-            : HealthCheckResult.Degraded($"relay {relay.State}: {relay.Error}", data: data));
+            : HealthCheckResult.Degraded(string.Join("; ", problems), data: data));
     }
+
+    // One send rate serves both relays (ion's own limit; either relay's "too fast" slows it down), told with the
+    // primary's state, as before there was a fallback.
+    private RelayHealth State(RelayCircuit circuit, bool throttled) => circuit.IsOpen
+        ? new RelayHealth("down", circuit.LastAnswer?.Reply, circuit.OpenedAt, rate.CurrentPerSecond)
+        : throttled
+            ? new RelayHealth("throttled", "the relay asked ion to slow down", rate.LastThrottledAt, rate.CurrentPerSecond)
+            : new RelayHealth("up", null, null, rate.CurrentPerSecond);
 }
 
-public sealed record Health(string Status, RelayHealth? Relay, QueueCounts? Queue, IReadOnlyList<CheckResult> Checks);
+/// <summary><see cref="Fallback"/>: the fallback relay (<c>Ion:Smtp:Fallback</c>), null without one.</summary>
+public sealed record Health(string Status, RelayHealth? Relay, QueueCounts? Queue, IReadOnlyList<CheckResult> Checks, RelayHealth? Fallback = null);
 
 /// <summary>One health check: <c>healthy</c>, <c>degraded</c> or <c>unhealthy</c>, and why when not healthy.</summary>
 public sealed record CheckResult(string Name, string Status, string? Description);

@@ -31,8 +31,10 @@ internal static class StatusCommand
             var n = 0;
             foreach (var attempt in record.Attempts)
             {
+                // Which relay took it, where the log says (attempts from before ion had a fallback do not).
+                var relay = attempt.Relay is { } name ? $" via {name}" : "";
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"  attempt {++n}: {attempt.At:u} {attempt.Outcome} {attempt.Duration.TotalMilliseconds:F0} ms: {attempt.Reply}"));
+                    $"  attempt {++n}: {attempt.At:u} {attempt.Outcome}{relay} {attempt.Duration.TotalMilliseconds:F0} ms: {attempt.Reply}"));
             }
             return CliOutput.Ok;
         }));

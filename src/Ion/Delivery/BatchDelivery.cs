@@ -22,7 +22,7 @@ public sealed class BatchDelivery(
     IMessageQueue queue,
     IDeliveryLog log,
     Redriver redriver,
-    RelayCircuit circuit,
+    Relays relays,
     SendRate rate,
     RefusalStreak streak,
     HeldMessages held,
@@ -45,15 +45,19 @@ public sealed class BatchDelivery(
     private readonly MessageRules _rules = ionOptions.Value.ToMessageRules();
 
     /// <summary>A relay that could not be reached is tried by connecting (TLS, EHLO, AUTH), without taking a message
-    /// off the queue: an outage then costs no receives, which SQS's redrive policy would count.</summary>
-    public async Task ProbeAsync(SmtpSender sender, RelayPermit permit, CancellationToken stoppingToken)
+    /// off the queue: an outage then costs no receives, which SQS's redrive policy would count. The permit's relay is
+    /// the one tried.</summary>
+    public async Task ProbeAsync(RelaySenders senders, RelayPermit permit, CancellationToken stoppingToken)
     {
-        if (await sender.ConnectAsync(stoppingToken) is { } failure)
+        ArgumentNullException.ThrowIfNull(senders);
+        ArgumentNullException.ThrowIfNull(permit);
+        var circuit = relays[permit.Relay];
+        if (await senders[permit.Relay].ConnectAsync(stoppingToken) is { } failure)
         {
             circuit.Failed(permit, failure);
             return;
         }
-        Log.RelayBack(logger);
+        Log.RelayBack(logger, Relays.Name(permit.Relay));
         circuit.Succeeded(permit);
     }
 
@@ -72,8 +76,10 @@ public sealed class BatchDelivery(
     /// <remarks>A message's outcome is recorded while the next message's transaction starts: that message waits for the
     /// record before the end of its data goes to the relay (<see cref="WaitingBody"/>), so the relay never has two messages
     /// whose outcomes are not recorded, and a send's round trips no longer wait for the commit before them.</remarks>
-    public async Task ProcessAsync(SmtpSender sender, IReadOnlyList<QueuedMessage> batch, RelayPermit permit, CancellationToken stoppingToken)
+    public async Task ProcessAsync(RelaySenders senders, IReadOnlyList<QueuedMessage> batch, RelayPermit permit, CancellationToken stoppingToken)
     {
+        ArgumentNullException.ThrowIfNull(permit);
+        var circuit = relays[permit.Relay];
         held.Add(batch);
         List<QueuedMessage> completed = [];
         // Messages whose outcome is applied; the one after them may still be being applied (recording).
@@ -89,7 +95,7 @@ public sealed class BatchDelivery(
                 // just now may. After that, a circuit another slot opened sends the rest back.
                 if (stoppingToken.IsCancellationRequested || (next > 0 && !circuit.Allows(permit)))
                     break;
-                var decision = await HandleAsync(sender, batch[next], claims[next], permit, recording ?? Task.CompletedTask, stoppingToken);
+                var decision = await HandleAsync(senders, batch[next], claims[next], permit, recording ?? Task.CompletedTask, stoppingToken);
                 if (recording is not null)
                 {
                     await recording;
@@ -151,7 +157,7 @@ public sealed class BatchDelivery(
     /// <summary>One message, start to finish, as a decision. Null when it was given up untried (shutdown while waiting
     /// for the rate limit). Everything the message may cause is a decision, so a bad message cannot stop the slot or
     /// block the messages behind it.</summary>
-    private async Task<Decision?> HandleAsync(SmtpSender sender, QueuedMessage message, Claim claim, RelayPermit permit, Task recorded, CancellationToken stoppingToken)
+    private async Task<Decision?> HandleAsync(RelaySenders senders, QueuedMessage message, Claim claim, RelayPermit permit, Task recorded, CancellationToken stoppingToken)
     {
         IReadOnlyList<string> tags = [];
         try
@@ -160,7 +166,7 @@ public sealed class BatchDelivery(
             ParsedMessage parsed = message.Offloaded?.Error is { } unreadable ? new InvalidMessage(null, unreadable) : MessageParser.Parse(message.Body, _rules);
             if (parsed is SendRequest { Email.Tags: var given })
                 tags = given;
-            return events.Attach(await DecideAsync(sender, message, claim, parsed, permit, recorded, stoppingToken), message.Id, claim.History, tags);
+            return events.Attach(await DecideAsync(senders, message, claim, parsed, permit, recorded, stoppingToken), message.Id, claim.History, tags);
         }
         catch (Exception error) when (error is not OperationCanceledException and not StoreUnavailableException)
         {
@@ -175,7 +181,7 @@ public sealed class BatchDelivery(
     }
 
     /// <summary>What the parsed message comes to.</summary>
-    private async Task<Decision?> DecideAsync(SmtpSender sender, QueuedMessage message, Claim claim, ParsedMessage parsed, RelayPermit permit, Task recorded, CancellationToken stoppingToken)
+    private async Task<Decision?> DecideAsync(RelaySenders senders, QueuedMessage message, Claim claim, ParsedMessage parsed, RelayPermit permit, Task recorded, CancellationToken stoppingToken)
     {
         switch (parsed)
         {
@@ -197,13 +203,13 @@ public sealed class BatchDelivery(
             case SendRequest send when DeliveryDecision.TooEarly(claim.History, time.GetUtcNow(), send.Email.SendAt) is { } early:
                 return early;
             case SendRequest send:
-                return await SendAsync(sender, message, claim.History, send.Email, permit, recorded, stoppingToken);
+                return await SendAsync(senders, message, claim.History, send.Email, permit, recorded, stoppingToken);
             default:
                 throw new InvalidOperationException("the parser returned something new");
         }
     }
 
-    private async Task<Decision?> SendAsync(SmtpSender sender, QueuedMessage message, DeliveryHistory history, EmailMessage email, RelayPermit permit, Task recorded, CancellationToken stoppingToken)
+    private async Task<Decision?> SendAsync(RelaySenders senders, QueuedMessage message, DeliveryHistory history, EmailMessage email, RelayPermit permit, Task recorded, CancellationToken stoppingToken)
     {
         List<string> recipients = [.. email.To, .. email.Cc, .. email.Bcc];
         // A throttled message stays with this slot and goes again when the slowed rate allows: given back, it would
@@ -244,14 +250,17 @@ public sealed class BatchDelivery(
                 return new Decision(QueueAction.LetGo);
             }
 
+            // The batch's relay, or the other one where it should take this message instead (deferred often enough, or
+            // the primary back or gone down since the batch was taken): decided afresh for each try (Relays.Divert).
+            var through = relays.Divert(permit, history) ?? permit;
             startedAt = time.GetUtcNow();
             var started = time.GetTimestamp();
             var mime = MimeBuilder.Build(email, message.Id, _rules, startedAt);
             // The send is not cancelled at shutdown: stopping mid-DATA would make a duplicate likely. The command
             // timeout bounds it.
-            var outcome = await sender.SendAsync(mime, email.From ?? _rules.DefaultSender, pending, recorded, CancellationToken.None);
+            var outcome = await senders[through.Relay].SendAsync(mime, email.From ?? _rules.DefaultSender, pending, recorded, CancellationToken.None);
             var elapsed = time.GetElapsedTime(started);
-            metrics.SendTook(elapsed);
+            metrics.SendTook(elapsed, through.Relay);
             metrics.RecipientsRefused(outcome.Recipients.Count(r => r.Answer.Kind == OutcomeKind.Permanent));
 
             var (reviewed, redrive) = streak.Review(message.Id, outcome);
@@ -271,11 +280,11 @@ public sealed class BatchDelivery(
                 Log.StreakRedriven(logger, moved.Count);
             }
             // The recipients refused for good go on the suppression list once the outcome is recorded.
-            var decision = decider.Decide(message, message.QueueMessageId, history, recipients, reviewed, startedAt, elapsed) with
+            var decision = Through(decider.Decide(message, message.QueueMessageId, history, recipients, reviewed, startedAt, elapsed), through.Relay) with
             {
                 Refused = [.. reviewed.Recipients.Where(a => a.Answer.Kind == OutcomeKind.Permanent)],
             };
-            Signal(permit, decision.RelayAnswer);
+            Signal(through, decision.RelayAnswer);
             Log.Decided(logger, message.Id, decision.Action, decision.Entry?.AttemptsUsed ?? history.AttemptsUsed, elapsed.TotalMilliseconds,
                 Recipients(pending), reviewed.Summary.Code, reviewed.Summary.Reply);
             if (decision is not { Action: QueueAction.Release, RelayAnswer.Kind: OutcomeKind.Throttled } || stoppingToken.IsCancellationRequested)
@@ -292,6 +301,13 @@ public sealed class BatchDelivery(
         }
     }
 
+    /// <summary>The decision, saying which relay took its attempt (in the log and the events too).</summary>
+    private static Decision Through(Decision decision, Relay relay) => decision with
+    {
+        Relay = relay,
+        Entry = decision.Entry is { Attempt: { } attempt } entry ? entry with { Attempt = attempt with { Relay = Relays.Name(relay) } } : decision.Entry,
+    };
+
     private static SmtpAnswer Suppressed(SuppressedAddress entry) => new(OutcomeKind.Suppressed, null, null,
         string.Create(System.Globalization.CultureInfo.InvariantCulture,
             $"suppressed ({entry.Reason.ToString().ToLowerInvariant()} since {entry.At:yyyy-MM-dd HH:mm:ss}Z): {entry.Detail}"));
@@ -301,14 +317,15 @@ public sealed class BatchDelivery(
         ? recipients
         : recipients.Select(r => r[(r.LastIndexOf('@') + 1)..]).Distinct(StringComparer.OrdinalIgnoreCase));
 
-    /// <summary>Tells the circuit and the rate what the relay's answers said about the relay itself.</summary>
+    /// <summary>Tells the circuit of the relay that answered, and the rate, what its answers said about the relay itself.</summary>
     private void Signal(RelayPermit permit, SmtpAnswer? relay)
     {
+        var circuit = relays[permit.Relay];
         switch (relay?.Kind)
         {
             case OutcomeKind.RelayUnavailable or OutcomeKind.RelayRefusesIon:
                 if (circuit.Allows(permit) && !circuit.IsOpen)
-                    Log.RelayDown(logger, relay.Reply);
+                    Log.RelayDown(logger, Relays.Name(permit.Relay), relay.Reply);
                 circuit.Failed(permit, relay);
                 break;
             case OutcomeKind.Throttled:
@@ -318,7 +335,7 @@ public sealed class BatchDelivery(
                 break;
             default:
                 if (permit.IsTrial && circuit.IsOpen)
-                    Log.RelayBack(logger);
+                    Log.RelayBack(logger, Relays.Name(permit.Relay));
                 rate.OnSent();
                 circuit.Succeeded(permit);
                 break;
@@ -348,12 +365,12 @@ public sealed class BatchDelivery(
             case QueueAction.Complete:
                 // Deleted at the end of the batch, together; the log already says why.
                 if (decision.Entry is { State: MessageState.Sent, Attempt.SmtpCode: not null })
-                    metrics.Sent(time.GetUtcNow() - message.EnqueuedAt);
+                    metrics.Sent(time.GetUtcNow() - message.EnqueuedAt, decision.Relay ?? Relay.Primary);
                 completed.Add(message);
                 return;
             case QueueAction.Retry or QueueAction.Release:
                 if (decision.Action == QueueAction.Retry)
-                    metrics.Retried();
+                    metrics.Retried(decision.Relay ?? Relay.Primary);
                 await held.RemoveAsync([message]);
                 await Bookkeeping.TryAsync(() => queue.ReturnAsync([message], decision.Delay, CancellationToken.None), "return", logger);
                 return;

@@ -21,7 +21,8 @@ public enum QueueAction
 /// <summary>
 /// What to do with one message after handling it: the queue action (with its delay or dead-letter note), what to
 /// record in the delivery log (null: only give the claim back), and the answer about the relay itself, if the relay
-/// answered for itself rather than for the message (throttled, refuses ion, unavailable).
+/// answered for itself rather than for the message (throttled, refuses ion, unavailable), and which relay answered
+/// (null: none was asked).
 /// </summary>
 public sealed record Decision(
     QueueAction Action,
@@ -29,7 +30,8 @@ public sealed record Decision(
     DeliveryEntry? Entry = null,
     DeadLetterNote? Note = null,
     SmtpAnswer? RelayAnswer = null,
-    IReadOnlyList<RecipientAnswer>? Refused = null);
+    IReadOnlyList<RecipientAnswer>? Refused = null,
+    Relay? Relay = null);
 
 /// <summary>
 /// The per-message decision, pure: given the message, what the log knows of it and what the relay answered, it says

@@ -13,7 +13,7 @@ public static class DeliveryServices
         services.AddOptions<SmtpOptions>().BindConfiguration(SmtpOptions.Section).Checked<SmtpOptions, SmtpOptionsValidator>();
         // Jitter for backoffs and probe pauses; injected so that the decision and the circuit stay exact in tests.
         Func<double> random = Random.Shared.NextDouble;
-        services.AddSingleton(sp => new RelayCircuit(sp.GetRequiredService<TimeProvider>(), Options(sp), random));
+        services.AddSingleton(sp => new Relays(sp.GetRequiredService<IOptions<SmtpOptions>>().Value, Options(sp), sp.GetRequiredService<TimeProvider>(), random));
         services.AddSingleton(sp => new SendRate(Options(sp).RatePerSecond, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<RefusalStreak>();
         services.AddSingleton(sp => new HeldMessages(
@@ -24,11 +24,14 @@ public static class DeliveryServices
         services.AddHostedService<DeliveryWorker>();
         // ion serve's stop must outlast what a slot may still be doing when it is asked to stop: a send under way is
         // never cut (stopping mid-DATA would make a duplicate likely), and the relay's reply to it may take up to
-        // Ion:Smtp:CommandTimeout. Read from the configuration, not the validated options, so that a bad setting is
-        // still reported with the others when the host starts.
+        // Ion:Smtp:CommandTimeout (or the fallback's). Read from the configuration, not the validated options, so that a
+        // bad setting is still reported with the others when the host starts.
         services.AddOptions<HostOptions>().Configure<IConfiguration>((host, configuration) =>
-            host.AllowStopFor(TimeSpan.TryParse(configuration[$"{SmtpOptions.Section}:{nameof(SmtpOptions.CommandTimeout)}"],
-                CultureInfo.InvariantCulture, out var reply) ? reply : new SmtpOptions().CommandTimeout));
+        {
+            host.AllowStopFor(CommandTimeout(configuration, SmtpOptions.Section));
+            if (!string.IsNullOrWhiteSpace(configuration[$"{FallbackRelayOptions.Section}:{nameof(RelayOptions.Host)}"]))
+                host.AllowStopFor(CommandTimeout(configuration, FallbackRelayOptions.Section));
+        });
         return services;
     }
 
@@ -41,6 +44,11 @@ public static class DeliveryServices
         if (host.ShutdownTimeout < busy + DeliveryWorker.StopMargin)
             host.ShutdownTimeout = busy + DeliveryWorker.StopMargin;
     }
+
+    private static TimeSpan CommandTimeout(IConfiguration configuration, string section) =>
+        TimeSpan.TryParse(configuration[$"{section}:{nameof(RelayOptions.CommandTimeout)}"], CultureInfo.InvariantCulture, out var reply)
+            ? reply
+            : new SmtpOptions().CommandTimeout;
 
     private static DeliveryOptions Options(IServiceProvider services) => services.GetRequiredService<IOptions<DeliveryOptions>>().Value;
 }

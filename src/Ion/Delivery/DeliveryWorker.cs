@@ -5,13 +5,13 @@ namespace Ion.Delivery;
 
 /// <summary>
 /// Takes messages off the queue and delivers them (<see cref="BatchDelivery"/>): one loop per SMTP connection
-/// (<see cref="DeliveryOptions.Concurrency"/>), each waiting for the relay circuit, receiving a batch and delivering
-/// it, and the heartbeat that keeps what the loops hold hidden.
+/// (<see cref="DeliveryOptions.Concurrency"/>), each waiting for a relay's circuit (<see cref="Relays"/>), receiving a
+/// batch and delivering it through that relay, and the heartbeat that keeps what the loops hold hidden.
 /// </summary>
 public sealed class DeliveryWorker(
     IMessageQueue queue,
     BatchDelivery delivery,
-    RelayCircuit circuit,
+    Relays relays,
     HeldMessages held,
     StoreHealth store,
     IOptions<SmtpOptions> smtpOptions,
@@ -51,17 +51,17 @@ public sealed class DeliveryWorker(
 
     private async Task RunSlotAsync(int slot, CancellationToken stoppingToken)
     {
-        await using var sender = new SmtpSender(smtpOptions.Value, time);
+        await using var senders = new RelaySenders(smtpOptions.Value, time);
         var storePause = TimeSpan.Zero;
         while (!stoppingToken.IsCancellationRequested)
         {
             RelayPermit? permit = null;
             try
             {
-                permit = await circuit.WaitAsync(stoppingToken);
-                if (permit.IsTrial && !circuit.NeedsAMessageToProbe)
+                permit = await relays.WaitAsync(stoppingToken);
+                if (permit.IsTrial && !relays[permit.Relay].NeedsAMessageToProbe)
                 {
-                    await delivery.ProbeAsync(sender, permit, stoppingToken);
+                    await delivery.ProbeAsync(senders, permit, stoppingToken);
                     continue;
                 }
                 var batch = await queue.ReceiveAsync(permit.IsTrial ? 1 : delivery.BatchSize(), stoppingToken);
@@ -71,7 +71,7 @@ public sealed class DeliveryWorker(
                 // that slot's: taking it too would send it twice. It shows again after the timeout if that slot let go.
                 batch = [.. batch.Where(m => !held.Holds(m))];
                 if (batch.Count > 0)
-                    await delivery.ProcessAsync(sender, batch, permit, stoppingToken);
+                    await delivery.ProcessAsync(senders, batch, permit, stoppingToken);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -119,7 +119,7 @@ public sealed class DeliveryWorker(
             finally
             {
                 if (permit is not null)
-                    circuit.Abandon(permit);
+                    relays[permit.Relay].Abandon(permit);
             }
         }
     }

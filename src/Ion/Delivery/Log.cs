@@ -22,14 +22,14 @@ internal static partial class Log
     [LoggerMessage(6, LogLevel.Information, "Redrive moved {Count} dead letter(s) back to the queue")]
     public static partial void Redriven(ILogger logger, int count);
 
-    [LoggerMessage(7, LogLevel.Error, "The relay is unavailable or refuses ion, delivery paused (no attempts spent): {Reason}")]
-    public static partial void RelayDown(ILogger logger, string reason);
+    [LoggerMessage(7, LogLevel.Error, "The {Relay} relay is unavailable or refuses ion, its delivery paused (no attempts spent): {Reason}")]
+    public static partial void RelayDown(ILogger logger, string relay, string reason);
 
     [LoggerMessage(8, LogLevel.Warning, "The relay throttles ({Reason}); sending at most {PerSecond} per second now")]
     public static partial void Throttled(ILogger logger, string reason, double? perSecond);
 
-    [LoggerMessage(9, LogLevel.Information, "The relay took a message again, delivery resumed")]
-    public static partial void RelayBack(ILogger logger);
+    [LoggerMessage(9, LogLevel.Information, "The {Relay} relay answers again, its delivery resumed")]
+    public static partial void RelayBack(ILogger logger, string relay);
 
     [LoggerMessage(10, LogLevel.Error, "Delivery slot {Slot} failed; retrying in 1 s")]
     public static partial void SlotFailed(ILogger logger, int slot, Exception error);

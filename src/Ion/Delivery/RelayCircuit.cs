@@ -13,13 +13,16 @@ namespace Ion.Delivery;
 /// not be reached at all, connecting is the test, and no message need leave the queue for it
 /// (<see cref="NeedsAMessageToProbe"/>).
 /// </remarks>
-public sealed class RelayCircuit(TimeProvider time, DeliveryOptions options, Func<double> random)
+public sealed class RelayCircuit(TimeProvider time, DeliveryOptions options, Func<double> random, Relay relay = Relay.Primary)
 {
     private readonly Lock _lock = new();
     private TaskCompletionSource _changed = NewSignal();
     private bool _trialOut;
     private int _probes;
     private long _nextTrialAt;
+
+    /// <summary>Which relay this circuit stands for; its permits say so too.</summary>
+    public Relay Relay { get; } = relay;
 
     public bool IsOpen { get; private set; }
     /// <summary>The relay's last answer about itself, while open.</summary>
@@ -43,14 +46,8 @@ public sealed class RelayCircuit(TimeProvider time, DeliveryOptions options, Fun
     {
         while (true)
         {
-            Task changed;
-            TimeSpan wait;
-            lock (_lock)
-            {
-                if (Enter(out wait) is { } permit)
-                    return permit;
-                changed = _changed.Task;
-            }
+            if (TryEnter(out var wait, out var changed) is { } permit)
+                return permit;
             using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             await Task.WhenAny(changed, Task.Delay(wait, time, waiting.Token));
             await waiting.CancelAsync();
@@ -60,22 +57,29 @@ public sealed class RelayCircuit(TimeProvider time, DeliveryOptions options, Fun
 
     /// <summary>For a caller that cannot wait (the Lambda): leave to send now, or null and how long until a trial may
     /// go (<see cref="Timeout.InfiniteTimeSpan"/> while another caller's trial is out).</summary>
-    public RelayPermit? TryEnter(out TimeSpan wait)
+    public RelayPermit? TryEnter(out TimeSpan wait) => TryEnter(out wait, out _);
+
+    /// <summary><see cref="TryEnter(out TimeSpan)"/>, and what completes when the circuit changes next, taken together so
+    /// that a change between the two is not missed (see <see cref="Relays.WaitAsync"/>).</summary>
+    internal RelayPermit? TryEnter(out TimeSpan wait, out Task changed)
     {
         lock (_lock)
+        {
+            changed = _changed.Task;
             return Enter(out wait);
+        }
     }
 
     private RelayPermit? Enter(out TimeSpan wait)
     {
         wait = TimeSpan.Zero;
         if (!IsOpen)
-            return RelayPermit.Normal;
+            return new RelayPermit(isTrial: false, Relay);
         var now = time.GetTimestamp();
         if (!_trialOut && now >= _nextTrialAt)
         {
             _trialOut = true;
-            return new RelayPermit(isTrial: true);
+            return new RelayPermit(isTrial: true, Relay);
         }
         wait = _trialOut ? Timeout.InfiniteTimeSpan : time.GetElapsedTime(now, _nextTrialAt);
         return null;
@@ -156,13 +160,16 @@ public sealed class RelayCircuit(TimeProvider time, DeliveryOptions options, Fun
 
 /// <summary>Leave to send from <see cref="RelayCircuit.WaitAsync"/>. A trial must be settled once: succeeded, failed or
 /// abandoned.</summary>
-public sealed class RelayPermit(bool isTrial)
+public sealed class RelayPermit(bool isTrial, Relay relay = Relay.Primary)
 {
     private int _settled;
 
     public static RelayPermit Normal => new(isTrial: false);
 
     public bool IsTrial { get; } = isTrial;
+
+    /// <summary>The relay whose circuit gave it: the one the slot sends through.</summary>
+    public Relay Relay { get; } = relay;
 
     /// <summary>True the first time only.</summary>
     internal bool Settle() => Interlocked.Exchange(ref _settled, 1) == 0;

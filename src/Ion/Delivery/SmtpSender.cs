@@ -17,7 +17,7 @@ namespace Ion.Delivery;
 /// out as A-labels: SMTPUTF8 is used only for recipients whose local part needs it, in a transaction of their own,
 /// because a message sent with SMTPUTF8 bounces at the first next hop that does not offer it.
 /// </remarks>
-public sealed class SmtpSender(SmtpOptions options, TimeProvider time) : IAsyncDisposable
+public sealed class SmtpSender(RelayOptions options, TimeProvider time) : IAsyncDisposable
 {
     private RecipientCollectingClient? _client;
     private Socket? _socket;

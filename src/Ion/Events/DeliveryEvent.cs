@@ -46,6 +46,9 @@ public sealed record DeliveryEvent
     public IReadOnlyList<string> Tags { get; init; } = [];
     /// <summary>The attempt this event is about (1 is the first), or null for accepted and redriven.</summary>
     public int? Attempt { get; init; }
+    /// <summary>Which relay took that attempt: <c>primary</c> or <c>fallback</c> (<c>Ion:Smtp:Fallback</c>); absent
+    /// when no relay was asked.</summary>
+    public string? Relay { get; init; }
     public int? RecipientIndex { get; init; }
     public string? Recipient { get; init; }
     public string? RecipientDomain { get; init; }

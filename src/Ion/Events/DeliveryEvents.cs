@@ -47,6 +47,7 @@ public sealed class DeliveryEvents
             return decision;
         var at = _time.GetUtcNow();
         int? attempt = entry.Attempt is null ? null : entry.AttemptsUsed;
+        var relay = entry.Attempt?.Relay;
         List<DeliveryEvent> happened = [];
         for (var i = 0; i < entry.Recipients.Count; i++)
         {
@@ -66,6 +67,7 @@ public sealed class DeliveryEvents
             happened.Add(New(type, at, messageId, tags) with
             {
                 Attempt = type == EventTypes.Suppressed ? null : attempt,
+                Relay = type == EventTypes.Suppressed ? null : relay,
                 RecipientIndex = i,
                 Recipient = _addresses ? now.Address : null,
                 RecipientDomain = now.Address[(now.Address.LastIndexOf('@') + 1)..],
@@ -78,6 +80,7 @@ public sealed class DeliveryEvents
             happened.Add(New(EventTypes.Deferred, at, messageId, tags) with
             {
                 Attempt = attempt,
+                Relay = relay,
                 DelaySeconds = Math.Round(decision.Delay.TotalSeconds, 3),
                 SmtpCode = entry.Attempt?.SmtpCode,
                 Reply = entry.Attempt?.Reply,
@@ -89,6 +92,7 @@ public sealed class DeliveryEvents
             happened.Add(New(EventTypes.Dead, at, messageId, tags) with
             {
                 Attempt = attempt,
+                Relay = relay,
                 SmtpCode = entry.Attempt?.SmtpCode,
                 Reply = entry.Attempt?.Reply,
                 Reason = entry.Reason,

@@ -78,14 +78,17 @@ public sealed record DeliveryRecord(
 
 /// <summary>One try at the relay. <see cref="Outcome"/> is <c>sent</c>, <c>partial</c> (some recipients accepted,
 /// others still waiting), <c>retry</c>, <c>rejected</c> or <c>invalid</c>; <see cref="Reply"/> is the server's answer
-/// or the error; <see cref="Recipients"/> holds each recipient's answer when they differed.</summary>
+/// or the error; <see cref="Recipients"/> holds each recipient's answer when they differed; <see cref="Relay"/> says
+/// which relay took it, <c>primary</c> or <c>fallback</c> (null: no relay was asked, or it was recorded before ion
+/// had a fallback).</summary>
 public sealed record DeliveryAttempt(
     DateTimeOffset At,
     string Outcome,
     int? SmtpCode,
     string Reply,
     TimeSpan Duration,
-    IReadOnlyList<RecipientStatus>? Recipients = null);
+    IReadOnlyList<RecipientStatus>? Recipients = null,
+    string? Relay = null);
 
 /// <summary>A message that will not be delivered without a redrive: why, after how many attempts, and who got it
 /// anyway.</summary>

@@ -49,6 +49,8 @@ public sealed class DashboardTests(Chromium chromium) : IClassFixture<Chromium>
         await Assertions.Expect(page.Locator("#count-dead")).ToHaveTextAsync("1");
         await Assertions.Expect(page.Locator("#count-sent")).ToHaveTextAsync("1");
         await Assertions.Expect(page.Locator("#relay")).ToHaveTextAsync("Relay up");
+        // Without Ion:Smtp:Fallback there is none to show.
+        await Assertions.Expect(page.Locator("#fallback")).ToBeHiddenAsync();
         await Assertions.Expect(RecentRow(page, "welcome-1")).ToContainTextAsync("sent");
         await Assertions.Expect(RecentRow(page, "welcome-1")).ToContainTextAsync("alice@example.com");
         await Assertions.Expect(RecentRow(page, "order-2")).ToContainTextAsync("dead");
@@ -449,6 +451,30 @@ public sealed class DashboardTests(Chromium chromium) : IClassFixture<Chromium>
         await Assertions.Expect(page.Locator("#suppressions-status")).ToHaveTextAsync("Removed bob@gone.example: ion sends to it again.");
         await Assertions.Expect(rows.Locator("td:nth-child(1)")).ToHaveTextAsync(["carol@other.example"]);
         Assert.Equal(HttpStatusCode.NotFound, (await ion.Client.GetAsync("/v1/suppressions/bob@gone.example", Token)).StatusCode);
+        AssertNoScriptErrors();
+    }
+
+    [Fact]
+    public async Task WithAFallbackRelay_BothRelaysAreShown_AndAnAttemptSaysWhichRelayTookIt()
+    {
+        await using var fallback = await SmtpSink.StartAsync();
+        await using var ion = await IonServer.StartAsync(Ports.Free(),
+            "--Ion:Smtp:Fallback:Host=127.0.0.1", $"--Ion:Smtp:Fallback:Port={fallback.Port}", "--Ion:Smtp:Fallback:Security=None");
+        await ion.PublishAsync(Message("carried-1", "alice@example.com"));
+        await ion.WaitForStatusAsync("carried-1", r => r.State == MessageState.Sent, Wait);
+
+        var (context, page) = await chromium.OpenAsync(ion.Client.BaseAddress!, _scriptErrors);
+        await using var _ = context;
+        await Assertions.Expect(page.Locator("#relay")).ToContainTextAsync("Relay down");
+        await Assertions.Expect(page.Locator("#relay")).ToHaveAttributeAsync("data-state", "down");
+        await Assertions.Expect(page.Locator("#fallback")).ToHaveTextAsync("Fallback relay up");
+        await Assertions.Expect(page.Locator("#fallback")).ToHaveAttributeAsync("data-state", "up");
+
+        await page.Locator("#find-id").FillAsync("carried-1");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Open", Exact = true }).ClickAsync();
+        var attempts = page.Locator("#message").GetByRole(AriaRole.Table, new() { Name = "Attempts" });
+        await Assertions.Expect(attempts.Locator("th")).ToContainTextAsync(["Time", "Outcome", "Relay", "Code", "Reply", "Duration"]);
+        await Assertions.Expect(attempts.Locator("tbody tr td:nth-child(3)")).ToHaveTextAsync("fallback");
         AssertNoScriptErrors();
     }
 

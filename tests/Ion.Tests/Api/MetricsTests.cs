@@ -35,9 +35,9 @@ public sealed class MetricsTests
         await using var ion = await IonServer.StartAsync(relay.Port, "--Ion:Metrics:QueueInterval=00:00:00.200");
 
         var before = await ScrapeAsync(ion.Client);
-        Assert.Equal(0, before["ion_messages_sent_total"]);
+        Assert.Equal(0, before["ion_messages_sent_total{relay=\"primary\"}"]);
         Assert.Equal(0, before["ion_messages_dead_lettered_total{failure_class=\"permanent\"}"]);
-        Assert.Equal(0, before["ion_relay_circuit_open"]);
+        Assert.Equal(0, before["ion_relay_circuit_open{relay=\"primary\"}"]);
 
         var sent = new[]
         {
@@ -53,14 +53,14 @@ public sealed class MetricsTests
         await IonServer.WaitUntilAsync(async () => (after = await ScrapeAsync(ion.Client)).GetValueOrDefault("ion_dead_letters_depth") == 1,
             "the dead-letter gauge at 1");
         Assert.Equal(3, after["ion_messages_accepted_total"]);
-        Assert.Equal(2, after["ion_messages_sent_total"]);
+        Assert.Equal(2, after["ion_messages_sent_total{relay=\"primary\"}"]);
         Assert.Equal(1, after["ion_messages_dead_lettered_total{failure_class=\"permanent\"}"]);
         Assert.Equal(0, after["ion_messages_dead_lettered_total{failure_class=\"transient\"}"]);
         Assert.Equal(1, after["ion_recipients_refused_total"]);
-        Assert.Equal(3, after["ion_smtp_send_duration_seconds_count"]);
+        Assert.Equal(3, after["ion_smtp_send_duration_seconds_count{relay=\"primary\"}"]);
         Assert.Equal(2, after["ion_delivery_latency_seconds_count"]);
         Assert.Equal(0, after["ion_queue_depth"]);
-        Assert.Equal(0, after["ion_relay_circuit_open"]);
+        Assert.Equal(0, after["ion_relay_circuit_open{relay=\"primary\"}"]);
 
         using var redrive = await ion.Client.PostAsJsonAsync("/v1/dead-letters/redrive", new { ids = new[] { refused } }, Token);
         redrive.EnsureSuccessStatusCode();
@@ -74,12 +74,37 @@ public sealed class MetricsTests
         await ion.PublishAsync(new { action = "send", recipient = "a@example.com", subject = "waits", body_text = "x" });
 
         Dictionary<string, double> metrics = [];
-        await IonServer.WaitUntilAsync(async () => (metrics = await ScrapeAsync(ion.Client)).GetValueOrDefault("ion_relay_circuit_open") == 1,
+        await IonServer.WaitUntilAsync(async () => (metrics = await ScrapeAsync(ion.Client)).GetValueOrDefault("ion_relay_circuit_open{relay=\"primary\"}") == 1,
             "the circuit open");
         await IonServer.WaitUntilAsync(async () => (metrics = await ScrapeAsync(ion.Client)).GetValueOrDefault("ion_queue_oldest_age_seconds") > 0.5,
             "the oldest message half a second old");
-        Assert.Equal(0, metrics["ion_messages_sent_total"]);
-        Assert.Equal(0, metrics["ion_messages_retried_total"]);
+        Assert.Equal(0, metrics["ion_messages_sent_total{relay=\"primary\"}"]);
+        Assert.Equal(0, metrics["ion_messages_retried_total{relay=\"primary\"}"]);
+    }
+
+    [Fact]
+    public async Task WithAFallbackRelay_TheRelayMetricsSayWhichRelay()
+    {
+        await using var fallback = await SmtpSink.StartAsync();
+        await using var ion = await IonServer.StartAsync(Ports.Free(), "--Ion:Smtp:ConnectTimeout=00:00:02",
+            "--Ion:Smtp:Fallback:Host=127.0.0.1", $"--Ion:Smtp:Fallback:Port={fallback.Port}", "--Ion:Smtp:Fallback:Security=None");
+
+        var before = await ScrapeAsync(ion.Client);
+        Assert.Equal(0, before["ion_messages_sent_total{relay=\"fallback\"}"]);
+        Assert.Equal(0, before["ion_messages_retried_total{relay=\"fallback\"}"]);
+
+        var id = await ion.PublishAsync(new { action = "send", recipient = "a@example.com", subject = "carried", body_text = "x" });
+        await ion.WaitForStatusAsync(id, r => r.State == MessageState.Sent, Wait);
+
+        // A scrape is answered from a copy for a moment: wait for one taken after the send.
+        Dictionary<string, double> after = [];
+        await IonServer.WaitUntilAsync(async () => (after = await ScrapeAsync(ion.Client)).GetValueOrDefault("ion_messages_sent_total{relay=\"fallback\"}") == 1,
+            "one message sent through the fallback");
+        Assert.Equal(1, after["ion_relay_circuit_open{relay=\"primary\"}"]);
+        Assert.Equal(0, after["ion_relay_circuit_open{relay=\"fallback\"}"]);
+        Assert.Equal(1, after["ion_messages_sent_total{relay=\"fallback\"}"]);
+        Assert.Equal(0, after["ion_messages_sent_total{relay=\"primary\"}"]);
+        Assert.Equal(1, after["ion_smtp_send_duration_seconds_count{relay=\"fallback\"}"]);
     }
 
     [Fact]

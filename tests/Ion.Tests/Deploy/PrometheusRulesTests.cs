@@ -94,7 +94,7 @@ public sealed partial class PrometheusRulesTests
 
     [Theory]
     [InlineData("expr: ion_queue_depth > 1000", "expr: ion_queue_depth > 2000", "alertname: IonBacklog")]
-    [InlineData("expr: ion_relay_circuit_open == 1\n        for: 5m", "expr: ion_relay_circuit_open == 1\n        for: 10m", "alertname: IonRelayCircuitOpen")]
+    [InlineData("expr: min without (relay) (ion_relay_circuit_open) == 1\n        for: 5m", "expr: min without (relay) (ion_relay_circuit_open) == 1\n        for: 10m", "alertname: IonRelayCircuitOpen")]
     [InlineData("increase(ion_messages_dead_lettered_total[10m]) > 0", "ion_messages_dead_lettered_total > 0", "alertname: IonDeadLettered")]
     public async Task PromtoolTestRules_FailsWhenARuleChanges(string original, string changed, string expected)
     {

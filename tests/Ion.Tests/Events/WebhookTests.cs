@@ -62,6 +62,27 @@ public partial class WebhookTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task EachAttemptsEvents_SayWhichRelayTookIt_PrimaryOrFallback()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync(Secret);
+        await using var primary = await ScriptedSmtpServer.StartAsync(SmtpScripts.RefuseRecipients(("late@", 451, "4.2.0 Mailbox busy, try again later")));
+        await using var fallback = await SmtpSink.StartAsync();
+        await using var ion = await IonServer.StartAsync(primary.Port, Webhook(receiver,
+            "--Ion:Smtp:Fallback:Host=127.0.0.1", $"--Ion:Smtp:Fallback:Port={fallback.Port}", "--Ion:Smtp:Fallback:Security=None",
+            "--Ion:Smtp:Fallback:AfterDeferrals=1"));
+
+        // alice is the primary's at once; late is deferred by it, then taken by the fallback.
+        var id = await ion.PublishAsync(new { action = "send", to = new[] { "alice@x.example", "late@y.example" }, subject = "two relays", body_text = "x" });
+        await ion.WaitForStatusAsync(id, r => r.State == MessageState.Sent, Wait);
+
+        var taken = await receiver.WaitForAsync(t => t.Count(e => e.MessageId == id) == 4, Wait);
+        Assert.Equal(["accepted", "sent", "deferred", "sent"], taken.Select(e => e.Type));
+        Assert.False(taken[0].Event.TryGetProperty("relay", out _));
+        Assert.Equal(["primary", "primary", "fallback"], taken.Skip(1).Select(e => e.Event.GetProperty("relay").GetString()));
+        Assert.Equal([0, 1], taken.Where(e => e.Type == "sent").Select(e => e.Event.GetProperty("recipient_index").GetInt32()));
+    }
+
+    [Fact]
     public async Task TheSignature_CoversTheTimestampAndTheBody_SoABadSecretATamperedBodyAndAReplayAreRefused()
     {
         await using var receiver = await WebhookReceiver.StartAsync(Secret);

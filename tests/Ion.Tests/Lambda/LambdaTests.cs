@@ -298,6 +298,34 @@ public sealed class LambdaTests(AwsEmulators aws) : IClassFixture<AwsEmulators>
     }
 
     [Fact]
+    public async Task WhileThePrimaryIsDown_TheLambdaDeliversThroughTheFallback_AtOnce_WithNoAttemptCharged()
+    {
+        await using var fallback = await SmtpSink.StartAsync();
+        var resources = await aws.ProvisionAsync(maxReceiveCount: 50);
+        await using var lambda = await StartAsync(resources, Ports.Free(), settings: new()
+        {
+            // Longer than the test waits: a record handed back for the primary's outage must not wait for it while the
+            // fallback is up.
+            ["Ion__Lambda__RelayDownDelay"] = "00:05:00",
+            ["Ion__Smtp__ConnectTimeout"] = "00:00:02",
+            ["Ion__Smtp__Fallback__Host"] = "127.0.0.1",
+            ["Ion__Smtp__Fallback__Port"] = fallback.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Ion__Smtp__Fallback__Security"] = "None",
+        });
+
+        await PublishAsync(resources, Original("carried-1"), Original("carried-2"));
+        await fallback.WaitForMessagesAsync(2, TimeSpan.FromSeconds(30));
+        foreach (var id in new[] { "carried-1", "carried-2" })
+        {
+            var record = await RecordAsync(resources, id, MessageState.Sent);
+            Assert.Equal(1, record.AttemptsUsed);
+            Assert.Equal("fallback", Assert.Single(record.Attempts).Relay);
+        }
+        Assert.Equal(2, fallback.Count);
+        Assert.Empty(await aws.PeekAllAsync(resources.DeadLetterQueueUrl));
+    }
+
+    [Fact]
     public async Task AWarmInstance_ReusesItsSmtpConnection_AcrossInvocations()
     {
         await using var relay = await ScriptedSmtpServer.StartAsync();
@@ -343,6 +371,27 @@ public sealed class LambdaTests(AwsEmulators aws) : IClassFixture<AwsEmulators>
         await IonServer.WaitUntilAsync(() => Task.FromResult(lambda.InitErrors.Count > 0), "an init error", Wait);
         Assert.Contains("Ion:Smtp:PasswordParameter", lambda.InitErrors[0], StringComparison.Ordinal);
         Assert.Contains("/ion/missing", lambda.InitErrors[0], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TheFallbacksPassword_IsReadFromItsOwnSsmParameter_AMissingOneIsAnInitError_NamingTheSetting()
+    {
+        await using var sink = await SmtpSink.StartAsync();
+        var resources = await aws.ProvisionAsync();
+        await using var lambda = await StartAsync(resources, sink.Port,
+            settings: new()
+            {
+                ["Ion__Smtp__Fallback__Host"] = "127.0.0.1",
+                ["Ion__Smtp__Fallback__Port"] = Ports.Free().ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["Ion__Smtp__Fallback__Security"] = "None",
+                ["Ion__Smtp__Fallback__Username"] = "ion",
+                ["Ion__Smtp__Fallback__PasswordParameter"] = "/ion/fallback-missing",
+            },
+            parameters: new() { ["/ion/other"] = "x" });
+
+        await IonServer.WaitUntilAsync(() => Task.FromResult(lambda.InitErrors.Count > 0), "an init error", Wait);
+        Assert.Contains("Ion:Smtp:Fallback:PasswordParameter", lambda.InitErrors[0], StringComparison.Ordinal);
+        Assert.Contains("/ion/fallback-missing", lambda.InitErrors[0], StringComparison.Ordinal);
     }
 
     // --- SES's feedback queue: a second event source mapping ---------------------------------------------------------

@@ -184,6 +184,26 @@ public abstract class DeliveryLogContract
     }
 
     [Fact]
+    public async Task EachAttempt_KeepsWhichRelayTookIt_AndAnAttemptWithoutOneStaysWithout()
+    {
+        var log = await CreateLogAsync();
+        await ClaimAsync(log, "a", "q1");
+        RecipientStatus[] pending = [new("x@example.com", RecipientState.Pending, 451, "451 later")];
+        await log.RecordAsync([new DeliveryEntry("a", "q1", MessageState.Retrying,
+            new DeliveryAttempt(Now, "retry", 451, "451 later", TimeSpan.Zero, Relay: "primary"), pending, 1, "451 later")], Cancellation);
+        await ClaimAsync(log, "a", "q1");
+        RecipientStatus[] sent = [new("x@example.com", RecipientState.Sent, 250, "250 Ok")];
+        await log.RecordAsync([new DeliveryEntry("a", "q1", MessageState.Sent,
+            new DeliveryAttempt(Now, "sent", 250, "250 Ok", TimeSpan.Zero, Relay: "fallback"), sent, 2)], Cancellation);
+        await ClaimAsync(log, "b", "q2");
+        await log.RecordAsync([new DeliveryEntry("b", "q2", MessageState.Sent,
+            new DeliveryAttempt(Now, "sent", 250, "250 Ok", TimeSpan.Zero), sent, 1)], Cancellation);
+
+        Assert.Equal(["primary", "fallback"], (await log.GetAsync("a", Cancellation))!.Attempts.Select(a => a.Relay));
+        Assert.Null(Assert.Single((await log.GetAsync("b", Cancellation))!.Attempts).Relay);
+    }
+
+    [Fact]
     public async Task ARetrysTime_IsKept_UntilTheNextOutcome()
     {
         var log = await CreateLogAsync();

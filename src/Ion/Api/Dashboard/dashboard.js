@@ -145,7 +145,10 @@ async function refresh() {
     showCounts(activity);
     drawChart(activity.throughput, activity.at);
     showRecent(activity.recent);
-    showRelay(health.relay);
+    showRelay($('relay'), 'Relay', health.relay);
+    // Only an ion with a fallback relay (Ion:Smtp:Fallback) says anything about one.
+    $('fallback').hidden = !health.fallback;
+    if (health.fallback) showRelay($('fallback'), 'Fallback relay', health.fallback);
     $('updated').textContent = `Updated ${timeFormat.format(new Date(activity.at))}`;
     showProblem(null);
     // New dead letters, or some left: the table follows (keeping what is selected and focused).
@@ -178,8 +181,8 @@ function showCounts(activity) {
   sent.title = activity.sent_last_hour === null ? 'this store keeps no delivery history to count from' : '';
 }
 
-function showRelay(relay) {
-  const node = $('relay');
+/** One relay's state in its badge: the primary's (#relay), or the fallback's (#fallback). */
+function showRelay(node, name, relay) {
   // A live region: rewritten only when something changed, so a screen reader hears changes, not every refresh.
   const signature = JSON.stringify(relay);
   if (node.dataset.signature === signature) return;
@@ -188,14 +191,14 @@ function showRelay(relay) {
   const rate = relay.rate_per_second === null ? null : `${Number(relay.rate_per_second.toPrecision(3))}/s`;
   const parts = [];
   if (relay.state === 'up') {
-    parts.push('Relay up');
+    parts.push(`${name} up`);
     if (rate) parts.push(` · at most ${rate}`);
   } else if (relay.state === 'down') {
-    parts.push('Relay down');
+    parts.push(`${name} down`);
     if (relay.since) parts.push(' since ', time(relay.since));
     parts.push(`: ${relay.error ?? 'no answer'}`);
   } else {
-    parts.push(`Relay throttled: sending at ${rate ?? 'a lower rate'}`);
+    parts.push(`${name} throttled: sending at ${rate ?? 'a lower rate'}`);
     if (relay.since) parts.push(' since ', time(relay.since));
   }
   node.replaceChildren(...parts);
@@ -525,14 +528,15 @@ async function openMessage(id) {
     r.address, stateBadge(r.state), r.smtp_code === null ? '' : String(r.smtp_code), r.reply ?? '']));
   const attempts = record.attempts.length === 0
     ? el('p', { className: 'note' }, 'No attempt yet.')
-    : table('Attempts', ['Time', 'Outcome', 'Code', 'Reply', 'Duration'], record.attempts.map((a) => {
+    : table('Attempts', ['Time', 'Outcome', 'Relay', 'Code', 'Reply', 'Duration'], record.attempts.map((a) => {
       const ms = milliseconds(a.duration);
       const reply = el('div', {}, a.reply);
       if (a.recipients) {
         reply.append(el('ul', { className: 'recipients' }, ...a.recipients.map((r) =>
           el('li', {}, `${r.address}: ${r.smtp_code ?? ''} ${r.reply ?? r.state}`))));
       }
-      return [time(a.at, dateTimeFormat), el('span', { className: `outcome outcome-${a.outcome}` }, a.outcome),
+      // Which relay took it (primary, fallback); attempts from before ion had a fallback do not say.
+      return [time(a.at, dateTimeFormat), el('span', { className: `outcome outcome-${a.outcome}` }, a.outcome), a.relay ?? '',
         a.smtp_code === null ? '' : String(a.smtp_code), reply, ms === null ? '' : `${Math.round(ms)} ms`];
     }));
   body.replaceChildren(facts, el('h3', {}, 'Recipients'), recipients, el('h3', {}, 'Attempts'), attempts);

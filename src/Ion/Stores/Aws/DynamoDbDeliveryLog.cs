@@ -773,6 +773,8 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
             item["smtp_code"] = N(code);
         if (attempt.Recipients is { } recipients)
             item["recipients"] = S(JsonSerializer.Serialize([.. recipients], DynamoDbJson.Default.ListRecipientStatus));
+        if (attempt.Relay is { } relay)
+            item["relay"] = S(relay);
         return item;
     }
 
@@ -782,7 +784,8 @@ public sealed class DynamoDbDeliveryLog : IDeliveryLog
         Number(item, "smtp_code") is { } code ? (int)code : null,
         Text(item, "reply") ?? "",
         TimeSpan.FromMilliseconds(Number(item, "duration_ms") ?? 0),
-        Text(item, "recipients") is { } json ? JsonSerializer.Deserialize(json, DynamoDbJson.Default.ListRecipientStatus) : null);
+        Text(item, "recipients") is { } json ? JsonSerializer.Deserialize(json, DynamoDbJson.Default.ListRecipientStatus) : null,
+        Text(item, "relay"));
 
     private static MessageState ReadState(Dictionary<string, AttributeValue> item) => StoredNames.State(Text(item, "state"));
 

@@ -541,13 +541,15 @@ public sealed class SqliteDeliveryLog : IDeliveryLog
 
     private long Now() => _time.GetUtcNow().ToUnixTimeMilliseconds();
 
-    /// <summary>An attempt as the row keeps it: times in unix milliseconds.</summary>
-    internal sealed record StoredAttempt(long At, string Outcome, int? SmtpCode, string Reply, long DurationMs, List<RecipientStatus>? Recipients)
+    /// <summary>An attempt as the row keeps it: times in unix milliseconds. Attempts recorded before ion had a fallback
+    /// have no relay.</summary>
+    internal sealed record StoredAttempt(long At, string Outcome, int? SmtpCode, string Reply, long DurationMs, List<RecipientStatus>? Recipients,
+        string? Relay = null)
     {
         public static StoredAttempt Of(DeliveryAttempt attempt) => new(attempt.At.ToUnixTimeMilliseconds(), attempt.Outcome, attempt.SmtpCode,
-            attempt.Reply, (long)attempt.Duration.TotalMilliseconds, attempt.Recipients is { } recipients ? [.. recipients] : null);
+            attempt.Reply, (long)attempt.Duration.TotalMilliseconds, attempt.Recipients is { } recipients ? [.. recipients] : null, attempt.Relay);
 
-        public DeliveryAttempt ToAttempt() => new(FromUnix(At), Outcome, SmtpCode, Reply, TimeSpan.FromMilliseconds(DurationMs), Recipients);
+        public DeliveryAttempt ToAttempt() => new(FromUnix(At), Outcome, SmtpCode, Reply, TimeSpan.FromMilliseconds(DurationMs), Recipients, Relay);
     }
 
     private static DateTimeOffset FromUnix(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
