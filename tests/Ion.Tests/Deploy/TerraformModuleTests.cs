@@ -286,6 +286,8 @@ public sealed class TerraformModuleTests(TerraformFixture terraform) : IClassFix
             "Ion__Store", "Ion__Aws__Region", "Ion__Aws__QueueUrl", "Ion__Aws__DeadLetterQueueUrl", "Ion__Aws__TableName",
             "Ion__Aws__SuppressionTable", "Ion__Aws__TopicArn", "Ion__Aws__FeedbackQueueUrl", "Ion__Aws__EventsTopicArn", "Ion__Aws__PayloadBucket", "Ion__Smtp__Host", "Ion__Smtp__Port", "Ion__Smtp__Security", "Ion__Smtp__Username",
             "Ion__Smtp__PasswordParameter", "Ion__DefaultSender", "Ion__Delivery__MaxAttempts",
+            "Ion__Smtp__Fallback__Host", "Ion__Smtp__Fallback__Port", "Ion__Smtp__Fallback__Security", "Ion__Smtp__Fallback__Username",
+            "Ion__Smtp__Fallback__PasswordParameter", "Ion__Smtp__Fallback__AfterDeferrals",
         ];
         Assert.Equal(contract.Order(StringComparer.Ordinal), EnvironmentNames("lambda_environment").Order(StringComparer.Ordinal));
 
@@ -298,12 +300,15 @@ public sealed class TerraformModuleTests(TerraformFixture terraform) : IClassFix
         Assert.Equal("${aws_sns_topic.mail.arn}", Text(store["Ion__Aws__TopicArn"]));
         Assert.Equal("${local.region}", Text(store["Ion__Aws__Region"]));
 
-        // Each name is a setting ion has (Ion:Store is read by IonApp; the password parameter by the Lambda).
-        Dictionary<string, Type> sections = new() { ["Aws"] = typeof(AwsOptions), ["Smtp"] = typeof(SmtpOptions), ["Delivery"] = typeof(DeliveryOptions) };
-        foreach (var name in contract.Except(["Ion__Store", "Ion__Smtp__PasswordParameter"]))
+        // Each name is a setting ion has (Ion:Store is read by IonApp; the password parameters by the Lambda).
+        Dictionary<string, Type> sections = new()
+        {
+            ["Aws"] = typeof(AwsOptions), ["Smtp"] = typeof(SmtpOptions), ["Delivery"] = typeof(DeliveryOptions), ["Smtp__Fallback"] = typeof(FallbackRelayOptions),
+        };
+        foreach (var name in contract.Except(["Ion__Store", "Ion__Smtp__PasswordParameter", "Ion__Smtp__Fallback__PasswordParameter"]))
         {
             var parts = name.Split("__");
-            var type = parts.Length == 2 ? typeof(IonOptions) : sections[parts[1]];
+            var type = parts.Length == 2 ? typeof(IonOptions) : sections[string.Join("__", parts[1..^1])];
             Assert.True(type.GetProperty(parts[^1]) is not null, $"{name}: {type.Name} has no property {parts[^1]}");
         }
 
@@ -336,7 +341,7 @@ public sealed class TerraformModuleTests(TerraformFixture terraform) : IClassFix
 
         // The function gets the parameter's name, never a password.
         var names = EnvironmentNames("lambda_environment");
-        Assert.DoesNotContain(names, n => n.Contains("Password", StringComparison.Ordinal) && n != "Ion__Smtp__PasswordParameter");
+        Assert.DoesNotContain(names, n => n.Contains("Password", StringComparison.Ordinal) && n is not "Ion__Smtp__PasswordParameter" and not "Ion__Smtp__Fallback__PasswordParameter");
         Assert.Matches(@"Ion__Smtp__PasswordParameter\s*=\s*local\.password_parameter_name\b", Text(Module.Locals["lambda_environment"]));
 
         // No output reaches anything about the password, through locals included.
@@ -421,11 +426,13 @@ public sealed class TerraformModuleTests(TerraformFixture terraform) : IClassFix
         Grants(lambda, "${aws_dynamodb_table.suppressions.arn}", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan");
         Grants(lambda, "${aws_cloudwatch_log_group.lambda.arn}:*", "logs:CreateLogStream", "logs:PutLogEvents");
         // The SMTP password and its key, the feedback queue (FeedbackQueue_…), the events topic (EventsTopic_…) and the
-        // payload bucket (PayloadBucket_…: its objects, and the bucket), each when there is one.
-        Assert.Equal(12, lambda.Count);
+        // payload bucket (PayloadBucket_…: its objects, and the bucket), and the fallback relay's password
+        // (FallbackRelay_…), each when there is one.
+        Assert.Equal(13, lambda.Count);
 
-        var parameter = Assert.Single(lambda, s => Strings(s["actions"]).SequenceEqual(["ssm:GetParameter"]));
-        Assert.Equal(["${statement.value}"], Strings(parameter["resources"]));
+        var parameters = lambda.Where(s => Strings(s["actions"]).SequenceEqual(["ssm:GetParameter"])).ToList();
+        Assert.Equal(2, parameters.Count);
+        Assert.All(parameters, p => Assert.Equal(["${statement.value}"], Strings(p["resources"])));
         var key = Assert.Single(lambda, s => Strings(s["actions"]).SequenceEqual(["kms:Decrypt"]));
         Assert.Equal(["${statement.value}"], Strings(key["resources"]));
         var viaSsm = Single(Blocks(key, "condition"));
@@ -584,6 +591,31 @@ public sealed class TerraformModuleTests(TerraformFixture terraform) : IClassFix
             Grants("lambda"));
         Assert.Equal(new Dictionary<string, string[]> { ["${statement.value}/*"] = ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"], ["${statement.value}"] = ["s3:ListBucket"] },
             Grants("worker"));
+    }
+
+    [Fact]
+    public void FallbackRelay_IsOptional_ItsSettingsReachTheFunctionOnlyWithItsHost_AndItsPasswordParameterIsReadable()
+    {
+        Assert.Null(Module.Variables["smtp_fallback_host"]["default"]);
+        Assert.Equal(587, Module.Variables["smtp_fallback_port"]["default"]!.GetValue<int>());
+        Assert.Equal("StartTls", Module.Variables["smtp_fallback_security"]["default"]!.GetValue<string>());
+        // Without a host, no fallback setting at all: its port and security have defaults, which must not make one.
+        var environment = Text(Module.Locals["lambda_environment"]);
+        foreach (var key in new[] { "Port", "Security", "Username", "PasswordParameter", "AfterDeferrals" })
+            Assert.Matches($@"Ion__Smtp__Fallback__{key} *= var\.smtp_fallback_host == null (\|\| [^?]+)?\? null", environment);
+        Assert.Contains("Ion__Smtp__Fallback__Host              = var.smtp_fallback_host", environment, StringComparison.Ordinal);
+
+        Assert.Contains("local.password_parameter_arn, local.fallback_password_parameter_arn", Text(Module.Locals["password_parameter_arns"]), StringComparison.Ordinal);
+        Assert.Contains(":parameter/${trimprefix(var.smtp_fallback_password_parameter_name, \"/\")}", Text(Module.Locals["fallback_password_parameter_arn"]), StringComparison.Ordinal);
+        var dynamics = Module.Data("aws_iam_policy_document", "lambda").Body["dynamic"]!["statement"]!.AsArray();
+        var read = Assert.Single(dynamics, d => Text(d!["for_each"]).EndsWith("[local.fallback_password_parameter_arn]}", StringComparison.Ordinal))!;
+        Assert.Equal(["ssm:GetParameter"], Strings(Single(Blocks(read.AsObject(), "content"))["actions"]));
+        // The key decrypts either password; AWS's own SSM key is looked up when either is there.
+        Assert.Contains(dynamics, d => Text(d!["for_each"]) == "${length(local.password_parameter_arns) == 0 ? [] : [local.password_key_arn]}");
+        Assert.Contains("length(local.password_parameter_arns) > 0", Text(Module.Data("aws_kms_alias", "ssm").Body["count"]), StringComparison.Ordinal);
+        var conditions = Blocks(Single(Blocks(Module.Resource("aws_lambda_function", "ion").Body, "lifecycle")), "precondition")
+            .Select(p => Text(p["condition"])).ToList();
+        Assert.Contains("${var.smtp_fallback_host == null || var.smtp_fallback_username == null || var.smtp_fallback_password_parameter_name != null}", conditions);
     }
 
     [Fact]

@@ -116,9 +116,20 @@ data "aws_iam_policy_document" "lambda" {
     }
   }
 
+  # The fallback relay's password, when it has one.
+  dynamic "statement" {
+    for_each = local.fallback_password_parameter_arn == null ? [] : [local.fallback_password_parameter_arn]
+
+    content {
+      sid       = "SmtpFallbackPassword"
+      actions   = ["ssm:GetParameter"]
+      resources = [statement.value]
+    }
+  }
+
   # Decrypting the password, and only on SSM's behalf: the key cannot be used directly.
   dynamic "statement" {
-    for_each = local.password_parameter_name == null ? [] : [local.password_key_arn]
+    for_each = length(local.password_parameter_arns) == 0 ? [] : [local.password_key_arn]
 
     content {
       sid       = "SmtpPasswordKey"

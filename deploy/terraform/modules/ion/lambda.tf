@@ -62,6 +62,11 @@ resource "aws_lambda_function" "ion" {
       condition     = var.smtp_username == null || local.password_parameter_name != null
       error_message = "smtp_username is set but no password is: set smtp_password_parameter_name (a SecureString parameter you created), or create_smtp_password_parameter = true with smtp_password."
     }
+
+    precondition {
+      condition     = var.smtp_fallback_host == null || var.smtp_fallback_username == null || var.smtp_fallback_password_parameter_name != null
+      error_message = "smtp_fallback_username is set but no password is: set smtp_fallback_password_parameter_name (a SecureString parameter you created)."
+    }
   }
 }
 

@@ -21,6 +21,11 @@ locals {
   # A parameter's ARN has no doubled slash: /ion/smtp-password → …:parameter/ion/smtp-password.
   password_parameter_arn = local.password_parameter_name == null ? null : "arn:${data.aws_partition.current.partition}:ssm:${local.region}:${data.aws_caller_identity.current.account_id}:parameter/${trimprefix(local.password_parameter_name, "/")}"
 
+  fallback_password_parameter_arn = var.smtp_fallback_host == null || var.smtp_fallback_password_parameter_name == null ? null : "arn:${data.aws_partition.current.partition}:ssm:${local.region}:${data.aws_caller_identity.current.account_id}:parameter/${trimprefix(var.smtp_fallback_password_parameter_name, "/")}"
+
+  # The parameters the function reads at start: the relay's password, and the fallback relay's.
+  password_parameter_arns = compact([local.password_parameter_arn, local.fallback_password_parameter_arn])
+
   password_key_arn = var.kms_key_arn != null ? var.kms_key_arn : one(data.aws_kms_alias.ssm[*].target_key_arn)
 
   # What any ion (the Lambda or `ion serve`) needs to find the AWS store. Nothing secret.
@@ -59,6 +64,13 @@ locals {
       Ion__Smtp__PasswordParameter = local.password_parameter_name
       Ion__DefaultSender           = var.default_sender
       Ion__Delivery__MaxAttempts   = tostring(var.max_attempts)
+      # The fallback relay's settings only with its host: without one there is none (its port and security have defaults).
+      Ion__Smtp__Fallback__Host              = var.smtp_fallback_host
+      Ion__Smtp__Fallback__Port              = var.smtp_fallback_host == null ? null : tostring(var.smtp_fallback_port)
+      Ion__Smtp__Fallback__Security          = var.smtp_fallback_host == null ? null : var.smtp_fallback_security
+      Ion__Smtp__Fallback__Username          = var.smtp_fallback_host == null ? null : var.smtp_fallback_username
+      Ion__Smtp__Fallback__PasswordParameter = var.smtp_fallback_host == null ? null : var.smtp_fallback_password_parameter_name
+      Ion__Smtp__Fallback__AfterDeferrals    = var.smtp_fallback_host == null || var.smtp_fallback_after_deferrals == null ? null : tostring(var.smtp_fallback_after_deferrals)
     } : key => value if value != null
   })
 }
@@ -66,7 +78,7 @@ locals {
 # The AWS-managed key SSM encrypts SecureString parameters with by default. AWS creates it on the first use in the
 # account and region, so it is read after this module's own parameter exists (when the module creates it).
 data "aws_kms_alias" "ssm" {
-  count = var.kms_key_arn == null && local.password_parameter_name != null ? 1 : 0
+  count = var.kms_key_arn == null && length(local.password_parameter_arns) > 0 ? 1 : 0
   name  = "alias/aws/ssm"
 
   depends_on = [aws_ssm_parameter.smtp_password]

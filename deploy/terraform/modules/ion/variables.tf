@@ -197,6 +197,67 @@ variable "smtp_username" {
   default     = null
 }
 
+variable "smtp_fallback_host" {
+  description = "A fallback relay (Ion:Smtp:Fallback:Host), as Postfix's fallback_relay: ion delivers through it while the primary is down or refuses ion, and for a message the primary deferred smtp_fallback_after_deferrals times. Null: none."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.smtp_fallback_host == null ? true : can(regex("^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$", var.smtp_fallback_host))
+    error_message = "smtp_fallback_host must be a host name or an IPv4 address, without scheme or port (the port is smtp_fallback_port)."
+  }
+}
+
+variable "smtp_fallback_port" {
+  description = "The fallback relay's port (Ion:Smtp:Fallback:Port)."
+  type        = number
+  default     = 587
+
+  validation {
+    condition     = var.smtp_fallback_port >= 1 && var.smtp_fallback_port <= 65535 && floor(var.smtp_fallback_port) == var.smtp_fallback_port
+    error_message = "smtp_fallback_port must be a whole number from 1 to 65535."
+  }
+}
+
+variable "smtp_fallback_security" {
+  description = "How the connection to the fallback relay is secured (Ion:Smtp:Fallback:Security): StartTls or SslOnConnect."
+  type        = string
+  default     = "StartTls"
+
+  validation {
+    condition     = contains(["StartTls", "SslOnConnect"], var.smtp_fallback_security)
+    error_message = "smtp_fallback_security must be StartTls or SslOnConnect (ion allows None only to a relay on its own machine, which a Lambda never has)."
+  }
+}
+
+variable "smtp_fallback_username" {
+  description = "The fallback relay's user name (Ion:Smtp:Fallback:Username); null without AUTH. With one, smtp_fallback_password_parameter_name must name its password's SecureString parameter."
+  type        = string
+  default     = null
+}
+
+variable "smtp_fallback_password_parameter_name" {
+  description = "Name of the SSM SecureString parameter holding the fallback relay's password (Ion__Smtp__Fallback__PasswordParameter), created outside Terraform."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.smtp_fallback_password_parameter_name == null ? true : can(regex("^/?[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", var.smtp_fallback_password_parameter_name)) && length(var.smtp_fallback_password_parameter_name) <= 1011
+    error_message = "smtp_fallback_password_parameter_name must be an SSM parameter name: letters, digits, '_', '.', '-', levels separated by '/'."
+  }
+}
+
+variable "smtp_fallback_after_deferrals" {
+  description = "A message deferred this many times goes through the fallback from its next attempt on (Ion:Smtp:Fallback:AfterDeferrals); 0: the fallback only carries mail while the primary is down. Null: ion's default, 3."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.smtp_fallback_after_deferrals == null ? true : var.smtp_fallback_after_deferrals >= 0 && floor(var.smtp_fallback_after_deferrals) == var.smtp_fallback_after_deferrals
+    error_message = "smtp_fallback_after_deferrals must be a whole number, 0 or more."
+  }
+}
+
 variable "smtp_password_parameter_name" {
   description = "Name of the SSM SecureString parameter holding the relay's password (Ion__Smtp__PasswordParameter), e.g. /ion/smtp-password. Create it outside Terraform (recommended: the password then never enters the state), or let the module create it (create_smtp_password_parameter)."
   type        = string
