@@ -11,6 +11,8 @@ namespace Ion.Tests.Api;
 
 /// <summary>Bounces and complaints posted after the send (issue 15, item 2) suppress their addresses, against a real
 /// ion and a real SMTP server: the next message does not go to them.</summary>
+// Reads ion's numbers off /metrics: alone, as OpenTelemetry listens to meters by name, process-wide (MetricsCollection).
+[Collection(nameof(MetricsCollection))]
 public class FeedbackApiTests(ITestOutputHelper output)
 {
     private const string ApiToken = "api-token-0123456789";

@@ -10,6 +10,8 @@ namespace Ion.Tests.Api;
 /// the test fills), and on AWS the services gone (the emulators stopped). ion answers 503 with Retry-After and why,
 /// says so once in its log, /readyz answers 503, the metric shows it, and ion carries on by itself once it can write,
 /// having lost nothing it accepted.</summary>
+// Reads ion's numbers off /metrics: alone, as OpenTelemetry listens to meters by name, process-wide (MetricsCollection).
+[Collection(nameof(MetricsCollection))]
 public sealed class StoreFailureTests
 {
     private static CancellationToken Token => TestContext.Current.CancellationToken;
