@@ -85,6 +85,8 @@ public sealed class AwsEmulators : IAsyncLifetime
         $"--Ion:Aws:SuppressionTable={resources.SuppressionTable}",
         $"--Ion:Aws:ServiceUrl={SqsUrl}",
         $"--Ion:Aws:DynamoDbServiceUrl={DynamoDbUrl}",
+        // A short long poll: every ion a test stops waits for its poll to end, 20 s by default.
+        "--Ion:Aws:ReceiveWaitTime=00:00:01",
         .. throughTopic ? [$"--Ion:Aws:TopicArn={resources.TopicArn}"] : Array.Empty<string>(),
         .. resources.FeedbackQueueUrl is { } feedback ? [$"--Ion:Aws:FeedbackQueueUrl={feedback}"] : Array.Empty<string>(),
         .. resources.EventsTopicArn is { } events ? [$"--Ion:Aws:EventsTopicArn={events}"] : Array.Empty<string>(),

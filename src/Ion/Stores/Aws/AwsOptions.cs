@@ -43,6 +43,11 @@ public sealed class AwsOptions
     /// policy's maxReceiveCount), to record and note them. Each look reads every dead letter once.</summary>
     public TimeSpan DeadLetterSweepInterval { get; set; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>How long an idle worker's receive waits for a message (SQS's long poll, 0 to 20 s). SQS's longest by
+    /// default: an idle worker asks three times a minute, and a message arriving meanwhile is answered at once. A stopping
+    /// worker lets its poll end (a cancelled one would hide what it brings), so a graceful stop takes up to this long.</summary>
+    public TimeSpan ReceiveWaitTime { get; set; } = TimeSpan.FromSeconds(20);
+
     // Feedback (issue 15): SES's bounce and complaint notifications.
     /// <summary>A queue subscribed (without raw delivery) to the SNS topic SES publishes bounces and complaints to;
     /// <c>ion serve</c> reads it into the suppression list, and the Lambda takes the records of an event source mapping
@@ -79,6 +84,8 @@ internal sealed class AwsOptionsValidator : IValidateOptions<AwsOptions>
             errors.Add($"Ion:Aws:TopicArn must be an SNS topic ARN like arn:aws:sns:eu-west-1:123456789012:ion-mail (is '{arn}')");
         if (o.DeadLetterSweepInterval < TimeSpan.FromSeconds(1))
             errors.Add($"Ion:Aws:DeadLetterSweepInterval must be at least 00:00:01 (is {o.DeadLetterSweepInterval})");
+        if (o.ReceiveWaitTime < TimeSpan.Zero || o.ReceiveWaitTime > TimeSpan.FromSeconds(20))
+            errors.Add($"Ion:Aws:ReceiveWaitTime must be from 00:00:00 to 00:00:20, SQS's long poll (is {o.ReceiveWaitTime})");
         if (!string.IsNullOrWhiteSpace(o.QueueUrl) && o.QueueUrl == o.DeadLetterQueueUrl)
             errors.Add("Ion:Aws:DeadLetterQueueUrl must not be the input queue (Ion:Aws:QueueUrl)");
         // Feedback (issue 15).

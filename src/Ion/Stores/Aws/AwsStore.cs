@@ -18,9 +18,6 @@ public static class AwsStore
     /// <summary>SQS's longest visibility timeout.</summary>
     public static readonly TimeSpan MaxVisibilityTimeout = TimeSpan.FromHours(12);
 
-    // SQS's longest long poll: an idle worker asks once every 20 s, and a message arriving meanwhile is answered at once.
-    private static readonly TimeSpan LongPoll = TimeSpan.FromSeconds(20);
-
     /// <summary>The AWS store (<c>Ion:Store</c> = <c>Aws</c>): the queue and its dead letters in SQS, publishing through
     /// the SNS topic when <c>Ion:Aws:TopicArn</c> is set, the delivery log in DynamoDB, whose TTL expires finished
     /// messages (so no pruner runs), and the suppression list in a DynamoDB table of its own when
@@ -42,7 +39,7 @@ public static class AwsStore
             }
             var clients = sp.GetRequiredService<AwsClients>();
             return new SqsQueue(clients.Sqs, aws.QueueUrl!, aws.DeadLetterQueueUrl!,
-                new SqsQueueOptions { VisibilityTimeout = delivery.VisibilityTimeout, ReceiveWaitTime = LongPoll },
+                new SqsQueueOptions { VisibilityTimeout = delivery.VisibilityTimeout, ReceiveWaitTime = aws.ReceiveWaitTime },
                 sp.GetRequiredService<TimeProvider>(),
                 string.IsNullOrWhiteSpace(aws.TopicArn) ? null : new TopicRoute(clients.Sns, aws.TopicArn),
                 sp.GetService<IEventOutbox>(),
@@ -51,7 +48,7 @@ public static class AwsStore
         services.AddSingleton<IMessageQueue>(sp => sp.GetRequiredService<SqsQueue>());
         // A slot asked to stop during a long poll waits for it to end: SqsQueue never cancels one (SQS would hide what
         // it brings for the visibility timeout), so the host's stop must outlast the poll.
-        services.Configure<HostOptions>(host => host.AllowStopFor(LongPoll));
+        services.AddOptions<HostOptions>().Configure<IOptions<AwsOptions>>((host, aws) => host.AllowStopFor(aws.Value.ReceiveWaitTime));
         services.AddSingleton<IDeliveryLog>(sp => new DynamoDbDeliveryLog(
             sp.GetRequiredService<AwsClients>().DynamoDb,
             sp.GetRequiredService<IOptions<AwsOptions>>().Value.TableName!,
@@ -83,7 +80,8 @@ public static class AwsStore
         services.AddSingleton(sp => new FeedbackQueue(sp.GetRequiredService<IOptions<AwsOptions>>().Value.FeedbackQueueUrl,
             sp.GetRequiredService<Suppression.Feedback>()));
         services.AddHostedService(sp => new FeedbackQueueReader(sp.GetRequiredService<AwsClients>().Sqs, sp.GetRequiredService<FeedbackQueue>(),
-            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<FeedbackQueueReader>>(), LongPoll));
+            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<FeedbackQueueReader>>(),
+            sp.GetRequiredService<IOptions<AwsOptions>>().Value.ReceiveWaitTime));
         return services;
     }
 }
