@@ -158,15 +158,18 @@ public sealed partial class AwsProvisioner
     /// (<c>{prefix}-payloads-{account}-{region}</c>, lower case, '_' as '-'); null when that is no valid bucket name.</summary>
     public static string? PayloadBucketName(string prefix, string account, string region)
     {
-        var name = $"{prefix.ToLowerInvariant().Replace('_', '-')}-payloads-{account}-{region}";
+        var name = BucketName(prefix, account, region);
         return BucketPattern().IsMatch(name) ? name : null;
     }
+
+    private static string BucketName(string prefix, string account, string region) =>
+        $"{prefix.ToLowerInvariant().Replace('_', '-')}-payloads-{account}-{region}";
 
     /// <summary>Why <paramref name="prefix"/> cannot name the payload bucket in <paramref name="region"/>, or null (an
     /// account id is always 12 digits, so this can be asked before anything is created).</summary>
     public static string? CheckPayloadBucket(string prefix, string region) =>
         PayloadBucketName(prefix, "000000000000", region) is null
-            ? $"{prefix.ToLowerInvariant().Replace('_', '-')}-payloads-ACCOUNT-{region} is no valid S3 bucket name (at most 63 characters): use a shorter prefix"
+            ? $"{BucketName(prefix, "ACCOUNT", region)} is no valid S3 bucket name (at most 63 characters): use a shorter prefix"
             : null;
 
     /// <summary>The payload bucket, created when missing, with a rule expiring what ion did not delete (a message whose

@@ -159,14 +159,17 @@ public sealed class SqsQueue : IMessageQueue
     /// goes in its place, marked with the extended clients' size attribute.</summary>
     private async Task<IReadOnlyList<OutgoingMessage>> OffloadAsync(IReadOnlyList<OutgoingMessage> messages, CancellationToken cancellationToken)
     {
-        if (_payloads is null || !messages.Any(TooLargeForSns))
+        if (_payloads is null)
             return messages;
-        return await Task.WhenAll(messages.Select(async m => TooLargeForSns(m)
-            ? m with { Body = await _payloads.PutAsync(m.Body, cancellationToken), PayloadBytes = Encoding.UTF8.GetByteCount(m.Body) }
-            : m));
+        // Each body's size counted once; the large ones put side by side.
+        var large = messages.Select((m, i) => (Index: i, Bytes: Encoding.UTF8.GetByteCount(m.Body))).Where(m => m.Bytes > SnsLimit.MaxBodyBytes).ToList();
+        if (large.Count == 0)
+            return messages;
+        var outgoing = messages.ToArray();
+        await Task.WhenAll(large.Select(async m =>
+            outgoing[m.Index] = outgoing[m.Index] with { Body = await _payloads.PutAsync(outgoing[m.Index].Body, cancellationToken), PayloadBytes = m.Bytes }));
+        return outgoing;
     }
-
-    private static bool TooLargeForSns(OutgoingMessage message) => Encoding.UTF8.GetByteCount(message.Body) > SnsLimit.MaxBodyBytes;
 
     public async Task<IReadOnlyList<bool>> KeepHiddenAsync(IReadOnlyList<QueuedMessage> messages, CancellationToken cancellationToken) =>
         await _calls.ChangeVisibilityAsync(_queueUrl, Handles(messages), _visibilitySeconds, cancellationToken);
